@@ -1,0 +1,69 @@
+"""The exception tree of gateway-chaos, documented in one place.
+
+Every error the harness raises on purpose derives from ChaosError, and each
+subclass maps to one exit code so that the CLI never shows a traceback for a
+problem the user can fix.
+"""
+
+from __future__ import annotations
+
+
+class ChaosError(Exception):
+    """Base of every error raised on purpose by the harness."""
+
+    exit_code = 1
+
+
+class ScenarioError(ChaosError):
+    """A scenario file (or an override) is invalid: names file, line and key path."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, file: str = "<scenario>", line: int | None = None,
+                 key: str = "") -> None:
+        self.message = message
+        self.file = file
+        self.line = line
+        self.key = key
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        key = f" {self.key}:" if self.key else ""
+        return f"{where}:{key} {self.message}"
+
+
+class UsageError(ChaosError):
+    """The command line itself is wrong."""
+
+    exit_code = 2
+
+
+class EnvironmentProblem(ChaosError):
+    """Docker missing, an image that cannot be built, a port that cannot be bound."""
+
+    exit_code = 3
+
+
+class ServiceNotReady(EnvironmentProblem):
+    """A service did not become healthy in time; carries its last log lines."""
+
+    def __init__(self, service: str, detail: str, logs: str = "") -> None:
+        self.service = service
+        self.logs = logs
+        text = f"service {service!r} did not become ready: {detail}"
+        if logs:
+            text += "\n--- last log lines of " + service + " ---\n" + logs
+        super().__init__(text)
+
+
+class ProxyError(ChaosError):
+    """The Toxiproxy API refused or failed a request."""
+
+    exit_code = 3
+
+
+class Interrupted(ChaosError):
+    """The run was interrupted by SIGINT or SIGTERM; teardown still happened."""
+
+    exit_code = 130

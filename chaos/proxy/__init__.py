@@ -1,0 +1,1 @@
+"""Toxiproxy: client adapter, providers and the project's own server."""

@@ -1,0 +1,1 @@
+"""Docker runtime: engine bootstrap, image builds, networks, containers, cleanup."""

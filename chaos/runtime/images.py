@@ -1,0 +1,131 @@
+"""Build the project's images with docker-py, tagged by a hash of their content.
+
+Python packages enter images from a wheelhouse made on the host, because
+containers here cannot reach PyPI over TLS. An image whose inputs did not
+change is not rebuilt: its tag (the content hash) already exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import subprocess
+import sys
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+from docker.errors import BuildError, ImageNotFound
+
+from chaos.errors import EnvironmentProblem
+from chaos.runtime.base_image import BaseImage
+from chaos.runtime.bootstrap import _log
+from chaos.runtime.paths import project_root, state_dir
+
+IMAGE_LABEL = "gateway-chaos.image"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """What goes into one image: a folder with a Dockerfile, plus extra files."""
+
+    name: str
+    context_dir: Path
+    extra_files: dict[str, Path] = field(default_factory=dict)  # arcname -> source
+
+    def files(self) -> dict[str, Path]:
+        found = {
+            str(p.relative_to(self.context_dir)): p
+            for p in sorted(self.context_dir.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+        }
+        found.update(self.extra_files)
+        return dict(sorted(found.items()))
+
+
+def toxiproxy_spec() -> ImageSpec:
+    """The project's Toxiproxy-API server: only the embedded package, not the harness."""
+    root = project_root()
+    embedded = root / "chaos" / "proxy" / "embedded"
+    extra = {
+        "chaos/__init__.py": root / "chaos" / "__init__.py",
+        "chaos/proxy/__init__.py": root / "chaos" / "proxy" / "__init__.py",
+    }
+    for src in sorted(embedded.glob("*.py")):
+        extra[f"chaos/proxy/embedded/{src.name}"] = src
+    return ImageSpec("toxiproxy", root / "docker" / "toxiproxy", extra)
+
+
+def spec_for_build_dir(build_dir: Path) -> ImageSpec:
+    if not (build_dir / "Dockerfile").is_file():
+        raise EnvironmentProblem(f"{build_dir} has no Dockerfile")
+    return ImageSpec(build_dir.name, build_dir)
+
+
+def content_hash(spec: ImageSpec, base: BaseImage, base_id: str) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"{base.tag}\0{base_id}\0".encode())
+    for arcname, path in spec.files().items():
+        digest.update(arcname.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def wheelhouse(requirements: Path, python_version: str) -> Path:
+    """Download wheels for requirements.txt once per (content, Python version)."""
+    req_hash = hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
+    target = state_dir() / "wheelhouse" / f"py{python_version}" / req_hash
+    marker = target / ".complete"
+    if marker.exists():
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    _log(f"downloading wheels for {requirements} (Python {python_version})")
+    cmd = [
+        sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
+        "--python-version", python_version, "-d", str(target), "-r", str(requirements),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise EnvironmentProblem(f"pip download for {requirements} failed:\n{proc.stderr[-2000:]}")
+    marker.touch()
+    return target
+
+
+def _context_tar(spec: ImageSpec, wheels: Path | None) -> io.BytesIO:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for arcname, path in spec.files().items():
+            tar.add(str(path), arcname=arcname)
+        wheel_dir = tarfile.TarInfo("wheels")
+        wheel_dir.type = tarfile.DIRTYPE
+        wheel_dir.mode = 0o755
+        tar.addfile(wheel_dir)
+        if wheels is not None:
+            for whl in sorted(wheels.glob("*.whl")):
+                tar.add(str(whl), arcname=f"wheels/{whl.name}")
+    buf.seek(0)
+    return buf
+
+
+def ensure_image(client: docker.DockerClient, spec: ImageSpec, base: BaseImage) -> str:
+    """Return the tag of the image for spec, building it only if its content changed."""
+    base_id = client.images.get(base.tag).id
+    tag = f"gateway-chaos/{spec.name}:{content_hash(spec, base, base_id)}"
+    try:
+        client.images.get(tag)
+        return tag
+    except ImageNotFound:
+        pass
+    requirements = spec.context_dir / "requirements.txt"
+    wheels = wheelhouse(requirements, base.python_version) if requirements.is_file() else None
+    _log(f"building {tag}")
+    try:
+        client.images.build(
+            fileobj=_context_tar(spec, wheels), custom_context=True, tag=tag, rm=True,
+            forcerm=True, buildargs={"BASE": base.tag}, labels={IMAGE_LABEL: spec.name},
+        )
+    except BuildError as exc:
+        lines = [str(item.get("stream", item.get("error", ""))).rstrip() for item in exc.build_log]
+        tail = "\n".join(line for line in lines if line)[-3000:]
+        raise EnvironmentProblem(f"building {tag} failed: {exc.msg}\n{tail}") from exc
+    return tag

@@ -1,0 +1,1 @@
+"""Scenario files: YAML with line marks, typed models, overrides, cross-checks."""

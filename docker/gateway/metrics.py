@@ -1,0 +1,59 @@
+"""Gateway counters rendered in the Prometheus text format.
+
+Hand-rolled instead of prometheus_client to keep the image to aiohttp + tenacity; the
+verdict code only needs a handful of counters and one gauge.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from breaker import CircuitBreaker
+
+BREAKER_STATES = ("closed", "open", "half_open")
+
+
+@dataclass
+class GatewayMetrics:
+    """Process-wide counters; mutated only from the event loop thread."""
+
+    requests_by_code: Counter[str] = field(default_factory=Counter)
+    upstream_attempts: int = 0
+    retries: int = 0
+    upstream_failures: Counter[str] = field(default_factory=Counter)
+    breaker_rejections: int = 0
+
+    def render(self, breaker: CircuitBreaker) -> str:
+        """The /metrics body: state gauge first, then counters, each with HELP/TYPE."""
+        lines: list[str] = []
+        _family(lines, "gateway_breaker_state", "gauge",
+                "Circuit breaker state: 0 closed, 1 open, 2 half_open.")
+        lines.append(f"gateway_breaker_state {int(breaker.state)}")
+        _family(lines, "gateway_breaker_transitions_total", "counter",
+                "Circuit breaker transitions by target state.")
+        for state in BREAKER_STATES:
+            lines.append(f'gateway_breaker_transitions_total{{to="{state}"}} '
+                         f"{breaker.transitions[state]}")
+        _family(lines, "gateway_requests_total", "counter",
+                "Client requests answered, by status code (reset = connection reset).")
+        for code, count in sorted(self.requests_by_code.items()):
+            lines.append(f'gateway_requests_total{{code="{code}"}} {count}')
+        _family(lines, "gateway_upstream_attempts_total", "counter",
+                "Calls made to the upstream, retries included.")
+        lines.append(f"gateway_upstream_attempts_total {self.upstream_attempts}")
+        _family(lines, "gateway_retries_total", "counter", "Upstream calls that were retries.")
+        lines.append(f"gateway_retries_total {self.retries}")
+        _family(lines, "gateway_upstream_failures_total", "counter",
+                "Failed upstream calls by kind (connect, timeout, status, midstream).")
+        for kind, count in sorted(self.upstream_failures.items()):
+            lines.append(f'gateway_upstream_failures_total{{kind="{kind}"}} {count}')
+        _family(lines, "gateway_breaker_rejections_total", "counter",
+                "Requests refused with 503 because the breaker was open.")
+        lines.append(f"gateway_breaker_rejections_total {self.breaker_rejections}")
+        return "\n".join(lines) + "\n"
+
+
+def _family(lines: list[str], name: str, kind: str, help_text: str) -> None:
+    lines.append(f"# HELP {name} {help_text}")
+    lines.append(f"# TYPE {name} {kind}")
