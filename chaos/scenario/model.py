@@ -6,9 +6,9 @@ turning a fault off.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from chaos.scenario.units import ComparisonField, Duration
 
@@ -70,11 +70,15 @@ class ToxicFault(Model):
 
     proxy: str
     toxic: Toxic
+    redraw_every: Duration | None = Field(
+        None, description="remove and add the toxic again this often, so long-lived "
+        "keep-alive connections draw their toxicity anew (a pool cannot settle on clean ones)")
 
     def describe(self) -> str:
         attrs = ", ".join(f"{k}={v}" for k, v in self.toxic.attributes.items())
         share = "" if self.toxic.toxicity == 1 else f" toxicity={self.toxic.toxicity:g}"
-        return f"{self.toxic.type}({attrs}) {self.toxic.stream} on proxy {self.proxy}{share}"
+        again = f" redrawn every {self.redraw_every:g}s" if self.redraw_every else ""
+        return f"{self.toxic.type}({attrs}) {self.toxic.stream} on proxy {self.proxy}{share}{again}"
 
 
 class ContainerFault(Model):
@@ -87,7 +91,25 @@ class ContainerFault(Model):
         return f"{self.action} container {self.container}"
 
 
-Fault = ToxicFault | ContainerFault
+def _fault_kind(value: Any) -> str | None:
+    """Pick the fault family by its keys so errors speak of one family, not both."""
+    if isinstance(value, ToxicFault | ContainerFault):
+        return type(value).__name__
+    if isinstance(value, dict):
+        if "container" in value or "action" in value:
+            return "ContainerFault"
+        if "proxy" in value or "toxic" in value:
+            return "ToxicFault"
+    return None
+
+
+Fault = Annotated[
+    Annotated[ToxicFault, Tag("ToxicFault")] | Annotated[ContainerFault, Tag("ContainerFault")],
+    Discriminator(
+        _fault_kind, custom_error_type="fault_kind",
+        custom_error_message="a fault is either {proxy, toxic} or {container, action}",
+    ),
+]
 
 
 class Phase(Model):
@@ -111,6 +133,7 @@ class Load(Model):
     spawn_rate: float = Field(10.0, gt=0, le=5000)
     timeout: Duration = 5.0
     connect_timeout: Duration = 2.0
+    wait: Duration = Field(0.05, description="pause of each user between its requests")
     retry_header: str = "X-Gateway-Retries"
     requests: list[Request] = Field(min_length=1)
 

@@ -56,6 +56,7 @@ class BackendConfig:
 
 CONFIG_KEY = web.AppKey("config", BackendConfig)
 STATS_KEY = web.AppKey("stats", Counter)
+CLIENT_GONE = "client_gone"  # request-scoped flag set when a stream's reader hung up
 
 
 def _int_param(request: web.Request, name: str, default: int, upper: int) -> int:
@@ -210,18 +211,21 @@ async def _stream_chat(
     delay_s = _int_param(request, "chunk_delay_ms", default_ms, MAX_DELAY_MS) / 1000
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-cache"})
-    await response.prepare(request)
     first: dict[str, str] = {"role": "assistant", "content": ""}
     filler = _filler(request)
     if filler:
         first["filler"] = filler
-    await response.write(_chunk(meta, first, None))
-    for token in tokens:
-        await asyncio.sleep(delay_s)
-        await response.write(_chunk(meta, {"content": token}, None))
-    await response.write(_chunk(meta, {}, "stop"))
-    await response.write(b"data: [DONE]\n\n")
-    await response.write_eof()
+    await response.prepare(request)
+    try:
+        await response.write(_chunk(meta, first, None))
+        for token in tokens:
+            await asyncio.sleep(delay_s)
+            await response.write(_chunk(meta, {"content": token}, None))
+        await response.write(_chunk(meta, {}, "stop"))
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+    except ConnectionResetError:
+        request[CLIENT_GONE] = True  # the reader hung up mid-stream: normal under chaos
     return response
 
 
@@ -243,6 +247,8 @@ async def count_and_log(request: web.Request, handler: Handler) -> web.StreamRes
         status = "client_gone"
         raise
     finally:
+        if request.get(CLIENT_GONE):
+            status = f"{status} client_gone"
         elapsed_ms = (time.monotonic() - started) * 1000
         LOG.info("%s %s %s %.1fms", request.method, request.path, status, elapsed_ms)
 

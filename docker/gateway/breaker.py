@@ -75,9 +75,13 @@ class CircuitBreaker:
         return False
 
     def record_success(self) -> None:
+        """A success closes a half-open breaker. While open, a straggler that started
+        before the breaker opened proves little, so only the half-open trial may close it."""
         self._consecutive_failures = 0
+        if self._state is BreakerState.OPEN:
+            return
         self._trial_in_flight = False
-        if self.enabled and self._state is not BreakerState.CLOSED:
+        if self.enabled and self._state is BreakerState.HALF_OPEN:
             self._move_to(BreakerState.CLOSED)
 
     def record_failure(self) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+# isort: split
+# Sibling modules: the Dockerfile copies them flat into /app next to app.py.
 from breaker import CircuitBreaker
 
 BREAKER_STATES = ("closed", "open", "half_open")

@@ -1,0 +1,43 @@
+# gateway-chaos: every target does its own setup when it is missing, and only then.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SCENARIO ?= backend-crash
+ARGS ?=
+
+.PHONY: help venv setup chaos test test-fast lint bench clean
+
+help:
+	@echo "make chaos SCENARIO=backend-crash   run scenarios/<name>.yaml (ARGS='--set k=v' to override)"
+	@echo "make test                           unit + Docker tests (sets everything up)"
+	@echo "make test-fast                      unit tests only, no Docker"
+	@echo "make setup | lint | clean"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+setup: $(STAMP)
+	$(BIN)/chaos setup
+
+chaos: setup
+	$(BIN)/chaos run scenarios/$(SCENARIO).yaml $(ARGS)
+
+test: setup
+	$(BIN)/pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not docker"
+
+lint: $(STAMP)
+	$(BIN)/ruff check chaos tests docker
+	$(BIN)/mypy chaos
+
+clean:
+	-@test -x $(BIN)/chaos && $(BIN)/chaos doctor --sweep
+	rm -rf reports/*/ reports/*-latest .pytest_cache .mypy_cache .ruff_cache .hypothesis

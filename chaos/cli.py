@@ -1,0 +1,154 @@
+"""The `chaos` command: run | validate | list | doctor | setup | toxiproxy serve.
+
+Exit codes: 0 all assertions hold, 1 some fail, 2 bad input or usage,
+3 environment problem, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from chaos.errors import ChaosError, ScenarioError
+
+EXIT_USAGE = 2
+
+
+def _scenario_path(arg: str) -> Path:
+    """Accept a path or a bare scenario name from scenarios/."""
+    path = Path(arg)
+    if path.exists() or path.suffix in (".yaml", ".yml"):
+        return path
+    from chaos.runtime.paths import project_root
+
+    for candidate in (Path("scenarios") / f"{arg}.yaml",
+                      project_root() / "scenarios" / f"{arg}.yaml"):
+        if candidate.exists():
+            return candidate
+    return path
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from chaos.engine import run_scenario
+    from chaos.scenario.loader import load_scenario
+
+    path = _scenario_path(args.scenario)
+    scenario = load_scenario(path, args.set)
+    command = "chaos run " + shlex.quote(str(path)) + "".join(
+        f" --set {shlex.quote(s)}" for s in args.set)
+    result = run_scenario(scenario, file=str(path), scenario_yaml=path.read_text(),
+                          report_root=Path(args.report_dir), quiet=args.quiet, command=command)
+    if result.error:
+        print(f"chaos: {result.error}", file=sys.stderr)
+    return result.exit_code
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from chaos.scenario.loader import load_scenario
+
+    status = 0
+    for arg in args.files:
+        try:
+            scenario = load_scenario(_scenario_path(arg), args.set)
+            print(f"ok {arg}: {scenario.name} ({len(scenario.phases)} phases, "
+                  f"{len(scenario.assertions)} assertions, {scenario.total_duration():g}s)")
+        except ScenarioError as exc:
+            print(exc.render(), file=sys.stderr)
+            status = EXIT_USAGE
+    return status
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from chaos.scenario.loader import load_scenario
+
+    folder = Path(args.folder)
+    files = sorted(folder.glob("*.yaml"))
+    if not files:
+        print(f"no scenarios in {folder}", file=sys.stderr)
+        return EXIT_USAGE
+    width = max(len(f.stem) for f in files)
+    for file in files:
+        try:
+            scenario = load_scenario(file)
+            print(f"{file.stem:<{width}}  {scenario.description}")
+        except ScenarioError as exc:
+            print(f"{file.stem:<{width}}  INVALID: {exc.render()}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from chaos.runtime.doctor import doctor
+
+    return doctor(sweep=args.sweep)
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from chaos.runtime.setup import setup
+
+    setup()
+    return 0
+
+
+def cmd_toxiproxy(args: argparse.Namespace) -> int:
+    from chaos.proxy.embedded.__main__ import main as serve
+
+    argv = ["--host", args.host, "--port", str(args.port)]
+    if args.config:
+        argv += ["--config", args.config]
+    result = serve(argv)
+    return int(result or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chaos", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a scenario and write reports")
+    run.add_argument("scenario", help="scenario file or name from scenarios/")
+    run.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                     help="override one value, e.g. services.gateway.env.GATEWAY_RETRIES=off")
+    run.add_argument("--report-dir", default="reports")
+    run.add_argument("--quiet", action="store_true", help="only print the verdict")
+    run.set_defaults(func=cmd_run)
+    val = sub.add_parser("validate", help="check scenario files without starting anything")
+    val.add_argument("files", nargs="+")
+    val.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE")
+    val.set_defaults(func=cmd_validate)
+    lst = sub.add_parser("list", help="list the scenario library")
+    lst.add_argument("folder", nargs="?", default="scenarios")
+    lst.set_defaults(func=cmd_list)
+    doc = sub.add_parser("doctor", help="find (and with --sweep remove) leftovers of dead runs")
+    doc.add_argument("--sweep", action="store_true")
+    doc.set_defaults(func=cmd_doctor)
+    setup = sub.add_parser("setup", help="start a Docker engine and build the images")
+    setup.set_defaults(func=cmd_setup)
+    toxi = sub.add_parser("toxiproxy", help="the project's Toxiproxy-API server")
+    toxi_sub = toxi.add_subparsers(dest="toxiproxy_command", required=True)
+    serve = toxi_sub.add_parser("serve")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8474)
+    serve.add_argument("--config")
+    serve.set_defaults(func=cmd_toxiproxy)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ScenarioError as exc:
+        print(exc.render(), file=sys.stderr)
+        return exc.exit_code
+    except ChaosError as exc:
+        print(f"chaos: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("chaos: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

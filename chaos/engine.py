@@ -1,0 +1,135 @@
+"""Run one scenario: environment up, phases with load and faults, verdict, reports, down.
+
+The engine owns teardown: it happens on success, failed assertions, errors,
+Ctrl-C and SIGTERM, before the verdict is computed and reports are written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import re
+import secrets
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+
+from chaos.errors import ChaosError, Interrupted
+from chaos.observe.events import (
+    AssertionEvaluated,
+    ConsoleProgress,
+    EventBus,
+    Recorder,
+    RunFinished,
+    RunStarted,
+)
+from chaos.report.writer import write_reports
+from chaos.scenario.model import Scenario
+from chaos.session import RunSession
+from chaos.verdict.evaluate import Evidence, evaluate
+from chaos.verdict.result import Result
+from chaos.verdict.stats import read_records, timeline
+from chaos.verdict.summary import phase_stats
+
+
+def new_run_id() -> str:
+    return dt.datetime.now().strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """SIGTERM becomes Interrupted (SIGINT is KeyboardInterrupt already)."""
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted("terminated by SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """Teardown must complete: a second Ctrl-C or SIGTERM does not cut it short."""
+    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+
+
+def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
+                 report_root: Path = Path("reports"), quiet: bool = False,
+                 command: str = "", bus: EventBus | None = None) -> Result:
+    """Run a validated scenario and return its Result (reports are written too)."""
+    run_id = new_run_id()
+    run_dir = report_root / f"{scenario.name}-{run_id}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    bus = bus or EventBus()
+    recorder = Recorder(run_dir / "events.ndjson")
+    bus.subscribe(ConsoleProgress(quiet=quiet))
+    bus.subscribe(recorder)
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    started = time.monotonic()
+    bus.emit(RunStarted(scenario=scenario.name, run_id=run_id))
+    session = RunSession(scenario, run_id, run_dir, bus)
+    error: str | None = None
+    verdict = ""
+    try:
+        with _signals_raise():
+            try:
+                session.run()
+            finally:
+                with shielded():
+                    session.teardown()
+    except (KeyboardInterrupt, Interrupted):
+        verdict, error = "interrupted", "the run was interrupted; everything it created was removed"
+    except ChaosError as exc:
+        verdict, error = "error", str(exc)
+    result = Result(
+        scenario=scenario.name, file=file, run_id=run_id, started_at=started_at,
+        duration_s=round(time.monotonic() - started, 2), verdict=verdict, exit_code=0,
+        description=scenario.description, provider=session.provider, images=session.images,
+        command=command, error=error, phases=session.windows, faults=session.fault_records,
+        logs=_mask_logs(session.logs), scenario_yaml=scenario_yaml, report_dir=str(run_dir),
+    )
+    _judge(scenario, session, result, bus)
+    write_reports(result, run_dir, session.records_path, session.t0)
+    bus.emit(RunFinished(verdict=result.verdict, exit_code=result.exit_code,
+                         report_dir=str(run_dir)))
+    recorder.close()
+    return result
+
+
+_EXIT = {"pass": 0, "fail": 1, "error": 3, "interrupted": 130}
+
+
+def _judge(scenario: Scenario, session: RunSession, result: Result, bus: EventBus) -> None:
+    records = list(read_records(session.records_path, session.t0))
+    end = session.windows[-1].end if session.windows else 0.0
+    result.timeline = timeline(records, end)
+    result.breaker = [(round(t - session.t0, 3), v) for t, v in session.breaker_samples]
+    result.phase_stats = phase_stats(records, session.windows)
+    if result.verdict:  # error or interrupted: no judgement on partial data
+        result.exit_code = _EXIT[result.verdict]
+        return
+    result.assertions = evaluate(scenario, Evidence(records, session.windows, result.breaker))
+    for item in result.assertions:
+        bus.emit(AssertionEvaluated(phase=item.phase, check=f"{item.kind} {item.bound}",
+                                    passed=item.passed,
+                                    message=item.message or f"observed {item.observed}"))
+    result.verdict = "pass" if all(a.passed for a in result.assertions) else "fail"
+    result.exit_code = _EXIT[result.verdict]
+
+
+_SECRET_LINE = re.compile(r"(?i)((?:token|key|secret|password)[A-Z_]*\s*[=:]\s*)(\S+)")
+
+
+def _mask_logs(logs: dict[str, str]) -> dict[str, str]:
+    return {name: _SECRET_LINE.sub(r"\1****", text) for name, text in logs.items()}

@@ -1,0 +1,1 @@
+"""Fault families: Toxiproxy toxics and container actions, looked up by the registry."""

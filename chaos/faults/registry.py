@@ -1,0 +1,20 @@
+"""Maps each fault of the scenario language to the module that injects it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from chaos.faults.base import FaultContext, Injected
+from chaos.faults.containers import inject_container_action
+from chaos.faults.toxics import inject_toxic
+from chaos.scenario.model import ContainerFault, ToxicFault
+
+INJECTORS: dict[type, Callable[[Any, FaultContext, int], Injected]] = {
+    ToxicFault: inject_toxic,
+    ContainerFault: inject_container_action,
+}
+
+
+def inject(fault: ToxicFault | ContainerFault, ctx: FaultContext, index: int) -> Injected:
+    return INJECTORS[type(fault)](fault, ctx, index)

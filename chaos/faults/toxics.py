@@ -1,0 +1,28 @@
+"""Toxiproxy toxics (latency, reset_peer, timeout, bandwidth, slow_close, ...) on a proxy."""
+
+from __future__ import annotations
+
+from chaos.faults.base import FaultContext, Injected
+from chaos.scenario.model import ToxicFault
+
+
+def inject_toxic(fault: ToxicFault, ctx: FaultContext, index: int) -> Injected:
+    """Add the toxic for the length of its phase; the undo removes exactly this toxic."""
+    toxic = fault.toxic
+    name = toxic.name or f"{toxic.type}_{toxic.stream}_{index}"
+    added = ctx.proxies.add_toxic(
+        fault.proxy, toxic.type, stream=toxic.stream, toxicity=toxic.toxicity,
+        attributes=dict(toxic.attributes), name=name,
+    )
+
+    def undo() -> None:
+        ctx.proxies.remove_toxic(fault.proxy, added)
+
+    def redraw() -> None:
+        """Remove and add again: every open connection draws its toxicity anew."""
+        ctx.proxies.remove_toxic(fault.proxy, added)
+        ctx.proxies.add_toxic(fault.proxy, toxic.type, stream=toxic.stream,
+                              toxicity=toxic.toxicity, attributes=dict(toxic.attributes),
+                              name=added)
+
+    return Injected(fault.describe(), undo=undo, every=fault.redraw_every, again=redraw)

@@ -1,0 +1,119 @@
+"""What did the client see? One outcome class per request.
+
+A reset reaching the client is the failure this tool exists to catch; a
+502/503/504/429 with a body is the graceful answer. The order of the checks
+matters: http.client.RemoteDisconnected subclasses ConnectionResetError, yet a
+clean close without a response is not a reset.
+"""
+
+from __future__ import annotations
+
+import errno
+import http.client
+import socket
+from collections.abc import Iterator, Mapping
+
+OK = "ok"
+OK_AFTER_RETRY = "ok_after_retry"
+GRACEFUL = "graceful_error"
+RESET = "reset"
+REFUSED = "refused"
+CONNECT_TIMEOUT = "connect_timeout"
+READ_TIMEOUT = "read_timeout"
+CLOSED = "closed"
+TRUNCATED = "truncated"
+OTHER = "other"
+
+OUTCOMES = (OK, OK_AFTER_RETRY, GRACEFUL, RESET, REFUSED, CONNECT_TIMEOUT, READ_TIMEOUT, CLOSED,
+            TRUNCATED, OTHER)
+SUCCESSES = frozenset({OK, OK_AFTER_RETRY})
+GRACEFUL_STATUSES = frozenset({500, 501, 502, 503, 504, 429})
+SSE_TERMINATOR = b"data: [DONE]"
+
+
+def classify_response(status: int, headers: Mapping[str, str], body: bytes,
+                      retry_header: str = "X-Gateway-Retries") -> tuple[str, str]:
+    """Classify a request that got an HTTP response (status > 0)."""
+    if status in GRACEFUL_STATUSES:
+        if body.strip():
+            return GRACEFUL, str(status)
+        return OTHER, f"HTTP {status} without a body"
+    if 200 <= status < 400:
+        content_type = _header(headers, "content-type").lower()
+        if content_type.startswith("text/event-stream"):
+            if b"event: error" in body:
+                return GRACEFUL, f"{status} stream error event"
+            if SSE_TERMINATOR not in body:
+                return TRUNCATED, "SSE stream ended without data: [DONE]"
+        if _retries(headers, retry_header) > 0:
+            return OK_AFTER_RETRY, str(status)
+        return OK, str(status)
+    return OTHER, f"HTTP {status}"
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        for key, candidate in headers.items():
+            if key.lower() == lowered:
+                return candidate
+        return ""
+    return value
+
+
+def _retries(headers: Mapping[str, str], name: str) -> int:
+    try:
+        return int(_header(headers, name) or 0)
+    except ValueError:
+        return 0
+
+
+def classify_exception(error: BaseException) -> tuple[str, str]:
+    """Classify a request that failed without a usable response."""
+    name = type(error).__name__
+    chain = list(_causes(error))
+    names = {type(e).__name__ for e in chain}
+    if "ConnectTimeout" in names or "ConnectTimeoutError" in names:
+        return CONNECT_TIMEOUT, name
+    if "ReadTimeout" in names or "ReadTimeoutError" in names:
+        return READ_TIMEOUT, name
+    for cause in chain:
+        if isinstance(cause, http.client.IncompleteRead):
+            return TRUNCATED, "IncompleteRead"
+        if isinstance(cause, http.client.RemoteDisconnected):
+            return CLOSED, "RemoteDisconnected"
+        if isinstance(cause, ConnectionRefusedError):
+            return REFUSED, "ConnectionRefusedError"
+        if isinstance(cause, ConnectionResetError):
+            return RESET, "ConnectionResetError"
+        if isinstance(cause, BrokenPipeError):
+            return CLOSED, "BrokenPipeError"
+        if isinstance(cause, TimeoutError | socket.timeout):
+            return READ_TIMEOUT, type(cause).__name__
+        if isinstance(cause, OSError) and cause.errno == errno.ECONNRESET:
+            return RESET, type(cause).__name__
+    if names & {"ChunkedEncodingError", "ProtocolError", "InvalidChunkLength"}:
+        if _mentions(chain, "Connection broken"):
+            return TRUNCATED, name
+    return OTHER, name
+
+
+def _mentions(chain: list[BaseException], text: str) -> bool:
+    return any(text in str(e) for e in chain)
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """The error, its causes/contexts, exceptions in its args, and urllib3's .reason."""
+    seen: set[int] = set()
+    stack = [error]
+    while stack:
+        current = stack.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        for nested in (current.__cause__, current.__context__, getattr(current, "reason", None)):
+            if isinstance(nested, BaseException):
+                stack.append(nested)
+        stack.extend(arg for arg in current.args if isinstance(arg, BaseException))

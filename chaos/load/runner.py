@@ -1,0 +1,102 @@
+"""Run Locust as a subprocess for one scenario run.
+
+Locust is never imported here: it monkey-patches the process with gevent.
+The process is bounded by -t, stopped with SIGTERM at the end of the run, and
+killed if it does not stop in time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from chaos.scenario.model import Load
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+
+
+class LocustProcess:
+    """One headless Locust run writing per-request NDJSON records."""
+
+    def __init__(self, load: Load, target_url: str, run_dir: Path, max_seconds: float) -> None:
+        self.load = load
+        self.target_url = target_url
+        self.run_dir = run_dir
+        self.max_seconds = max_seconds
+        self.records = run_dir / "requests.ndjson"
+        self.phase_file = run_dir / "phases.tsv"
+        self.log_path = run_dir / "locust.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _config(self) -> dict[str, object]:
+        return {
+            "records": str(self.records), "phase_file": str(self.phase_file),
+            "retry_header": self.load.retry_header, "timeout": self.load.timeout,
+            "connect_timeout": self.load.connect_timeout, "wait": self.load.wait,
+            "requests": [r.model_dump(by_alias=True) for r in self.load.requests],
+        }
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+            "-u", str(self.load.users), "-r", str(self.load.spawn_rate),
+            "-t", f"{int(self.max_seconds) + 1}s", "-H", self.target_url,
+            "--only-summary", "--exit-code-on-error", "0", "--stop-timeout", "2",
+            "--loglevel", "WARNING",
+        ]
+
+    def start(self) -> int:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config_path = self.run_dir / "load.json"
+        config_path.write_text(json.dumps(self._config(), indent=1))
+        self.phase_file.write_text("")
+        self.records.touch()
+        env = dict(os.environ, CHAOS_LOAD_CONFIG=str(config_path), PYTHONUNBUFFERED="1")
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=env, start_new_session=True,
+            )
+        return self.proc.pid
+
+    def set_phase(self, name: str, at: float | None = None) -> None:
+        with open(self.phase_file, "a") as handle:
+            handle.write(f"{at if at is not None else time.time():.4f}\t{name}\n")
+
+    def wait_for_traffic(self, timeout: float = 20.0) -> bool:
+        """True once the first request records reach disk (Locust is generating load)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.records.stat().st_size > 0:
+                return True
+            if self.proc is not None and self.proc.poll() is not None:
+                return False
+            time.sleep(0.1)
+        return False
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM (Locust flushes and exits), then SIGKILL of the whole group."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+        except ProcessLookupError:
+            pass
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""

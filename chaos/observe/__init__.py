@@ -1,0 +1,1 @@
+"""Observation: the engine's typed event stream, its recorder, and probes."""

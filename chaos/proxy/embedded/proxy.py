@@ -1,0 +1,216 @@
+"""One proxy: its listener, its toxics, its live connections and its counters.
+
+Toxic changes are pushed to every open connection at once, so that a fault
+injected in the middle of a run hits the connections a gateway already pools,
+not only the ones it opens later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from chaos.proxy.embedded.errors import TOXIC_EXISTS, TOXIC_NOT_FOUND, ApiError, bad_request
+from chaos.proxy.embedded.link import CHUNK, Connection
+from chaos.proxy.embedded.toxics import Toxic, update_toxic
+
+log = logging.getLogger("chaos.proxy.embedded")
+
+DIAL_TIMEOUT = 5.0
+
+
+def split_hostport(address: str) -> tuple[str, int]:
+    """Split ``host:port`` (``[v6]:port`` too) as Go's net.SplitHostPort does."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"address {address!r}: expected host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+def format_hostport(sockname: tuple[Any, ...]) -> str:
+    host, port = sockname[0], sockname[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _bind(listen: str) -> socket.socket:
+    """Bind one socket (not one per address family) so that port 0 means one port."""
+    try:
+        host, port = split_hostport(listen)
+        infos = socket.getaddrinfo(host or "0.0.0.0", port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+        family, kind, proto, _, addr = sorted(infos, key=lambda i: i[0] != socket.AF_INET)[0]
+        sock = socket.socket(family, kind, proto)
+    except (OSError, ValueError) as exc:
+        raise ApiError(f"listen tcp {listen}: {exc}", 500) from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise ApiError(f"listen tcp {listen}: {exc.strerror or exc}", 500) from exc
+    return sock
+
+
+@dataclass
+class ProxyStats:
+    """Counters behind the ``/proxies/{name}/stats`` extension."""
+
+    total: int = 0
+    dial_failures: int = 0
+    bytes: dict[str, int] = field(default_factory=lambda: {"upstream": 0, "downstream": 0})
+    toxics: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add_bytes(self, stream: str, count: int) -> None:
+        self.bytes[stream] += count
+
+    def toxic_applied(self, toxic: Toxic) -> None:
+        entry = self.toxics.setdefault(toxic.name, {"connections": 0})
+        entry.update(type=toxic.type, stream=toxic.stream)
+        entry["connections"] += 1
+
+
+class Proxy:
+    """A listener forwarding each accepted connection to ``upstream``."""
+
+    def __init__(self, name: str, listen: str, upstream: str,
+                 dial_timeout: float = DIAL_TIMEOUT) -> None:
+        self.name = name
+        self.listen = listen
+        self.upstream = upstream
+        self.dial_timeout = dial_timeout
+        self.enabled = False
+        self.toxics: dict[str, Toxic] = {}
+        self.connections: set[Connection] = set()
+        self.stats = ProxyStats()
+        self._server: asyncio.Server | None = None
+
+    # --- JSON -------------------------------------------------------------------------------
+    def toxic_list(self) -> list[Toxic]:
+        """Upstream toxics first, then downstream, each in creation order (as upstream)."""
+        return sorted(self.toxics.values(), key=lambda t: t.stream != "upstream")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "listen": self.listen, "upstream": self.upstream,
+                "enabled": self.enabled, "toxics": [t.to_json() for t in self.toxic_list()]}
+
+    def stats_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "connections": {"total": self.stats.total, "active": len(self.connections),
+                            "dial_failures": self.stats.dial_failures},
+            "bytes": dict(self.stats.bytes),
+            "toxics": {k: dict(v) for k, v in self.stats.toxics.items()},
+        }
+
+    # --- listener ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.enabled:
+            return
+        sock = _bind(self.listen)
+        try:
+            self._server = await asyncio.start_server(self._accept, sock=sock, limit=CHUNK * 4)
+        except OSError as exc:
+            sock.close()
+            raise ApiError(f"listen tcp {self.listen}: {exc.strerror or exc}", 500) from exc
+        self.listen = format_hostport(sock.getsockname())
+        self.enabled = True
+        log.info("proxy %s: listening on %s -> %s", self.name, self.listen, self.upstream)
+
+    async def stop(self) -> None:
+        """Close the listener and every connection, as disabling does upstream."""
+        if not self.enabled:
+            return
+        self.enabled = False
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for conn in list(self.connections):
+            conn.close(False)
+        if server is not None:  # on 3.12+ this waits for the connections just closed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), 2.0)
+        log.info("proxy %s: stopped (was %s)", self.name, self.listen)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server = self._server
+        peer = writer.get_extra_info("peername")
+        peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else peer
+        self.stats.total += 1
+        try:
+            host, port = split_hostport(self.upstream)
+            upstream = await asyncio.wait_for(  # resolved at every dial: containers move
+                asyncio.open_connection(host, port, limit=CHUNK * 4), self.dial_timeout)
+        except (OSError, ValueError) as exc:  # TimeoutError is an OSError
+            self.stats.dial_failures += 1
+            log.warning("proxy %s: client %s: cannot reach upstream %s: %s", self.name, peer,
+                        self.upstream, str(exc) or "dial timed out")
+            writer.close()
+            return
+        if server is not self._server or server is None:  # disabled while dialling
+            writer.close()
+            upstream[1].close()
+            return
+        conn = Connection(self, (reader, writer), upstream)
+        self.connections.add(conn)
+        log.info("proxy %s: accepted %s -> %s", self.name, peer, self.upstream)
+        conn.start(self.toxic_list())
+
+    def connection_closed(self, conn: Connection, how: str) -> None:
+        self.connections.discard(conn)
+        log.info("proxy %s: connection %s %s", self.name, conn.peer, how)
+
+    # --- toxics -----------------------------------------------------------------------------
+    def _push(self) -> None:
+        toxics = self.toxic_list()
+        for conn in list(self.connections):
+            conn.refresh(toxics)
+
+    def get_toxic(self, name: str) -> Toxic:
+        try:
+            return self.toxics[name]
+        except KeyError:
+            raise ApiError(TOXIC_NOT_FOUND, 404) from None
+
+    def add_toxic(self, toxic: Toxic) -> Toxic:
+        if toxic.name in self.toxics:
+            raise ApiError(TOXIC_EXISTS, 409)
+        self.toxics[toxic.name] = toxic
+        self._push()
+        log.info("proxy %s: toxic %s added %s", self.name, toxic.name, toxic.to_json())
+        return toxic
+
+    def update_toxic(self, name: str, body: object) -> Toxic:
+        toxic = update_toxic(self.get_toxic(name), body)
+        self.toxics[name] = toxic
+        self._push()
+        log.info("proxy %s: toxic %s updated %s", self.name, name, toxic.to_json())
+        return toxic
+
+    def remove_toxic(self, name: str) -> None:
+        self.get_toxic(name)
+        del self.toxics[name]
+        self._push()
+        log.info("proxy %s: toxic %s removed", self.name, name)
+
+    def reset_toxics(self) -> None:
+        if self.toxics:
+            self.toxics.clear()
+            self._push()
+            log.info("proxy %s: all toxics removed", self.name)
+
+
+def check_upstream(upstream: object) -> str:
+    if not isinstance(upstream, str) or not upstream:
+        raise bad_request("missing required field: upstream")
+    try:
+        split_hostport(upstream)
+    except ValueError as exc:
+        raise bad_request(f"upstream: {exc}") from None
+    return upstream

@@ -1,0 +1,167 @@
+"""The HTTP control API, path for path and status for status like Toxiproxy 2.x.
+
+Handlers only translate HTTP to ``Collection``/``Proxy`` calls; one middleware
+turns every refusal into the upstream error JSON and logs one line per call,
+so that a scenario's fault timeline can be read back from the server's stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from chaos.proxy.embedded.collection import Collection
+from chaos.proxy.embedded.errors import ApiError, bad_request
+from chaos.proxy.embedded.toxics import parse_toxic
+
+VERSION = "2.12.0-chaos"
+
+log = logging.getLogger("chaos.proxy.embedded")
+
+COLLECTION: web.AppKey[Collection] = web.AppKey("collection", Collection)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status)
+
+
+@web.middleware
+async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.monotonic()
+    response: web.StreamResponse
+    try:
+        response = await handler(request)
+    except ApiError as exc:
+        response = _json(exc.to_json(), exc.status)
+    except web.HTTPException as exc:  # unknown path or method: still the error JSON
+        message = (exc.reason or "error").lower()
+        response = _json({"error": message, "status": exc.status}, exc.status)
+    except Exception as exc:  # a bug must not leave the client without an answer
+        log.exception("api %s %s failed", request.method, request.path_qs)
+        response = _json({"error": f"internal error: {exc}", "status": 500}, 500)
+    log.info("api %s %s -> %d (%.1f ms)", request.method, request.path_qs, response.status,
+             (time.monotonic() - started) * 1000)
+    return response
+
+
+async def _body(request: web.Request) -> Any:
+    text = await request.text()
+    if not text.strip():
+        raise bad_request("bad request body: EOF")
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise bad_request(f"bad request body: {exc}") from None
+
+
+def _collection(request: web.Request) -> Collection:
+    return request.app[COLLECTION]
+
+
+async def version(request: web.Request) -> web.Response:
+    return _json({"version": VERSION})
+
+
+async def proxy_index(request: web.Request) -> web.Response:
+    proxies = _collection(request).proxies
+    return _json({name: proxy.to_json() for name, proxy in proxies.items()})
+
+
+async def proxy_create(request: web.Request) -> web.Response:
+    proxy = await _collection(request).create(await _body(request))
+    return _json(proxy.to_json(), 201)
+
+
+async def populate(request: web.Request) -> web.Response:
+    proxies = await _collection(request).populate(await _body(request))
+    return _json({"proxies": [p.to_json() for p in proxies]}, 201)
+
+
+async def reset(request: web.Request) -> web.Response:
+    await _collection(request).reset()
+    return web.Response(status=204)
+
+
+async def proxy_show(request: web.Request) -> web.Response:
+    return _json(_collection(request).get(request.match_info["proxy"]).to_json())
+
+
+async def proxy_update(request: web.Request) -> web.Response:
+    name = request.match_info["proxy"]
+    _collection(request).get(name)  # 404 before 400, as upstream
+    proxy = await _collection(request).update(name, await _body(request))
+    return _json(proxy.to_json())
+
+
+async def proxy_delete(request: web.Request) -> web.Response:
+    await _collection(request).remove(request.match_info["proxy"])
+    return web.Response(status=204)
+
+
+async def proxy_stats(request: web.Request) -> web.Response:
+    return _json(_collection(request).get(request.match_info["proxy"]).stats_json())
+
+
+async def toxic_index(request: web.Request) -> web.Response:
+    proxy = _collection(request).get(request.match_info["proxy"])
+    return _json([t.to_json() for t in proxy.toxic_list()])
+
+
+async def toxic_create(request: web.Request) -> web.Response:
+    proxy = _collection(request).get(request.match_info["proxy"])
+    toxic = proxy.add_toxic(parse_toxic(await _body(request)))
+    return _json(toxic.to_json())  # 200, not 201: upstream answers so
+
+
+async def toxic_show(request: web.Request) -> web.Response:
+    proxy = _collection(request).get(request.match_info["proxy"])
+    return _json(proxy.get_toxic(request.match_info["toxic"]).to_json())
+
+
+async def toxic_update(request: web.Request) -> web.Response:
+    proxy = _collection(request).get(request.match_info["proxy"])
+    proxy.get_toxic(request.match_info["toxic"])
+    toxic = proxy.update_toxic(request.match_info["toxic"], await _body(request))
+    return _json(toxic.to_json())
+
+
+async def toxic_delete(request: web.Request) -> web.Response:
+    proxy = _collection(request).get(request.match_info["proxy"])
+    proxy.remove_toxic(request.match_info["toxic"])
+    return web.Response(status=204)
+
+
+async def _close_proxies(app: web.Application) -> None:
+    await app[COLLECTION].close_all()
+
+
+def create_app(collection: Collection | None = None) -> web.Application:
+    """The control API as an aiohttp application; closing it stops every proxy."""
+    app = web.Application(middlewares=[api_middleware])
+    app[COLLECTION] = collection if collection is not None else Collection()
+    app.on_shutdown.append(_close_proxies)
+    router = app.router
+    router.add_get("/version", version)
+    router.add_post("/reset", reset)
+    router.add_post("/populate", populate)
+    router.add_get("/proxies", proxy_index)
+    router.add_post("/proxies", proxy_create)
+    router.add_get("/proxies/{proxy}", proxy_show)
+    router.add_post("/proxies/{proxy}", proxy_update)
+    router.add_patch("/proxies/{proxy}", proxy_update)
+    router.add_delete("/proxies/{proxy}", proxy_delete)
+    router.add_get("/proxies/{proxy}/stats", proxy_stats)
+    router.add_get("/proxies/{proxy}/toxics", toxic_index)
+    router.add_post("/proxies/{proxy}/toxics", toxic_create)
+    router.add_get("/proxies/{proxy}/toxics/{toxic}", toxic_show)
+    router.add_post("/proxies/{proxy}/toxics/{toxic}", toxic_update)
+    router.add_patch("/proxies/{proxy}/toxics/{toxic}", toxic_update)
+    router.add_delete("/proxies/{proxy}/toxics/{toxic}", toxic_delete)
+    return app

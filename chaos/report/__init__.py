@@ -1,0 +1,1 @@
+"""Reports: result.json, junit.xml and a self-contained report.html."""

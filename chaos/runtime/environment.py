@@ -1,0 +1,186 @@
+"""One run's Docker resources: a network and labelled containers, torn down together.
+
+Published ports bind to 127.0.0.1 only; containers run without capabilities,
+with no-new-privileges and resource limits.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import requests
+from docker.errors import APIError, NotFound
+from docker.models.containers import Container
+from docker.models.networks import Network
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from chaos.errors import EnvironmentProblem, ServiceNotReady
+from chaos.runtime import labels as L
+
+
+@dataclass
+class RunningService:
+    name: str
+    image: str
+    container: Container
+    port: int
+    host_port: int
+
+    @property
+    def host_url(self) -> str:
+        return f"http://127.0.0.1:{self.host_port}"
+
+    def network_ip(self, network: str) -> str | None:
+        self.container.reload()
+        nets = self.container.attrs["NetworkSettings"]["Networks"] or {}
+        ip = (nets.get(network) or {}).get("IPAddress")
+        return ip or None
+
+    def direct_url(self, network: str) -> str:
+        """The container's own address on the run's network when the host can reach it.
+
+        Docker's userland proxy behind published ports turns a container's TCP RST
+        into a clean FIN, hiding exactly the failure this tool looks for; the
+        container's address on the run's own bridge network does not.
+        """
+        ip = self.network_ip(network)
+        if ip is not None and _reachable(ip, self.port):
+            return f"http://{ip}:{self.port}"
+        return self.host_url
+
+
+def _reachable(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class RunEnvironment:
+    """Creates and removes one run's network and containers (all labelled with the run id)."""
+
+    def __init__(self, client: docker.DockerClient, run_id: str, scenario: str) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.labels = L.run_labels(run_id, scenario)
+        self.network: Network | None = None
+        self.services: dict[str, RunningService] = {}
+        self.prefix = f"chaos-{run_id}"
+
+    def create_network(self) -> str:
+        self.network = self.client.networks.create(
+            self.prefix, driver="bridge", labels=self.labels, check_duplicate=True
+        )
+        return self.prefix
+
+    def start(self, name: str, image: str, port: int, env: dict[str, str],
+              memory: str = "512m", cpus: float = 1.0, extra_ports: tuple[int, ...] = ()) -> RunningService:
+        """Run a service container on the run's network, its ports published to 127.0.0.1."""
+        assert self.network is not None, "create_network() first"
+        ports = {f"{p}/tcp": ("127.0.0.1", None) for p in (port, *extra_ports)}
+        try:
+            container = self.client.containers.run(
+                image, name=f"{self.prefix}-{name}", detach=True, environment=env,
+                labels={**self.labels, L.SERVICE: name}, network=self.network.name,
+                ports=ports, mem_limit=memory, nano_cpus=int(cpus * 1e9), pids_limit=512,
+                cap_drop=["ALL"], security_opt=["no-new-privileges"], hostname=name,
+            )
+        except APIError as exc:
+            raise EnvironmentProblem(f"cannot start service {name!r} ({image}): {exc}") from exc
+        service = RunningService(name, image, container, port, self._host_port(container, port))
+        self.services[name] = service
+        return service
+
+    def _host_port(self, container: Container, port: int) -> int:
+        for _ in range(50):
+            container.reload()
+            bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{port}/tcp")
+            if bindings:
+                return int(bindings[0]["HostPort"])
+            if container.status == "exited":
+                break
+            time.sleep(0.1)
+        raise ServiceNotReady(container.name or "?", f"port {port} was not published",
+                              self.logs(container))
+
+    def host_port(self, name: str, port: int) -> int:
+        return self._host_port(self.services[name].container, port)
+
+    def wait_healthy(self, name: str, path: str | None, timeout: float = 60.0) -> float:
+        """Wait until GET path answers < 500 on the published port; returns seconds waited."""
+        service = self.services[name]
+        started = time.monotonic()
+        if path is None:
+            return 0.0
+        url = service.host_url + path
+
+        def probe() -> bool:
+            service.container.reload()
+            if service.container.status in ("exited", "dead"):
+                raise ServiceNotReady(name, f"the container exited "
+                                      f"(code {service.container.attrs['State']['ExitCode']})",
+                                      self.logs(service.container))
+            try:
+                return requests.get(url, timeout=1.0).status_code < 500
+            except requests.RequestException:
+                return False
+
+        retrying = Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.2),
+                            retry=retry_if_result(lambda ok: not ok))
+        try:
+            retrying(probe)
+        except RetryError:
+            raise ServiceNotReady(name, f"GET {path} did not answer within {timeout:g}s",
+                                  self.logs(service.container)) from None
+        return time.monotonic() - started
+
+    def container(self, name: str) -> Container:
+        return self.services[name].container
+
+    @staticmethod
+    def logs(container: Container, lines: int | None = 30) -> str:
+        try:
+            return container.logs(tail="all" if lines is None else lines, timestamps=True).decode(errors="replace").rstrip()
+        except (APIError, NotFound):
+            return ""
+
+    def collect_logs(self, folder: Path | None = None, lines: int = 60) -> dict[str, str]:
+        """Last lines per service; with a folder, also each service's whole log as a file."""
+        tails = {}
+        for name, service in self.services.items():
+            text = self.logs(service.container, lines=None)
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"{name}.log").write_text(text + "\n", encoding="utf-8")
+            tails[name] = "\n".join(text.splitlines()[-lines:])
+        return tails
+
+    def teardown(self) -> list[str]:
+        """Remove everything labelled with this run id; returns what could not be removed."""
+        return sweep(self.client, {L.RUN: self.run_id})
+
+
+def sweep(client: docker.DockerClient, match: dict[str, str]) -> list[str]:
+    """Remove containers, then networks, carrying all the given labels."""
+    filters = {"label": [f"{k}={v}" for k, v in match.items()]}
+    problems: list[str] = []
+    for container in client.containers.list(all=True, filters=filters):
+        try:
+            container.remove(force=True, v=True)
+        except NotFound:
+            pass
+        except APIError as exc:
+            problems.append(f"container {container.name}: {exc}")
+    for network in client.networks.list(filters=filters):
+        try:
+            network.remove()
+        except NotFound:
+            pass
+        except APIError as exc:
+            problems.append(f"network {network.name}: {exc}")
+    return problems

@@ -1,0 +1,1 @@
+"""Verdicts: statistics over request records and the evaluation of assertions."""

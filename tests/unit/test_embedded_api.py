@@ -1,0 +1,235 @@
+"""The embedded server's control API: paths, status codes, JSON shapes, defaults."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from chaos.proxy.embedded import ServerThread
+
+LOOPBACK = "127.0.0.1"
+UPSTREAM = f"{LOOPBACK}:9"  # never dialled by these tests
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[str]:
+    with ServerThread(LOOPBACK, 0) as server:
+        yield server.url
+
+
+@pytest.fixture(autouse=True)
+def clean(api: str) -> Iterator[None]:
+    yield
+    for name in requests.get(f"{api}/proxies", timeout=5).json():
+        requests.delete(f"{api}/proxies/{name}", timeout=5)
+
+
+def _create(api: str, name: str = "p", **extra: Any) -> dict[str, Any]:
+    body = {"name": name, "listen": f"{LOOPBACK}:0", "upstream": UPSTREAM, **extra}
+    response = requests.post(f"{api}/proxies", json=body, timeout=5)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def _error(response: requests.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status"] == status
+    assert isinstance(body["error"], str) and body["error"]
+    message: str = body["error"]
+    return message
+
+
+def test_version(api: str) -> None:
+    response = requests.get(f"{api}/version", timeout=5)
+    assert response.status_code == 200
+    assert response.json()["version"].startswith("2.")
+
+
+def test_create_shows_real_port_and_shape(api: str) -> None:
+    proxy = _create(api)
+    assert set(proxy) == {"name", "listen", "upstream", "enabled", "toxics"}
+    host, port = proxy["listen"].rsplit(":", 1)
+    assert host == LOOPBACK and int(port) > 0
+    assert proxy["enabled"] is True and proxy["toxics"] == []
+    with socket.create_connection((LOOPBACK, int(port)), timeout=2):
+        pass
+    assert requests.get(f"{api}/proxies", timeout=5).json() == {"p": proxy}
+    assert requests.get(f"{api}/proxies/p", timeout=5).json() == proxy
+
+
+def test_create_errors(api: str) -> None:
+    _create(api)
+    assert _error(requests.post(f"{api}/proxies", json={
+        "name": "p", "upstream": UPSTREAM}, timeout=5), 409) == "proxy already exists"
+    assert "name" in _error(requests.post(f"{api}/proxies", json={"upstream": UPSTREAM},
+                                          timeout=5), 400)
+    assert "upstream" in _error(requests.post(f"{api}/proxies", json={"name": "q"},
+                                              timeout=5), 400)
+    _error(requests.post(f"{api}/proxies", data="{not json", timeout=5), 400)
+    _error(requests.get(f"{api}/proxies/nope", timeout=5), 404)
+    _error(requests.get(f"{api}/no/such/path", timeout=5), 404)
+
+
+def test_listen_failure_is_500(api: str) -> None:
+    taken = socket.socket()
+    taken.bind((LOOPBACK, 0))
+    taken.listen()
+    try:
+        port = taken.getsockname()[1]
+        _error(requests.post(f"{api}/proxies", json={
+            "name": "busy", "listen": f"{LOOPBACK}:{port}", "upstream": UPSTREAM}, timeout=5), 500)
+        assert "busy" not in requests.get(f"{api}/proxies", timeout=5).json()
+    finally:
+        taken.close()
+
+
+def test_update_disable_enable_and_delete(api: str) -> None:
+    proxy = _create(api)
+    port = int(proxy["listen"].rsplit(":", 1)[1])
+    updated = requests.post(f"{api}/proxies/p", json={"enabled": False}, timeout=5).json()
+    assert updated["enabled"] is False and updated["listen"] == proxy["listen"]
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((LOOPBACK, port), timeout=2)
+    patched = requests.patch(f"{api}/proxies/p", json={"enabled": True,
+                                                      "upstream": f"{LOOPBACK}:10"}, timeout=5)
+    assert patched.json()["enabled"] is True
+    assert patched.json()["upstream"] == f"{LOOPBACK}:10"
+    assert requests.delete(f"{api}/proxies/p", timeout=5).status_code == 204
+    _error(requests.delete(f"{api}/proxies/p", timeout=5), 404)
+
+
+def test_toxic_defaults_and_lifecycle(api: str) -> None:
+    _create(api)
+    response = requests.post(f"{api}/proxies/p/toxics", json={"type": "latency"}, timeout=5)
+    assert response.status_code == 200
+    assert response.json() == {"name": "latency_downstream", "type": "latency",
+                               "stream": "downstream", "toxicity": 1.0,
+                               "attributes": {"latency": 0, "jitter": 0}}
+    _error(requests.post(f"{api}/proxies/p/toxics", json={"type": "latency"}, timeout=5), 409)
+    up = requests.post(f"{api}/proxies/p/toxics", json={
+        "type": "bandwidth", "stream": "upstream", "name": "slow", "toxicity": 0.5,
+        "attributes": {"rate": 100}}, timeout=5).json()
+    assert up["name"] == "slow" and up["toxicity"] == 0.5
+    listed = requests.get(f"{api}/proxies/p/toxics", timeout=5).json()
+    assert [t["name"] for t in listed] == ["slow", "latency_downstream"]
+    assert requests.get(f"{api}/proxies/p", timeout=5).json()["toxics"] == listed
+
+    updated = requests.post(f"{api}/proxies/p/toxics/latency_downstream",
+                            json={"attributes": {"latency": 250}}, timeout=5)
+    assert updated.status_code == 200
+    assert updated.json()["attributes"] == {"latency": 250, "jitter": 0}
+    toxicity = requests.post(f"{api}/proxies/p/toxics/latency_downstream",
+                             json={"toxicity": 0.25}, timeout=5).json()
+    assert toxicity["toxicity"] == 0.25 and toxicity["attributes"]["latency"] == 250
+    assert requests.get(f"{api}/proxies/p/toxics/latency_downstream",
+                        timeout=5).json() == toxicity
+
+    assert requests.delete(f"{api}/proxies/p/toxics/slow", timeout=5).status_code == 204
+    _error(requests.delete(f"{api}/proxies/p/toxics/slow", timeout=5), 404)
+    _error(requests.get(f"{api}/proxies/p/toxics/slow", timeout=5), 404)
+    _error(requests.post(f"{api}/proxies/nope/toxics", json={"type": "noop"}, timeout=5), 404)
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    ({"type": "latency", "attributes": {"latency": -1}}, ["latency", ">= 0"]),
+    ({"type": "latency", "attributes": {"latency": "100"}}, ["latency", "number"]),
+    ({"type": "latency", "attributes": {"latency": 1.5}}, ["whole"]),
+    ({"type": "latency", "attributes": {"latncy": 100}}, ["unknown", "latncy"]),
+    ({"type": "bandwidth", "attributes": {"rate": 0}}, ["rate", ">= 1"]),
+    ({"type": "slicer", "attributes": {"average_size": 10, "size_variation": 10}},
+     ["size_variation"]),
+    ({"type": "latency", "toxicity": 2}, ["toxicity"]),
+    ({"type": "latency", "stream": "sideways"}, ["stream"]),
+    ({"type": "teleport"}, ["invalid toxic type"]),
+    ({"type": "latency", "attributes": [1]}, ["attributes", "object"]),
+])
+def test_bad_toxics_are_400(api: str, body: dict[str, Any], words: list[str]) -> None:
+    _create(api)
+    message = _error(requests.post(f"{api}/proxies/p/toxics", json=body, timeout=5), 400)
+    for word in words:
+        assert word in message
+    assert requests.get(f"{api}/proxies/p/toxics", timeout=5).json() == []
+
+
+def test_bad_toxic_update_is_400_and_keeps_old(api: str) -> None:
+    _create(api)
+    requests.post(f"{api}/proxies/p/toxics", json={"type": "latency",
+                                                   "attributes": {"latency": 5}}, timeout=5)
+    _error(requests.post(f"{api}/proxies/p/toxics/latency_downstream",
+                         json={"attributes": {"jitter": -5}}, timeout=5), 400)
+    _error(requests.post(f"{api}/proxies/p/toxics/nope", json={}, timeout=5), 404)
+    toxic = requests.get(f"{api}/proxies/p/toxics/latency_downstream", timeout=5).json()
+    assert toxic["attributes"] == {"latency": 5, "jitter": 0}
+
+
+def test_populate_and_reset(api: str) -> None:
+    _create(api, "keep")
+    keep = requests.get(f"{api}/proxies/keep", timeout=5).json()
+    body = [{"name": "keep", "listen": keep["listen"], "upstream": UPSTREAM},
+            {"name": "new", "listen": f"{LOOPBACK}:0", "upstream": UPSTREAM}]
+    response = requests.post(f"{api}/populate", json=body, timeout=5)
+    assert response.status_code == 201
+    names = [p["name"] for p in response.json()["proxies"]]
+    assert names == ["keep", "new"]
+    assert response.json()["proxies"][0]["listen"] == keep["listen"]
+    _error(requests.post(f"{api}/populate", json={"name": "x"}, timeout=5), 400)
+
+    requests.post(f"{api}/proxies/new/toxics", json={"type": "latency"}, timeout=5)
+    requests.post(f"{api}/proxies/keep", json={"enabled": False}, timeout=5)
+    assert requests.post(f"{api}/reset", timeout=5).status_code == 204
+    proxies = requests.get(f"{api}/proxies", timeout=5).json()
+    assert all(p["enabled"] and p["toxics"] == [] for p in proxies.values())
+
+
+def test_stats_shape(api: str) -> None:
+    _create(api)
+    stats = requests.get(f"{api}/proxies/p/stats", timeout=5).json()
+    assert stats["connections"] == {"total": 0, "active": 0, "dial_failures": 0}
+    assert stats["bytes"] == {"upstream": 0, "downstream": 0}
+    assert stats["toxics"] == {}
+    _error(requests.get(f"{api}/proxies/nope/stats", timeout=5), 404)
+
+
+def test_module_entry_point_config_and_sigterm(tmp_path: Path) -> None:
+    config = tmp_path / "proxies.json"
+    config.write_text(json.dumps([{"name": "cfg", "listen": f"{LOOPBACK}:0",
+                                   "upstream": UPSTREAM}]))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chaos.proxy.embedded", "--port", "0", "--config", str(config)],
+        stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stderr is not None
+        deadline = time.monotonic() + 10
+        url = None
+        lines = []
+        while url is None and time.monotonic() < deadline:
+            line = process.stderr.readline()
+            lines.append(line)
+            if match := re.search(r"listening on (http://[\d.]+:\d+)", line):
+                url = match.group(1)
+        assert url is not None, "".join(lines)
+        assert url.startswith(f"http://{LOOPBACK}:")
+        assert list(requests.get(f"{url}/proxies", timeout=5).json()) == ["cfg"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        rest = process.stderr.read()
+        assert "api GET /proxies -> 200" in rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

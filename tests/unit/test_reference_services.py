@@ -1,0 +1,491 @@
+"""Black-box tests of the reference backend and gateway, run as real processes on loopback.
+
+No Docker: each app is started with the venv's python on a free 127.0.0.1 port and checked
+with `requests`, the same kind of client the load generator uses, so a reset or a 5xx here
+is what a scenario would see. A tiny scripted socket server plays the flaky upstream,
+because only a raw socket can send an RST at exactly the right moment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+BACKEND_APP = REPO / "docker" / "backend" / "app.py"
+GATEWAY_APP = REPO / "docker" / "gateway" / "app.py"
+LOOPBACK = "127.0.0.1"
+START_TIMEOUT_S = 10.0
+HTTP_TIMEOUT_S = 5.0
+
+
+# ---------------------------------------------------------------- process helpers
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (also used as the 'upstream is down' address)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Service:
+    """A running app subprocess; its stdout goes to a file so a full pipe never blocks it."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=3)
+
+
+def _clean_env(overrides: dict[str, str]) -> dict[str, str]:
+    """The caller's env minus any GATEWAY_* knobs, so a developer's shell can't skew tests."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("GATEWAY_") and k not in ("UPSTREAM_URL", "DEFAULT_DELAY_MS")}
+    env.update({"HOST": LOOPBACK, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
+    env.update(overrides)
+    return env
+
+
+def _wait_healthy(service: Service) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            break
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"{service.url}/healthz", timeout=0.5).status_code == 200:
+                return
+        time.sleep(0.05)
+    service.stop()
+    raise AssertionError(f"service did not become healthy; log:\n{service.log()}")
+
+
+def start_service(script: Path, log_dir: Path, port: int | None = None,
+                  **env: str) -> Service:
+    port = port or free_port()
+    log_path = log_dir / f"{script.parent.name}-{port}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, str(script)], env=_clean_env({"PORT": str(port), **env}),
+            stdout=log_file, stderr=subprocess.STDOUT,
+        )
+    service = Service(process, port, log_path)
+    _wait_healthy(service)
+    return service
+
+
+Starter = Callable[..., Service]
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Starter]:
+    """Start services for one test; all of them are stopped even if the test fails."""
+    started: list[Service] = []
+
+    def _start(script: Path, port: int | None = None, **env: str) -> Service:
+        service = start_service(script, tmp_path, port, **env)
+        started.append(service)
+        return service
+
+    yield _start
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    service = start_service(BACKEND_APP, tmp_path_factory.mktemp("backend"),
+                            STREAM_CHUNK_DELAY_MS="5")
+    yield service
+    service.stop()
+
+
+def start_gateway(start: Starter, upstream_port: int, **env: str) -> Service:
+    return start(GATEWAY_APP, UPSTREAM_URL=f"http://{LOOPBACK}:{upstream_port}", **env)
+
+
+def metric(gateway: Service, name: str) -> float:
+    """Value of one sample line (name including labels) from the gateway's /metrics."""
+    text = requests.get(f"{gateway.url}/metrics", timeout=HTTP_TIMEOUT_S).text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def sse_data(response: requests.Response) -> list[str]:
+    return [line[len("data: "):] for line in response.iter_lines(decode_unicode=True)
+            if line and line.startswith("data: ")]
+
+
+def caused_by_reset(exc: BaseException) -> bool:
+    """True if a ConnectionResetError (RemoteDisconnected is one) is in the cause chain."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionResetError) or any(
+            isinstance(arg, ConnectionResetError) for arg in getattr(seen, "args", ())
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "Connection reset" in str(exc) or "RemoteDisconnected" in str(exc)
+
+
+# ---------------------------------------------------------------- scripted upstream
+
+
+class ScriptedUpstream:
+    """An HTTP/1.1 server on loopback whose N-th connection does what the script says.
+
+    Actions: "reset" (read the request, then RST), "ok" (200 JSON, Connection: close),
+    "sse_then_reset" / "body_then_reset" (headers and part of a body, then RST).
+    Connections past the end of the script get "ok".
+    """
+
+    def __init__(self, script: list[str] | None = None) -> None:
+        self.script = list(script or [])
+        self.connections = 0
+        self._server = socket.create_server((LOOPBACK, 0))
+        self._server.settimeout(0.1)
+        self.port = int(self._server.getsockname()[1])
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> ScriptedUpstream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=2)
+        self._server.close()
+
+    def arm(self, script: list[str]) -> None:
+        with self._lock:
+            self.script = list(script)
+            self.connections = 0
+
+    def _next_action(self) -> str:
+        with self._lock:
+            self.connections += 1
+            return self.script.pop(0) if self.script else "ok"
+
+    def _serve(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(2)
+            _read_request_head(conn)
+            action = self._next_action()
+            if action == "reset":
+                _rst(conn)
+            elif action == "sse_then_reset":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n"
+                             + _chunk(b'data: {"n": 1}\n\n'))
+                time.sleep(0.2)
+                _rst(conn)
+            elif action == "body_then_reset":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                             b"Content-Length: 1000\r\n\r\n" + b"a" * 100)
+                time.sleep(0.2)
+                _rst(conn)
+            else:
+                body = b'{"ok": true}'
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+                             + body)
+
+
+def _read_request_head(conn: socket.socket) -> None:
+    data = b""
+    with contextlib.suppress(OSError):
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+
+
+def _rst(conn: socket.socket) -> None:
+    """Close with SO_LINGER {1,0}: the kernel sends RST instead of FIN."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+# ---------------------------------------------------------------- backend
+
+
+def test_backend_rest_endpoints_and_stats(backend: Service) -> None:
+    requests.delete(f"{backend.url}/stats", timeout=HTTP_TIMEOUT_S)
+    item = requests.get(f"{backend.url}/api/items/7?size=300", timeout=HTTP_TIMEOUT_S)
+    assert item.status_code == 200
+    assert item.json()["id"] == "7" and len(item.json()["filler"]) == 300
+    assert requests.get(f"{backend.url}/api/items", timeout=HTTP_TIMEOUT_S).json()["count"] > 0
+
+    started = time.monotonic()
+    requests.get(f"{backend.url}/api/items/1?delay_ms=200", timeout=HTTP_TIMEOUT_S)
+    assert time.monotonic() - started >= 0.2
+
+    limited = requests.get(f"{backend.url}/ratelimited", timeout=HTTP_TIMEOUT_S)
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "1"
+    assert limited.json()["error"]["type"]
+
+    stats = requests.get(f"{backend.url}/stats", timeout=HTTP_TIMEOUT_S).json()
+    assert stats["requests"]["/api/items/7"] == 1 and stats["requests"]["/api/items/1"] == 1
+    assert "GET /api/items/7 200" in backend.log()
+
+
+def test_backend_chat_completion_json_and_stream(backend: Service) -> None:
+    url = f"{backend.url}/v1/chat/completions"
+    messages = [{"role": "user", "content": "say hi"}]
+    reply = requests.post(url, json={"model": "m", "messages": messages, "max_tokens": 4},
+                          timeout=HTTP_TIMEOUT_S)
+    body = reply.json()
+    assert body["object"] == "chat.completion" and body["model"] == "m"
+    assert body["choices"][0]["message"]["content"]
+    assert body["usage"]["completion_tokens"] == 4
+
+    with requests.post(url, json={"messages": messages, "stream": True, "max_tokens": 5},
+                       stream=True, timeout=HTTP_TIMEOUT_S) as stream:
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        events = sse_data(stream)
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert len(chunks) == 5 + 2  # role chunk, one per token, finish chunk
+
+
+# ---------------------------------------------------------------- gateway: happy path
+
+
+def test_gateway_forwards_requests_and_streams(backend: Service, start: Starter) -> None:
+    gateway = start_gateway(start, backend.port)
+    requests.delete(f"{backend.url}/stats", timeout=HTTP_TIMEOUT_S)
+
+    item = requests.get(f"{gateway.url}/api/items/42?size=10", timeout=HTTP_TIMEOUT_S)
+    assert item.status_code == 200 and item.json()["filler"] == "x" * 10
+    assert "X-Gateway-Retries" not in item.headers
+
+    chat = requests.post(f"{gateway.url}/v1/chat/completions",
+                         json={"messages": [], "stream": True, "max_tokens": 3},
+                         stream=True, timeout=HTTP_TIMEOUT_S)
+    assert sse_data(chat)[-1] == "[DONE]"
+
+    limited = requests.get(f"{gateway.url}/ratelimited", timeout=HTTP_TIMEOUT_S)
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "1"
+
+    stats = requests.get(f"{backend.url}/stats", timeout=HTTP_TIMEOUT_S).json()["requests"]
+    assert stats["/api/items/42"] == 1 and stats["/v1/chat/completions"] == 1
+    assert metric(gateway, 'gateway_requests_total{code="200"}') == 2
+    assert metric(gateway, "gateway_breaker_state") == 0
+    assert "GET /api/items/42 200" in gateway.log()
+
+
+def test_gateway_rejects_oversized_body_with_413(backend: Service, start: Starter) -> None:
+    gateway = start_gateway(start, backend.port, GATEWAY_MAX_BODY_BYTES="1000")
+    too_big = requests.post(f"{gateway.url}/v1/chat/completions", data=b"x" * 5000,
+                            timeout=HTTP_TIMEOUT_S)
+    assert too_big.status_code == 413
+    assert too_big.json()["error"]["type"] == "payload_too_large"
+
+
+# ---------------------------------------------------------------- gateway: failures
+
+
+def test_gateway_answers_502_json_when_upstream_is_down(start: Starter) -> None:
+    gateway = start_gateway(start, free_port())
+    started = time.monotonic()
+    reply = requests.get(f"{gateway.url}/api/items/1", timeout=HTTP_TIMEOUT_S)
+    assert time.monotonic() - started < 1.5
+    assert reply.status_code == 502
+    assert reply.headers["Content-Type"].startswith("application/json")
+    assert reply.json()["error"]["type"] == "bad_gateway"
+
+
+def test_gateway_answers_504_when_upstream_is_slower_than_try_timeout(
+    backend: Service, start: Starter
+) -> None:
+    gateway = start_gateway(start, backend.port, GATEWAY_TRY_TIMEOUT_MS="400",
+                            GATEWAY_TOTAL_TIMEOUT_MS="1000", GATEWAY_MAX_TRIES="6",
+                            GATEWAY_BREAKER="off")
+    started = time.monotonic()
+    reply = requests.get(f"{gateway.url}/api/items/1?delay_ms=3000", timeout=HTTP_TIMEOUT_S)
+    elapsed = time.monotonic() - started
+    assert reply.status_code == 504
+    assert reply.json()["error"]["type"] == "gateway_timeout"
+    # 6 tries x 400 ms would take 2.4 s: the 1 s total budget must cut the retries short.
+    assert 0.4 <= elapsed < 1.8
+    assert int(reply.headers["X-Gateway-Retries"]) >= 1
+
+
+def test_breaker_opens_after_failures_and_closes_when_upstream_returns(
+    start: Starter,
+) -> None:
+    upstream_port = free_port()
+    gateway = start_gateway(start, upstream_port, GATEWAY_BREAKER_FAILURES="3",
+                            GATEWAY_BREAKER_OPEN_MS="700", GATEWAY_RETRIES="off")
+    for _ in range(3):
+        assert requests.get(f"{gateway.url}/x", timeout=HTTP_TIMEOUT_S).status_code == 502
+    assert metric(gateway, "gateway_breaker_state") == 1
+
+    started = time.monotonic()
+    refused = requests.get(f"{gateway.url}/x", timeout=HTTP_TIMEOUT_S)
+    assert time.monotonic() - started < 0.5, "an open breaker answers without waiting"
+    assert refused.status_code == 503 and "Retry-After" in refused.headers
+    assert refused.json()["error"]["type"] == "circuit_open"
+    attempts_while_open = metric(gateway, "gateway_upstream_attempts_total")
+    assert attempts_while_open == 3
+
+    start(BACKEND_APP, port=upstream_port)
+    time.sleep(0.75)
+    assert requests.get(f"{gateway.url}/api/items/1", timeout=HTTP_TIMEOUT_S).status_code == 200
+    assert metric(gateway, "gateway_breaker_state") == 0
+    assert metric(gateway, 'gateway_breaker_transitions_total{to="open"}') == 1
+    assert metric(gateway, 'gateway_breaker_transitions_total{to="half_open"}') == 1
+    assert metric(gateway, 'gateway_breaker_transitions_total{to="closed"}') == 1
+
+
+def test_retries_only_idempotent_requests(start: Starter) -> None:
+    with ScriptedUpstream() as upstream:
+        gateway = start_gateway(start, upstream.port, GATEWAY_BACKOFF_MS="10")
+
+        upstream.arm(["reset", "reset"])
+        got = requests.get(f"{gateway.url}/api/items/1", timeout=HTTP_TIMEOUT_S)
+        assert got.status_code == 200 and got.headers["X-Gateway-Retries"] == "2"
+
+        upstream.arm(["reset"])
+        posted = requests.post(f"{gateway.url}/orders", json={}, timeout=HTTP_TIMEOUT_S)
+        assert posted.status_code == 502 and upstream.connections == 1
+
+        upstream.arm(["reset"])
+        keyed = requests.post(f"{gateway.url}/orders", json={}, timeout=HTTP_TIMEOUT_S,
+                              headers={"Idempotency-Key": "order-1"})
+        assert keyed.status_code == 200 and keyed.headers["X-Gateway-Retries"] == "1"
+    assert metric(gateway, "gateway_retries_total") == 3
+
+
+def test_retries_off_means_one_try(start: Starter) -> None:
+    with ScriptedUpstream(["reset"]) as upstream:
+        gateway = start_gateway(start, upstream.port, GATEWAY_RETRIES="off")
+        assert requests.get(f"{gateway.url}/a", timeout=HTTP_TIMEOUT_S).status_code == 502
+        assert upstream.connections == 1
+
+
+def test_error_mapping_off_resets_the_client(start: Starter) -> None:
+    gateway = start_gateway(start, free_port(), GATEWAY_ERROR_MAPPING="off")
+    with pytest.raises(requests.exceptions.ConnectionError) as raised:
+        requests.get(f"{gateway.url}/api/items/1", timeout=HTTP_TIMEOUT_S)
+    assert caused_by_reset(raised.value), repr(raised.value)
+    assert metric(gateway, 'gateway_requests_total{code="reset"}') == 1
+
+
+def test_resilience_off_disables_breaker_and_retries(start: Starter) -> None:
+    gateway = start_gateway(start, free_port(), GATEWAY_RESILIENCE="off",
+                            GATEWAY_BREAKER_FAILURES="2")
+    for _ in range(4):
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(f"{gateway.url}/x", timeout=HTTP_TIMEOUT_S)
+    assert metric(gateway, "gateway_breaker_state") == 0
+    assert metric(gateway, "gateway_upstream_attempts_total") == 4
+    assert metric(gateway, "gateway_retries_total") == 0
+
+
+def test_upstream_dying_mid_stream(start: Starter) -> None:
+    with ScriptedUpstream(["sse_then_reset", "body_then_reset"]) as upstream:
+        gateway = start_gateway(start, upstream.port)
+        with requests.get(f"{gateway.url}/sse", stream=True, timeout=HTTP_TIMEOUT_S) as sse:
+            lines = list(sse.iter_lines(decode_unicode=True))
+        assert 'data: {"n": 1}' in lines and "event: error" in lines
+        assert "data: [DONE]" not in lines
+
+        with pytest.raises((requests.exceptions.ChunkedEncodingError,
+                            requests.exceptions.ConnectionError)):
+            requests.get(f"{gateway.url}/blob", timeout=HTTP_TIMEOUT_S)
+    assert metric(gateway, 'gateway_upstream_failures_total{kind="midstream"}') == 2
+
+
+def test_services_exit_quickly_on_sigterm(backend: Service, start: Starter) -> None:
+    gateway = start_gateway(start, backend.port)
+    started = time.monotonic()
+    gateway.process.terminate()
+    assert gateway.process.wait(timeout=3) == 0
+    assert time.monotonic() - started < 1.0
+
+
+# ---------------------------------------------------------------- breaker state machine
+
+
+def _load_breaker_module() -> ModuleType:
+    """breaker.py has no sibling imports, so it can be loaded straight from its file."""
+    spec = importlib.util.spec_from_file_location("gateway_breaker",
+                                                  GATEWAY_APP.parent / "breaker.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_breaker_half_open_lets_exactly_one_trial_through() -> None:
+    breaker_module = _load_breaker_module()
+    now = [100.0]
+    breaker = breaker_module.CircuitBreaker(2, 1.0, clock=lambda: now[0])
+    for _ in range(2):
+        assert breaker.try_acquire()
+        breaker.record_failure()
+    assert breaker.state == breaker_module.BreakerState.OPEN
+    assert not breaker.try_acquire() and breaker.retry_after_header() == "1"
+
+    now[0] += 1.0
+    assert breaker.try_acquire(), "first caller after the open period is the trial"
+    assert not breaker.try_acquire(), "everyone else waits for the trial's verdict"
+    breaker.record_failure()
+    assert breaker.state == breaker_module.BreakerState.OPEN
+
+    now[0] += 1.0
+    assert breaker.try_acquire()
+    breaker.record_success()
+    assert breaker.state == breaker_module.BreakerState.CLOSED
+    assert dict(breaker.transitions) == {"open": 2, "half_open": 2, "closed": 1}
