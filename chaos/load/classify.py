@@ -93,9 +93,9 @@ def classify_exception(error: BaseException) -> tuple[str, str]:
             return READ_TIMEOUT, type(cause).__name__
         if isinstance(cause, OSError) and cause.errno == errno.ECONNRESET:
             return RESET, type(cause).__name__
-    if names & {"ChunkedEncodingError", "ProtocolError", "InvalidChunkLength"}:
-        if _mentions(chain, "Connection broken"):
-            return TRUNCATED, name
+    broken = names & {"ChunkedEncodingError", "ProtocolError", "InvalidChunkLength"}
+    if broken and _mentions(chain, "Connection broken"):
+        return TRUNCATED, name
     return OTHER, name
 
 

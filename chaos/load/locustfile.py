@@ -18,12 +18,13 @@ from locust import HttpUser, constant, events, task
 
 from chaos.load.classify import classify_exception, classify_response
 
-CONFIG: dict[str, Any] = json.loads(open(os.environ["CHAOS_LOAD_CONFIG"]).read())
+with open(os.environ["CHAOS_LOAD_CONFIG"]) as _config:
+    CONFIG: dict[str, Any] = json.load(_config)
 RETRY_HEADER: str = CONFIG["retry_header"]
 PHASE_STARTS: list[float] = []
 PHASE_NAMES: list[str] = []
 _BUFFER: list[str] = []
-_RECORDS = open(CONFIG["records"], "a", buffering=1 << 16)
+_RECORDS = open(CONFIG["records"], "a", buffering=1 << 16)  # noqa: SIM115 - open for the run
 
 
 def _read_phases() -> None:

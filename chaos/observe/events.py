@@ -101,7 +101,7 @@ class Recorder:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = open(path, "a", encoding="utf-8")
+        self.handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
 
     def __call__(self, event: Event) -> None:
         self.handle.write(json.dumps(asdict(event), default=str) + "\n")

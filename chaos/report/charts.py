@@ -89,7 +89,8 @@ def breaker_band(result: Result) -> str:
     samples = [(t, v) for t, v in result.breaker if 0 <= t <= span]
     for (t, value), nxt in zip(samples, samples[1:] + [(span, None)], strict=False):
         label, color = names.get(value, (str(value), "#757575"))
-        parts.append(f'<rect x="{_x(t, span):.1f}" y="0" width="{max(_x(nxt[0], span) - _x(t, span), 1):.1f}" '
+        width = max(_x(nxt[0], span) - _x(t, span), 1)
+        parts.append(f'<rect x="{_x(t, span):.1f}" y="0" width="{width:.1f}" '
                      f'height="18" fill="{color}"><title>t={t:.1f}s breaker {label}</title></rect>')
     return (f'<svg class="chart breaker" role="img" aria-label="breaker state" viewBox="0 0 {WIDTH} 20" '
             f'width="100%" xmlns="http://www.w3.org/2000/svg">{"".join(parts)}</svg>')

@@ -93,7 +93,8 @@ def start_dockerd(wait: float = 60.0) -> Path:
             return log_path
         time.sleep(0.5)
     tail = log_path.read_text(errors="replace").splitlines()[-20:]
-    raise EnvironmentProblem("dockerd did not answer within %ds:\n%s" % (wait, "\n".join(tail)))
+    lines = "\n".join(tail)
+    raise EnvironmentProblem(f"dockerd did not answer within {wait:g}s:\n{lines}")
 
 
 def ensure_engine() -> docker.DockerClient:

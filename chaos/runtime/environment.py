@@ -145,7 +145,8 @@ class RunEnvironment:
     @staticmethod
     def logs(container: Container, lines: int | None = 30) -> str:
         try:
-            return container.logs(tail="all" if lines is None else lines, timestamps=True).decode(errors="replace").rstrip()
+            raw = container.logs(tail="all" if lines is None else lines, timestamps=True)
+            return raw.decode(errors="replace").rstrip()
         except (APIError, NotFound):
             return ""
 

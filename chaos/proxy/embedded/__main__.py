@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from chaos.proxy.embedded.proxy import DIAL_TIMEOUT
@@ -29,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="seconds to wait for an upstream connect (default 5)")
     parser.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--no-uvloop", action="store_true",
+                        help="use the standard asyncio loop even where uvloop is installed")
     parser.add_argument("--version", action="version", version=VERSION)
     return parser
 
@@ -39,6 +42,16 @@ async def _main(host: str, port: int, config: Any, dial_timeout: float) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await serve(host, port, stop, config, dial_timeout=dial_timeout)
+
+
+def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop where it is installed (it is optional); else the standard one."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             log.error("cannot read config %s: %s", args.config, exc)
             return 2
     try:
-        asyncio.run(_main(args.host, args.port, config, args.dial_timeout))
+        with asyncio.Runner(loop_factory=None if args.no_uvloop else _uvloop_factory()) as runner:
+            runner.run(_main(args.host, args.port, config, args.dial_timeout))
     except OSError as exc:
         log.error("cannot serve on %s:%d: %s", args.host, args.port, exc)
         return 3

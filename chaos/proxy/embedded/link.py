@@ -27,7 +27,7 @@ from chaos.proxy.embedded.toxics import BEHAVIOURS, Behaviour, Toxic
 if TYPE_CHECKING:
     from chaos.proxy.embedded.proxy import Proxy
 
-CHUNK = 32 * 1024
+CHUNK = 64 * 1024
 QUEUE_CHUNKS = 64  # bounds memory per direction (2 MiB) and keeps TCP back-pressure
 CLOSE_GRACE = 30.0  # a peer that never reads must not keep a closed link alive forever
 

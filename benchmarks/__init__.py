@@ -1,0 +1,1 @@
+"""Benchmarks: reports printed side by side, never timed tests (``make bench``)."""

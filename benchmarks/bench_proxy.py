@@ -1,0 +1,217 @@
+"""The embedded Toxiproxy server against a direct connection, side by side.
+
+``python -m benchmarks.bench_proxy`` (``make bench``) starts three processes on
+loopback: this client, the proxy (``python -m chaos.proxy.embedded``) and a
+peer (``benchmarks.peer``), then measures, in one run:
+
+* bulk throughput, MB/s, one connection sending ``--megabytes`` to a sink,
+  direct and through a proxy with no toxics;
+* added latency of a small request/response (64 bytes, ping-pong on one kept
+  open connection), p50 and p99, proxied minus direct;
+* latency-toxic accuracy: with a 50 ms downstream latency toxic, the extra
+  round-trip time over the untoxic proxied p50, minus 50 ms, at p50 and p99.
+
+It prints a table with the issue's targets and PASS/MISS per line and always
+exits 0: it is a report, not a test (timings depend on the machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import requests
+
+LOOPBACK = "127.0.0.1"
+LATENCY_MS = 50
+
+
+@dataclass
+class Line:
+    what: str
+    direct: str
+    proxied: str
+    result: str
+    target: str
+    ok: bool
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def _process(args: list[str]) -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_api(url: str, timeout: float = 15.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return str(requests.get(f"{url}/version", timeout=1).json()["version"])
+        except requests.RequestException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _connect(port: int) -> socket.socket:
+    sock = socket.create_connection((LOOPBACK, port), timeout=30)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def throughput(port: int, megabytes: int) -> float:
+    """MB/s of one connection sending ``megabytes`` to the sink, until it confirms."""
+    block = b"x" * (256 * 1024)
+    total = megabytes * 1024 * 1024
+    with _connect(port) as sock:
+        sock.sendall(b"S")
+        started = time.perf_counter()
+        for _ in range(total // len(block)):
+            sock.sendall(block)
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        while len(reply) < 8:
+            chunk = sock.recv(8 - len(reply))
+            if not chunk:
+                raise RuntimeError("sink closed early")
+            reply += chunk
+        elapsed = time.perf_counter() - started
+    received = struct.unpack("!Q", reply)[0]
+    if received != total:
+        raise RuntimeError(f"sink got {received} of {total} bytes")
+    return total / elapsed / 1e6
+
+
+def ping_pong(port: int, rounds: int, warmup: int = 50) -> list[float]:
+    """Round-trip times (ms) of 64-byte messages on one kept-open connection."""
+    message = b"p" * 64
+    times: list[float] = []
+    with _connect(port) as sock:
+        sock.sendall(b"E")
+        for index in range(warmup + rounds):
+            started = time.perf_counter()
+            sock.sendall(message)
+            got = 0
+            while got < len(message):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    raise RuntimeError("echo closed early")
+                got += len(chunk)
+            if index >= warmup:
+                times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def run(args: argparse.Namespace) -> list[Line]:
+    api_port = _free_port()
+    api = f"http://{LOOPBACK}:{api_port}"
+    proxy_cmd = [sys.executable, "-m", "chaos.proxy.embedded", "--port", str(api_port),
+                 "--log-level", "warning"]
+    if args.no_uvloop:
+        proxy_cmd.append("--no-uvloop")
+    with _process([sys.executable, "-m", "benchmarks.peer"]) as peer, _process(proxy_cmd):
+        assert peer.stdout is not None
+        peer_port = int(peer.stdout.readline())
+        version = _wait_api(api)
+        body = {"name": "bench", "listen": f"{LOOPBACK}:0", "upstream": f"{LOOPBACK}:{peer_port}"}
+        created = requests.post(f"{api}/proxies", json=body, timeout=5)
+        created.raise_for_status()
+        proxy_port = int(created.json()["listen"].rsplit(":", 1)[1])
+        print(f"server {version}; peer :{peer_port}, proxy :{proxy_port}; "
+              f"{args.megabytes} MB bulk, {args.rounds} ping-pongs, "
+              f"{args.toxic_rounds} with latency={LATENCY_MS}ms", flush=True)
+
+        throughput(peer_port, 16)  # warm both paths
+        throughput(proxy_port, 16)
+        direct_mb = max(throughput(peer_port, args.megabytes) for _ in range(args.repeat))
+        proxied_mb = max(throughput(proxy_port, args.megabytes) for _ in range(args.repeat))
+
+        direct = ping_pong(peer_port, args.rounds)
+        proxied = ping_pong(proxy_port, args.rounds)
+
+        toxic = {"type": "latency", "stream": "downstream", "attributes": {"latency": LATENCY_MS}}
+        requests.post(f"{api}/proxies/bench/toxics", json=toxic, timeout=5).raise_for_status()
+        baseline = statistics.median(proxied)
+        errors = [t - baseline - LATENCY_MS for t in ping_pong(proxy_port, args.toxic_rounds, 5)]
+
+    ratio = proxied_mb / direct_mb
+    added50 = pct(proxied, 0.5) - pct(direct, 0.5)
+    added99 = pct(proxied, 0.99) - pct(direct, 0.99)
+    err50, err1, err99 = pct(errors, 0.5), pct(errors, 0.01), pct(errors, 0.99)
+    return [
+        Line("bulk throughput (MB/s)", f"{direct_mb:.0f}", f"{proxied_mb:.0f}",
+             f"{ratio:.0%} of direct", ">= 50%", ratio >= 0.5),
+        Line("small req/resp p50 (ms)", f"{pct(direct, 0.5):.3f}", f"{pct(proxied, 0.5):.3f}",
+             f"+{added50:.3f} ms", "added < 0.3 ms", added50 < 0.3),
+        Line("small req/resp p99 (ms)", f"{pct(direct, 0.99):.3f}",
+             f"{pct(proxied, 0.99):.3f}", f"+{added99:.3f} ms", "(reported)", True),
+        Line(f"latency={LATENCY_MS}ms error p50 (ms)", "", "", f"{err50:+.2f} ms",
+             "(reported)", True),
+        Line(f"latency={LATENCY_MS}ms error p1..p99 (ms)", "", "",
+             f"{err1:+.2f} .. {err99:+.2f} ms", "within ±5 ms",
+             max(abs(err1), abs(err99)) <= 5),
+    ]
+
+
+def render(lines: list[Line]) -> str:
+    header = ("measure", "direct", "proxied", "result", "target", "")
+    rows = [header] + [(ln.what, ln.direct, ln.proxied, ln.result, ln.target,
+                        "PASS" if ln.ok else "MISS") for ln in lines]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    out = []
+    for index, row in enumerate(rows):
+        out.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if index == 0:
+            out.append("  ".join("-" * w for w in widths).rstrip())
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_proxy",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--megabytes", type=int, default=512)
+    parser.add_argument("--repeat", type=int, default=3, help="bulk runs; the best counts")
+    parser.add_argument("--rounds", type=int, default=3000)
+    parser.add_argument("--toxic-rounds", type=int, default=200)
+    parser.add_argument("--no-uvloop", action="store_true",
+                        help="run the proxy on the standard asyncio loop even if uvloop exists")
+    args = parser.parse_args(argv)
+    try:
+        print(render(run(args)))
+    except Exception as exc:  # a report: say what broke, still exit 0
+        print(f"benchmark could not run: {exc!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
