@@ -1,39 +1,260 @@
-"""Which Toxiproxy server a run talks to.
+"""Which Toxiproxy server a run talks to, in the order issue 4 asks for.
 
-Issue-3 scope: TOXIPROXY_URL is not usable from inside the scenario network, so
-the run starts the project's own Toxiproxy-API server as a container on the
-scenario's network, exactly where the real ghcr.io/shopify/toxiproxy image would
-sit (that image is used instead when it is present locally).
+1. ``TOXIPROXY_URL``: a server the user runs. It is used only when it answers
+   ``GET /version`` within two seconds; otherwise the run falls through to the
+   next provider and the recorded provider name says why. A server outside the
+   run's Docker network can only serve a scenario when it sits on the Docker
+   host itself (Linux engine): its proxies then listen on the host's address on
+   the run's bridge network (the network's gateway IP, which the containers
+   reach) and dial the services by their container IPs (which the host
+   reaches); ``external_listen``/``external_upstream`` compute those addresses.
+   A server elsewhere (another machine, Docker Desktop's VM, a container on
+   another network) fails at proxy creation with "listen ... cannot assign
+   address", which the harness must report as an environment problem.
+   The run must therefore start no Toxiproxy container, create its proxies on
+   that server with those addresses, point ``${proxy.x}`` at them and delete
+   them at teardown. Until the caller says it does all that
+   (``external_supported=True``), ``choose`` refuses a reachable URL with an
+   ``EnvironmentProblem`` rather than record a server that the run would not
+   use.
+2. ``ghcr.io/shopify/toxiproxy`` present locally (nothing is pulled): run as the
+   ``toxiproxy`` container on the run's network, its default command
+   ``-host=0.0.0.0`` serving the API inside the container.
+3. A ``toxiproxy-server`` binary on PATH: it runs where the real image would,
+   on the run's network, because only there can it resolve ``backend:8080``
+   and be reached as ``toxiproxy:2000x``. The binary is copied into a small
+   image (``FROM scratch`` when it is statically linked, as release builds are;
+   FROM the project's base image when it needs a libc), tagged by the binary's
+   hash so that it is built once. A file that is not a Linux ELF executable
+   (a macOS build, a script) is skipped with a note.
+4. Otherwise the project's own server (``chaos.proxy.embedded``) in the image
+   built from ``docker/toxiproxy``.
+
+``choose`` gets images through the small ``ImageStore`` protocol so that the
+order can be tested without Docker.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
+import shutil
+import struct
+import tarfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
 
-import docker
-from docker.errors import ImageNotFound
+import requests
+
+from chaos.errors import EnvironmentProblem
+
+if TYPE_CHECKING:
+    import docker
 
 REAL_IMAGE = "ghcr.io/shopify/toxiproxy:latest"
+BINARY = "toxiproxy-server"
+BINARY_IMAGE = "gateway-chaos/toxiproxy-bin"
+IMAGE_LABEL = "gateway-chaos.image"  # same label as chaos.runtime.images puts on built images
 API_PORT = 8474
 FIRST_LISTEN_PORT = 20000
 HOSTNAME = "toxiproxy"
+PROBE_TIMEOUT = 2.0
+
+EMBEDDED = "embedded (gateway-chaos)"
 
 
 @dataclass(frozen=True)
 class ProviderChoice:
-    name: str  # "toxiproxy image" or "embedded (gateway-chaos)"
-    image: str | None  # None: build the project's image
-    command: list[str] | None
+    """The server a run uses. ``name`` goes into the report as is."""
+
+    name: str
+    image: str | None  # the container image to run; None: build the project's image
+    command: list[str] | None  # None: the image's own command
+    kind: str = "embedded"  # "url" | "image" | "binary" | "embedded"
+    url: str | None = None  # kind "url": the user's API; the run starts no Toxiproxy container
+
+    @property
+    def starts_container(self) -> bool:
+        return self.kind != "url"
 
 
-def choose(client: docker.DockerClient) -> ProviderChoice:
+class ImageStore(Protocol):
+    """What ``choose`` needs from Docker's image store."""
+
+    def exists(self, ref: str) -> bool: ...
+
+    def build(self, context: bytes, tag: str) -> None:
+        """Build a tar build context (Dockerfile at its root) as ``tag``."""
+
+
+class DockerImages:
+    """``ImageStore`` over docker-py."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+
+    def exists(self, ref: str) -> bool:
+        from docker.errors import ImageNotFound
+
+        try:
+            self.client.images.get(ref)
+        except ImageNotFound:
+            return False
+        return True
+
+    def build(self, context: bytes, tag: str) -> None:
+        from docker.errors import BuildError
+
+        try:
+            self.client.images.build(fileobj=io.BytesIO(context), custom_context=True, tag=tag,
+                                     rm=True, forcerm=True, labels={IMAGE_LABEL: "toxiproxy-bin"})
+        except BuildError as exc:
+            raise EnvironmentProblem(f"building {tag} from {BINARY} failed: {exc.msg}") from exc
+
+
+def probe_version(url: str, timeout: float = PROBE_TIMEOUT) -> str:
+    """The server's version; raises ``OSError``/``requests`` errors when it does not answer."""
+    response = requests.get(url.rstrip("/") + "/version", timeout=timeout)
+    response.raise_for_status()
     try:
-        client.images.get(REAL_IMAGE)
-        return ProviderChoice("toxiproxy image", REAL_IMAGE, ["-host=0.0.0.0"])
-    except ImageNotFound:
-        return ProviderChoice("embedded (gateway-chaos)", None, None)
+        body = response.json()
+    except ValueError:  # before 2.1 the version was plain text
+        return response.text.strip()
+    return str(body.get("version", "")) if isinstance(body, dict) else str(body)
+
+
+def elf_linking(path: Path) -> str | None:
+    """``"static"`` or ``"dynamic"`` for an ELF executable, None for anything else."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(65536)
+    except OSError:
+        return None
+    if len(data) < 64 or data[:4] != b"\x7fELF" or data[4] not in (1, 2) or data[5] not in (1, 2):
+        return None
+    end = "<" if data[5] == 1 else ">"
+    if data[4] == 2:
+        (phoff,) = struct.unpack_from(end + "Q", data, 32)
+        phentsize, phnum = struct.unpack_from(end + "HH", data, 54)
+    else:
+        (phoff,) = struct.unpack_from(end + "I", data, 28)
+        phentsize, phnum = struct.unpack_from(end + "HH", data, 42)
+    for index in range(phnum):
+        offset = phoff + index * phentsize
+        if offset + 4 > len(data):
+            return "dynamic"  # headers beyond what was read: assume it needs a libc
+        if struct.unpack_from(end + "I", data, offset)[0] == 3:  # PT_INTERP
+            return "dynamic"
+    return "static"
+
+
+def binary_context(binary: Path, base: str | None) -> tuple[bytes, str]:
+    """The build context and content tag of an image that runs ``binary``."""
+    payload = binary.read_bytes()
+    dockerfile = "\n".join([
+        f"FROM {base or 'scratch'}",
+        f"COPY {BINARY} /{BINARY}",
+        *([] if base is None else ["USER nobody"]),
+        f"EXPOSE {API_PORT}",
+        f'ENTRYPOINT ["/{BINARY}"]',
+        f'CMD ["-host=0.0.0.0", "-port={API_PORT}"]',
+        "",
+    ]).encode()
+    digest = hashlib.sha256(dockerfile + b"\0" + payload).hexdigest()[:12]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data, mode in (("Dockerfile", dockerfile, 0o644), (BINARY, payload, 0o755)):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue(), f"{BINARY_IMAGE}:{digest}"
+
+
+def choose(client: docker.DockerClient | None = None, *, images: ImageStore | None = None,
+           environ: Mapping[str, str] | None = None,
+           which: Callable[[str], str | None] = shutil.which,
+           probe: Callable[[str], str] = probe_version,
+           base_image: Callable[[], str] | None = None,
+           external_supported: bool = False) -> ProviderChoice:
+    """Pick the server for a run (see the module docstring for the order and why)."""
+    if images is None:
+        if client is None:
+            raise ValueError("choose() needs a docker client or an ImageStore")
+        images = DockerImages(client)
+    env = os.environ if environ is None else environ
+    notes: list[str] = []
+
+    url = (env.get("TOXIPROXY_URL") or "").strip()
+    if url:
+        parts = urlsplit(url if "//" in url else f"http://{url}")
+        url = f"{parts.scheme or 'http'}://{parts.netloc}"
+        try:
+            version = probe(url)
+        except Exception as exc:  # noqa: BLE001 - any failure means: not usable
+            notes.append(f"TOXIPROXY_URL {url} did not answer ({type(exc).__name__})")
+        else:
+            if not external_supported:
+                raise EnvironmentProblem(
+                    f"TOXIPROXY_URL={url} (Toxiproxy {version}) is set, but this run starts "
+                    "Toxiproxy on the scenario's own Docker network, where it can reach the "
+                    "services by name; a server outside that network is not supported here. "
+                    "Unset TOXIPROXY_URL to let the run start its own server.")
+            return ProviderChoice(f"TOXIPROXY_URL {url} (Toxiproxy {version})", None, None,
+                                  kind="url", url=url)
+
+    def noted(name: str) -> str:
+        return f"{name}; {'; '.join(notes)}" if notes else name
+
+    if images.exists(REAL_IMAGE):
+        return ProviderChoice(noted(f"toxiproxy image {REAL_IMAGE}"), REAL_IMAGE,
+                              ["-host=0.0.0.0"], kind="image")
+
+    found = which(BINARY)
+    if found:
+        path = Path(found).resolve()
+        linking = elf_linking(path)
+        if linking is None:
+            notes.append(f"{BINARY} at {found} is not a Linux executable")
+        else:
+            base = None
+            if linking == "dynamic":
+                base = base_image() if base_image is not None else _project_base(client)
+            context, tag = binary_context(path, base)
+            if not images.exists(tag):
+                images.build(context, tag)
+            return ProviderChoice(noted(f"{BINARY} binary {found} (in image {tag})"), tag, None,
+                                  kind="binary")
+
+    return ProviderChoice(noted(EMBEDDED), None, None, kind="embedded")
+
+
+def _project_base(client: docker.DockerClient | None) -> str:
+    if client is None:
+        raise ValueError("a dynamically linked binary needs the project's base image")
+    from chaos.runtime.base_image import ensure_base
+
+    return ensure_base(client).tag
 
 
 def listen_ports(proxy_names: list[str]) -> dict[str, int]:
     """Each proxy listens on its own port inside the Toxiproxy container."""
     return {name: FIRST_LISTEN_PORT + i for i, name in enumerate(proxy_names)}
+
+
+def external_listen(gateway_ip: str, port: int) -> str:
+    """Listen address on a user's server (TOXIPROXY_URL) that the run's containers reach:
+    the host's own address on the run's bridge network."""
+    return f"[{gateway_ip}]:{port}" if ":" in gateway_ip else f"{gateway_ip}:{port}"
+
+
+def external_upstream(upstream: str, service_ips: Mapping[str, str]) -> str:
+    """``backend:8080`` -> ``<container ip>:8080``: a server on the host cannot resolve the
+    names Docker's embedded DNS gives containers, but it can reach their addresses."""
+    host, sep, port = upstream.rpartition(":")
+    if sep and host in service_ips:
+        return external_listen(service_ips[host], int(port))
+    return upstream
