@@ -46,6 +46,14 @@ class AssertionResult:
     observed: str
     passed: bool
     message: str
+    status: str = ""  # pass | fail | inconclusive (set by the evaluation)
+    ci_low: float | None = None  # confidence interval of a rate, when there is one
+    ci_high: float | None = None
+    value: float | None = None  # the observed value as a number, when there is one
+
+    def __post_init__(self) -> None:
+        if not self.status:
+            self.status = "pass" if self.passed else "fail"
 
 
 @dataclass
