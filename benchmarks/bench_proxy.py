@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import socket
 import statistics
@@ -147,7 +148,12 @@ def run(args: argparse.Namespace) -> list[Line]:
         created = requests.post(f"{api}/proxies", json=body, timeout=5)
         created.raise_for_status()
         proxy_port = int(created.json()["listen"].rsplit(":", 1)[1])
-        print(f"server {version}; peer :{peer_port}, proxy :{proxy_port}; "
+        loop = "asyncio" if args.no_uvloop or importlib.util.find_spec("uvloop") is None \
+            else "uvloop"
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"machine: {os.cpu_count()} CPUs, load average {load} (other work skews "
+              "every number)", flush=True)
+        print(f"server {version} on {loop}; peer :{peer_port}, proxy :{proxy_port}; "
               f"{args.megabytes} MB bulk, {args.rounds} ping-pongs, "
               f"{args.toxic_rounds} with latency={LATENCY_MS}ms", flush=True)
 

@@ -148,13 +148,26 @@ class BreakerProbe(Model):
     interval: Duration = 0.25
 
 
+class CounterProbe(Model):
+    """A counter of requests that reached the upstream (JSON field or Prometheus metric)."""
+
+    service: str
+    path: str = Field("/stats", pattern=r"^/")
+    field: str | None = Field("total", description="top-level JSON field holding the count")
+    metric: str | None = Field(None, description="Prometheus metric name instead of a JSON field")
+    interval: Duration = 0.5
+
+
 class Probes(Model):
     breaker: BreakerProbe | None = None
+    upstream_requests: CounterProbe | None = None
 
 
 class BreakerAssertion(Model):
     opens_within: Duration | None = None
     closes_within: Duration | None = None
+    half_opens_after: Duration | None = None
+    fails_fast_under: ComparisonField | None = None
 
 
 class Assertion(Model):
@@ -170,6 +183,8 @@ class Assertion(Model):
     closed: ComparisonField | None = None
     graceful_errors: ComparisonField | None = None
     ok_after_retry: ComparisonField | None = None
+    truncated: ComparisonField | None = None
+    retry_amplification: ComparisonField | None = None
     p50: ComparisonField | None = None
     p95: ComparisonField | None = None
     p99: ComparisonField | None = None
@@ -188,6 +203,7 @@ class Scenario(Model):
     phases: list[Phase] = Field(min_length=1)
     probes: Probes = Field(default_factory=Probes)
     assertions: list[Assertion] = Field(default_factory=list)
+    confidence: float = Field(0.95, ge=0.5, lt=1.0, description="of the intervals verdicts use")
 
     def total_duration(self) -> float:
         return sum(p.duration for p in self.phases)

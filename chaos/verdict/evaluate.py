@@ -1,8 +1,13 @@
-"""Evaluate a scenario's assertions against what clients saw and what probes read."""
+"""Evaluate a scenario's assertions against what clients saw and what probes read.
+
+Rates are judged on their Wilson interval (pass only when the whole interval
+meets the bound, fail only when none of it does, otherwise inconclusive);
+counts and latencies are judged on the observed value.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 
 from chaos.load.classify import (
     CLOSED,
@@ -12,18 +17,21 @@ from chaos.load.classify import (
     READ_TIMEOUT,
     REFUSED,
     RESET,
+    TRUNCATED,
 )
-from chaos.scenario.model import Assertion, BreakerProbe, Scenario
+from chaos.scenario.model import Assertion, Scenario
 from chaos.scenario.units import Comparison, format_duration
+from chaos.verdict import breaker_checks
+from chaos.verdict.intervals import FAIL, INCONCLUSIVE, PASS, judge_interval, wilson
 from chaos.verdict.result import AssertionResult, PhaseWindow
-from chaos.verdict.stats import Record, Sample
+from chaos.verdict.stats import Aggregate, Record, Sample
 
 WHOLE_RUN = "(run)"
 
 _COUNTS: dict[str, tuple[str, ...]] = {
     "resets": (RESET,), "refused": (REFUSED,), "closed": (CLOSED,),
     "timeouts": (CONNECT_TIMEOUT, READ_TIMEOUT), "graceful_errors": (GRACEFUL,),
-    "ok_after_retry": (OK_AFTER_RETRY,),
+    "ok_after_retry": (OK_AFTER_RETRY,), "truncated": (TRUNCATED,),
 }
 _EXPLAIN = {
     "resets": "clients saw a TCP reset; a resilient gateway answers 502/503 with a body",
@@ -32,28 +40,29 @@ _EXPLAIN = {
     "timeouts": "clients timed out waiting",
     "graceful_errors": "graceful 5xx/429 answers with a body",
     "ok_after_retry": "requests that succeeded after the gateway retried",
+    "truncated": "responses or streams were cut short",
 }
 _PERCENTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0, "max_latency": 100.0}
 
 
 class Evidence:
-    """What the evaluation reads: records grouped by phase, phase windows, breaker samples."""
+    """What the evaluation reads: aggregates of the records, phase windows, probe samples."""
 
-    def __init__(self, records: list[Record], windows: list[PhaseWindow],
-                 breaker: list[tuple[float, float]]) -> None:
-        self.records = records
+    def __init__(self, records: Iterable[Record], windows: list[PhaseWindow],
+                 breaker: list[tuple[float, float]],
+                 upstream: list[tuple[float, float]] | None = None,
+                 open_value: float = 1.0) -> None:
         self.windows = {w.name: w for w in windows}
         self.breaker = breaker
-        self.samples: dict[str, Sample] = {}
-        whole = Sample()
-        for record in records:
-            if record.phase in self.windows:
-                self.samples.setdefault(record.phase, Sample()).add(record)
-                whole.add(record)
-        self.samples[WHOLE_RUN] = whole
+        self.upstream = upstream or []
+        self.open_value = open_value
+        self.aggregate = Aggregate(records, {w.name: w.start for w in windows},
+                                   breaker_checks.open_intervals(breaker, open_value))
 
     def sample(self, phase: str) -> Sample:
-        return self.samples.get(phase, Sample())
+        if phase == WHOLE_RUN:
+            return self.aggregate.whole
+        return self.aggregate.phases.get(phase, Sample())
 
 
 def evaluate(scenario: Scenario, evidence: Evidence) -> list[AssertionResult]:
@@ -63,21 +72,30 @@ def evaluate(scenario: Scenario, evidence: Evidence) -> list[AssertionResult]:
     return results
 
 
+def overall(results: list[AssertionResult]) -> str:
+    """fail beats inconclusive beats pass."""
+    statuses = {r.status for r in results}
+    if FAIL in statuses:
+        return FAIL
+    if INCONCLUSIVE in statuses:
+        return INCONCLUSIVE
+    return PASS
+
+
 def _evaluate_one(a: Assertion, scenario: Scenario, ev: Evidence) -> list[AssertionResult]:
     phase = a.phase or WHOLE_RUN
     sample = ev.sample(phase)
-    out: list[AssertionResult] = []
     if sample.total < a.min_requests:
-        out.append(AssertionResult(phase, "min_requests", f">= {a.min_requests}",
-                                   str(sample.total), False,
-                                   f"only {sample.total} requests were made during {phase}; "
-                                   "too few to judge"))
-        return out
+        return [_result(phase, "min_requests", f">= {a.min_requests}", str(sample.total),
+                        INCONCLUSIVE, f"only {sample.total} requests were made during {phase}; "
+                        "too few to judge", value=float(sample.total))]
+    out: list[AssertionResult] = []
     if a.success_rate is not None:
-        out.append(_rate(phase, "success_rate", a.success_rate, sample.success_rate))
+        out.append(_rate(phase, "success_rate", a.success_rate, sample.successes, sample.total,
+                         scenario.confidence))
     if a.error_rate is not None:
-        rate = None if sample.success_rate is None else 1 - sample.success_rate
-        out.append(_rate(phase, "error_rate", a.error_rate, rate))
+        out.append(_rate(phase, "error_rate", a.error_rate, sample.total - sample.successes,
+                         sample.total, scenario.confidence))
     for kind, outcomes in _COUNTS.items():
         bound = getattr(a, kind)
         if bound is not None:
@@ -86,89 +104,83 @@ def _evaluate_one(a: Assertion, scenario: Scenario, ev: Evidence) -> list[Assert
         bound = getattr(a, kind)
         if bound is not None:
             out.append(_latency(phase, kind, bound, sample.latency(q)))
-    if a.breaker is not None and scenario.probes.breaker is not None:
-        out.extend(_breaker(phase, a, scenario.probes.breaker, ev))
+    if a.breaker is not None and scenario.probes.breaker is not None and phase != WHOLE_RUN:
+        out.extend(breaker_checks.evaluate_breaker(phase, a.breaker, scenario.probes.breaker, ev))
     if a.recovers_within is not None:
         out.append(_recovery(phase, a, ev))
+    if a.retry_amplification is not None:
+        out.append(_amplification(phase, a.retry_amplification, sample.total, ev))
     return out
 
 
-def _rate(phase: str, kind: str, bound: Comparison, observed: float | None) -> AssertionResult:
-    if observed is None:
-        return AssertionResult(phase, kind, bound.text, "n/a", False, f"no requests in {phase}")
-    passed = bound.holds(observed)
-    message = "" if passed else f"{kind} was {observed:.4f} during {phase}, expected {bound.text}"
-    return AssertionResult(phase, kind, bound.text, f"{observed:.4f}", passed, message)
+def _result(phase: str, kind: str, bound: str, observed: str, status: str, message: str,
+            value: float | None = None, ci: tuple[float, float] | None = None) -> AssertionResult:
+    return AssertionResult(phase, kind, bound, observed, status == PASS, message, status=status,
+                           ci_low=None if ci is None else round(ci[0], 5),
+                           ci_high=None if ci is None else round(ci[1], 5), value=value)
+
+
+def _rate(phase: str, kind: str, bound: Comparison, hits: int, total: int,
+          confidence: float) -> AssertionResult:
+    if total == 0:
+        return _result(phase, kind, bound.text, "n/a", INCONCLUSIVE, f"no requests in {phase}")
+    point = hits / total
+    low, high = wilson(hits, total, confidence)
+    status = judge_interval(bound, low, high, point)
+    shown = f"{point:.4f}"
+    interval = f"[{low:.4f}, {high:.4f}] at {confidence:.0%}"
+    if status == PASS:
+        message = ""
+    elif status == FAIL:
+        message = f"{kind} was {shown} ({hits}/{total}, {interval}) during {phase}, expected {bound.text}"
+    else:
+        message = (f"{kind} {shown} ({hits}/{total}) during {phase}: the interval {interval} "
+                   f"straddles {bound.text}; run longer or with more users to decide")
+    return _result(phase, kind, bound.text, shown, status, message, point, (low, high))
 
 
 def _count(phase: str, kind: str, bound: Comparison, observed: int, total: int) -> AssertionResult:
-    passed = bound.holds(observed)
-    message = "" if passed else (
+    status = PASS if bound.holds(observed) else FAIL
+    message = "" if status == PASS else (
         f"{observed} of {total} requests during {phase}: {_EXPLAIN[kind]} (expected {bound.text})"
     )
-    return AssertionResult(phase, kind, bound.text, str(observed), passed, message)
+    return _result(phase, kind, bound.text, str(observed), status, message, float(observed))
 
 
 def _latency(phase: str, kind: str, bound: Comparison, observed: float | None) -> AssertionResult:
     if observed is None:
-        return AssertionResult(phase, kind, bound.text, "n/a", False, f"no requests in {phase}")
+        return _result(phase, kind, bound.text, "n/a", INCONCLUSIVE, f"no requests in {phase}")
     limit = bound if bound.is_duration else Comparison(bound.op, bound.value / 1000, bound.text)
-    passed = limit.holds(observed)
+    status = PASS if limit.holds(observed) else FAIL
     shown = f"{observed * 1000:.1f}ms"
-    message = "" if passed else f"{kind} latency was {shown} during {phase}, expected {bound.text}"
-    return AssertionResult(phase, kind, bound.text, shown, passed, message)
+    message = "" if status == PASS else (
+        f"{kind} latency was {shown} during {phase}, expected {bound.text}")
+    return _result(phase, kind, bound.text, shown, status, message, observed)
 
 
-def _breaker(phase: str, a: Assertion, probe: BreakerProbe, ev: Evidence) -> list[AssertionResult]:
-    assert a.breaker is not None
-    window = ev.windows.get(phase)
-    out: list[AssertionResult] = []
-    if window is None:
-        return out
-    in_phase = [(t, v) for t, v in ev.breaker if window.start <= t <= window.end]
+def recovery_from_buckets(buckets: dict[int, Sample], length: float, threshold: float,
+                          bucket: float = 1.0) -> float | None:
+    """Seconds until a bucket (and the next one, if it has traffic) meets the threshold."""
+    count = max(1, int(length // bucket + (1 if length % bucket else 0)))
 
-    def first(match: Callable[[float], bool]) -> float | None:
-        return next((t - window.start for t, v in in_phase if match(v)), None)
+    def good(s: Sample | None) -> bool:
+        return s is not None and s.total > 0 and (s.success_rate or 0.0) >= threshold
 
-    checks = (("breaker.opens_within", a.breaker.opens_within, lambda v: v == probe.open_value,
-               "opened"),
-              ("breaker.closes_within", a.breaker.closes_within, lambda v: v == 0, "closed"))
-    for kind, limit, match, verb in checks:
-        if limit is None:
-            continue
-        seen = first(match)
-        bound = f"<= {format_duration(limit)}"
-        if seen is None:
-            message = (f"the breaker never {verb} during {phase} "
-                       f"({len(in_phase)} probe samples of {probe.metric})")
-            out.append(AssertionResult(phase, kind, bound, "never", False, message))
-            continue
-        passed = seen <= limit
-        message = "" if passed else f"the breaker {verb} {seen:.2f}s into {phase}, expected {bound}"
-        out.append(AssertionResult(phase, kind, bound, f"{seen:.2f}s", passed, message))
-    return out
+    for i in range(count):
+        following = buckets.get(i + 1)
+        if good(buckets.get(i)) and (following is None or following.total == 0 or good(following)):
+            return i * bucket
+    return None
 
 
 def recovery_time(records: list[Record], start: float, end: float, threshold: float,
                   bucket: float = 1.0) -> float | None:
     """Seconds from start until two consecutive buckets (or the last one) meet threshold."""
-    edges: list[Sample] = []
-    t = start
-    while t < end:
-        edges.append(Sample())
-        t += bucket
+    buckets: dict[int, Sample] = {}
     for record in records:
         if start <= record.t < end:
-            edges[int((record.t - start) / bucket)].add(record)
-
-    def good(s: Sample) -> bool:
-        return s.total > 0 and (s.success_rate or 0.0) >= threshold
-
-    for i, sample in enumerate(edges):
-        following = edges[i + 1] if i + 1 < len(edges) else None
-        if good(sample) and (following is None or following.total == 0 or good(following)):
-            return i * bucket
-    return None
+            buckets.setdefault(int((record.t - start) / bucket), Sample()).add(record)
+    return recovery_from_buckets(buckets, end - start, threshold, bucket)
 
 
 def _recovery(phase: str, a: Assertion, ev: Evidence) -> AssertionResult:
@@ -176,13 +188,36 @@ def _recovery(phase: str, a: Assertion, ev: Evidence) -> AssertionResult:
     window = ev.windows.get(phase)
     bound = f"<= {format_duration(a.recovers_within)}"
     if window is None:
-        return AssertionResult(phase, "recovers_within", bound, "n/a", False, "no such phase")
-    records = [r for r in ev.records if r.phase == phase]
-    seen = recovery_time(records, window.start, window.end, a.recovery_success_rate)
+        return _result(phase, "recovers_within", bound, "n/a", INCONCLUSIVE,
+                       "recovery is measured within one phase; name the phase")
+    buckets = ev.aggregate.phase_seconds.get(phase, {})
+    seen = recovery_from_buckets(buckets, window.end - window.start, a.recovery_success_rate)
     if seen is None:
-        return AssertionResult(phase, "recovers_within", bound, "never", False,
-                               f"success rate never got back to {a.recovery_success_rate:.0%} "
-                               f"during {phase}")
-    passed = seen <= a.recovers_within
-    message = "" if passed else f"traffic recovered {seen:.1f}s into {phase}, expected {bound}"
-    return AssertionResult(phase, "recovers_within", bound, f"{seen:.1f}s", passed, message)
+        return _result(phase, "recovers_within", bound, "never", FAIL,
+                       f"success rate never got back to {a.recovery_success_rate:.0%} "
+                       f"during {phase}")
+    status = PASS if seen <= a.recovers_within else FAIL
+    message = "" if status == PASS else (
+        f"traffic recovered {seen:.1f}s into {phase}, expected {bound}")
+    return _result(phase, "recovers_within", bound, f"{seen:.1f}s", status, message, seen)
+
+
+def _amplification(phase: str, bound: Comparison, client_requests: int,
+                   ev: Evidence) -> AssertionResult:
+    """Requests that reached the upstream per client request (1.0 = no retries)."""
+    window = ev.windows.get(phase)
+    samples = ev.upstream
+    if window is None or not samples or client_requests == 0:
+        return _result(phase, "retry_amplification", bound.text, "n/a", INCONCLUSIVE,
+                       "no upstream request counter samples (probes.upstream_requests) "
+                       f"or no client requests during {phase}")
+    before = [v for t, v in samples if t <= window.start]
+    during = [v for t, v in samples if window.start < t <= window.end + 0.5]
+    first = before[-1] if before else (during[0] if during else 0.0)
+    reached = sum(max(b - a, 0.0) for a, b in zip([first, *during], during, strict=False))
+    ratio = reached / client_requests
+    status = PASS if bound.holds(ratio) else FAIL
+    message = "" if status == PASS else (
+        f"{reached:.0f} upstream requests for {client_requests} client requests during {phase} "
+        f"(x{ratio:.2f}): a retry storm; expected {bound.text}")
+    return _result(phase, "retry_amplification", bound.text, f"{ratio:.2f}", status, message, ratio)

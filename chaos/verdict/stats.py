@@ -1,7 +1,13 @@
-"""Statistics over request records: counts, rates and exact percentiles."""
+"""Statistics over request records: counts, rates and percentiles, in one streaming pass.
+
+Records stay on disk; what is kept in memory is per-phase and per-second
+aggregates (counters and log-bucketed latency histograms), so memory stays flat
+however long a run lasts.
+"""
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from collections import Counter
@@ -11,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.load.classify import OUTCOMES, SUCCESSES
+from chaos.verdict.histogram import LatencyHistogram
 
 
 @dataclass(frozen=True)
@@ -51,14 +58,14 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
 
 @dataclass
 class Sample:
-    """The records of one phase (or of the whole run), summarised."""
+    """The records of one phase (or second, or of the whole run), summarised."""
 
     counts: Counter[str] = field(default_factory=Counter)
-    latencies: list[float] = field(default_factory=list)
+    histogram: LatencyHistogram = field(default_factory=LatencyHistogram)
 
     def add(self, record: Record) -> None:
         self.counts[record.outcome] += 1
-        self.latencies.append(record.latency_s)
+        self.histogram.add(record.latency_s)
 
     @property
     def total(self) -> int:
@@ -73,8 +80,7 @@ class Sample:
         return self.successes / self.total if self.total else None
 
     def latency(self, q: float) -> float | None:
-        self.latencies.sort()
-        return percentile(self.latencies, q)
+        return self.histogram.percentile(q)
 
     def count(self, *outcomes: str) -> int:
         return sum(self.counts[o] for o in outcomes)
@@ -93,6 +99,46 @@ def timeline(records: Iterable[Record], end: float) -> list[dict[str, Any]]:
     for record in records:
         if 0 <= record.t < end:
             buckets.setdefault(int(record.t), Sample()).add(record)
+    return timeline_rows(buckets, end)
+
+
+class Aggregate:
+    """One pass over the records: per phase, per second, and per second of each phase."""
+
+    def __init__(self, records: Iterable[Record], phase_starts: dict[str, float],
+                 open_intervals: list[tuple[float, float]] | None = None) -> None:
+        self.open_intervals = sorted(open_intervals or [])
+        self.while_open: dict[str, Sample] = {name: Sample() for name in phase_starts}
+        self.phases: dict[str, Sample] = {name: Sample() for name in phase_starts}
+        self.whole = Sample()
+        self.seconds: dict[int, Sample] = {}
+        self.phase_seconds: dict[str, dict[int, Sample]] = {name: {} for name in phase_starts}
+        for record in records:
+            self.add(record, phase_starts)
+
+    def add(self, record: Record, phase_starts: dict[str, float]) -> None:
+        if record.t >= 0:
+            self.seconds.setdefault(int(record.t), Sample()).add(record)
+        start = phase_starts.get(record.phase)
+        if start is None:
+            return  # warm-up or cool-down traffic: not judged
+        self.phases[record.phase].add(record)
+        self.whole.add(record)
+        offset = int(max(record.t - start, 0.0))
+        self.phase_seconds[record.phase].setdefault(offset, Sample()).add(record)
+        if self.open_intervals and _inside(record.t + record.latency_s, self.open_intervals):
+            self.while_open[record.phase].add(record)
+
+    def timeline(self, end: float) -> list[dict[str, Any]]:
+        return timeline_rows(self.seconds, end)
+
+
+def _inside(moment: float, intervals: list[tuple[float, float]]) -> bool:
+    index = bisect.bisect_right(intervals, (moment, math.inf)) - 1
+    return index >= 0 and intervals[index][0] <= moment <= intervals[index][1]
+
+
+def timeline_rows(buckets: dict[int, Sample], end: float) -> list[dict[str, Any]]:
     rows = []
     for second in range(int(math.ceil(end))):
         sample = buckets.get(second, Sample())

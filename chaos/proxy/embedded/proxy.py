@@ -21,6 +21,7 @@ from chaos.proxy.embedded.toxics import Toxic, update_toxic
 log = logging.getLogger("chaos.proxy.embedded")
 
 DIAL_TIMEOUT = 5.0
+BACKLOG = 1024  # bursts of new connections (a gateway warming its pool) must not see SYN drops
 
 
 def split_hostport(address: str) -> tuple[str, int]:
@@ -115,7 +116,8 @@ class Proxy:
             return
         sock = _bind(self.listen)
         try:
-            self._server = await asyncio.start_server(self._accept, sock=sock, limit=CHUNK * 4)
+            self._server = await asyncio.start_server(self._accept, sock=sock, limit=CHUNK * 4,
+                                                      backlog=BACKLOG)
         except OSError as exc:
             sock.close()
             raise ApiError(f"listen tcp {self.listen}: {exc.strerror or exc}", 500) from exc

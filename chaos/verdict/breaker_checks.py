@@ -1,0 +1,100 @@
+"""Circuit-breaker contracts, judged from the gateway's probed state and client latency.
+
+opens_within: from the phase start until the breaker reads open.
+fails_fast_under: latency (p99) of requests answered while it was open.
+half_opens_after: from its first opening until it first reads half-open.
+closes_within: from the phase start until it reads closed again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from chaos.scenario.model import BreakerAssertion, BreakerProbe
+from chaos.scenario.units import Comparison, format_duration
+from chaos.verdict.intervals import FAIL, INCONCLUSIVE, PASS
+from chaos.verdict.result import AssertionResult
+
+if TYPE_CHECKING:
+    from chaos.verdict.evaluate import Evidence
+
+CLOSED, HALF_OPEN = 0.0, 2.0
+
+
+def open_intervals(samples: list[tuple[float, float]], open_value: float) -> list[tuple[float, float]]:
+    """Time spans during which consecutive samples read open."""
+    spans: list[tuple[float, float]] = []
+    start: float | None = None
+    for t, value in samples:
+        if value == open_value and start is None:
+            start = t
+        elif value != open_value and start is not None:
+            spans.append((start, t))
+            start = None
+    if start is not None and samples:
+        spans.append((start, samples[-1][0]))
+    return spans
+
+
+def _result(phase: str, kind: str, bound: str, observed: str, status: str, message: str,
+            value: float | None = None) -> AssertionResult:
+    return AssertionResult(phase, kind, bound, observed, status == PASS, message, status=status,
+                           value=value)
+
+
+def evaluate_breaker(phase: str, spec: BreakerAssertion, probe: BreakerProbe,
+                     ev: Evidence) -> list[AssertionResult]:
+    window = ev.windows.get(phase)
+    if window is None:
+        return []
+    in_phase = [(t, v) for t, v in ev.breaker if window.start <= t <= window.end]
+    out: list[AssertionResult] = []
+
+    def first(match: Callable[[float], bool], since: float) -> float | None:
+        return next((t - since for t, v in in_phase if t >= since and match(v)), None)
+
+    timed = (
+        ("breaker.opens_within", spec.opens_within, lambda v: v == probe.open_value, "opened",
+         window.start),
+        ("breaker.closes_within", spec.closes_within, lambda v: v == CLOSED, "closed",
+         window.start),
+    )
+    for kind, limit, match, verb, since in timed:
+        if limit is not None:
+            out.append(_timed(phase, kind, limit, first(match, since), verb, probe, len(in_phase)))
+    if spec.half_opens_after is not None:
+        opened = next((t for t, v in in_phase if v == probe.open_value), None)
+        seen = None if opened is None else first(lambda v: v == HALF_OPEN, opened)
+        out.append(_timed(phase, "breaker.half_opens_after", spec.half_opens_after, seen,
+                          "half-opened", probe, len(in_phase)))
+    if spec.fails_fast_under is not None:
+        out.append(_fails_fast(phase, spec.fails_fast_under, ev))
+    return out
+
+
+def _timed(phase: str, kind: str, limit: float, seen: float | None, verb: str,
+           probe: BreakerProbe, samples: int) -> AssertionResult:
+    bound = f"<= {format_duration(limit)}"
+    if seen is None:
+        return _result(phase, kind, bound, "never", FAIL,
+                       f"the breaker never {verb} during {phase} ({samples} probe samples of "
+                       f"{probe.metric}; expected {bound})")
+    status = PASS if seen <= limit else FAIL
+    message = "" if status == PASS else f"the breaker {verb} {seen:.2f}s into {phase}, expected {bound}"
+    return _result(phase, kind, bound, f"{seen:.2f}s", status, message, seen)
+
+
+def _fails_fast(phase: str, bound: Comparison, ev: Evidence) -> AssertionResult:
+    sample = ev.aggregate.while_open.get(phase)
+    p99 = None if sample is None else sample.latency(99)
+    if p99 is None:
+        return _result(phase, "breaker.fails_fast_under", bound.text, "n/a", INCONCLUSIVE,
+                       f"no request was answered while the breaker was open during {phase}")
+    limit = bound if bound.is_duration else Comparison(bound.op, bound.value / 1000, bound.text)
+    status = PASS if limit.holds(p99) else FAIL
+    shown = f"{p99 * 1000:.1f}ms"
+    message = "" if status == PASS else (
+        f"while the breaker was open, p99 latency was {shown} during {phase}; "
+        f"an open breaker should fail fast ({bound.text})")
+    return _result(phase, "breaker.fails_fast_under", bound.text, shown, status, message, p99)
