@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SCENARIO ?= backend-crash
 ARGS ?=
 
-.PHONY: help venv setup chaos test test-fast lint bench clean
+.PHONY: help venv setup chaos test test-fast lint bench clean schema
 
 help:
 	@echo "make chaos SCENARIO=backend-crash   run scenarios/<name>.yaml (ARGS='--set k=v' to override)"
@@ -34,8 +34,15 @@ test: setup
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not docker"
 
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_proxy
+	$(BIN)/python -m benchmarks.bench_load
+
+schema: $(STAMP)
+	$(BIN)/chaos schema > schemas/scenario.schema.json
+
 lint: $(STAMP)
-	$(BIN)/ruff check chaos tests docker
+	$(BIN)/ruff check chaos tests docker benchmarks
 	$(BIN)/mypy chaos
 
 clean:

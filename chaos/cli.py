@@ -1,4 +1,4 @@
-"""The `chaos` command: run | validate | list | doctor | setup | toxiproxy serve.
+"""The `chaos` command: run | validate | list | doctor | setup | report | toxiproxy serve.
 
 Exit codes: 0 all assertions hold, 1 some fail, 2 bad input or usage,
 3 environment problem, 130 interrupted.
@@ -33,12 +33,18 @@ def _scenario_path(arg: str) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from chaos.engine import run_scenario
-    from chaos.scenario.loader import load_scenario
+    from chaos.scenario.loader import check_scenario, scale_phases
 
     path = _scenario_path(args.scenario)
-    scenario = load_scenario(path, args.set)
+    scenario, warnings = check_scenario(path, args.set)
+    for warning in warnings:
+        print(warning, file=sys.stderr)
+    if args.duration_scale != 1.0:
+        scenario = scale_phases(scenario, args.duration_scale)
     command = "chaos run " + shlex.quote(str(path)) + "".join(
         f" --set {shlex.quote(s)}" for s in args.set)
+    if args.duration_scale != 1.0:
+        command += f" --duration-scale {args.duration_scale:g}"
     result = run_scenario(scenario, file=str(path), scenario_yaml=path.read_text(),
                           report_root=Path(args.report_dir), quiet=args.quiet, command=command)
     if result.error:
@@ -47,12 +53,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from chaos.scenario.loader import load_scenario
+    from chaos.scenario.loader import check_scenario
 
     status = 0
     for arg in args.files:
         try:
-            scenario = load_scenario(_scenario_path(arg), args.set)
+            scenario, warnings = check_scenario(_scenario_path(arg), args.set)
+            for warning in warnings:
+                print(warning, file=sys.stderr)
             print(f"ok {arg}: {scenario.name} ({len(scenario.phases)} phases, "
                   f"{len(scenario.assertions)} assertions, {scenario.total_duration():g}s)")
         except ScenarioError as exc:
@@ -92,6 +100,19 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from chaos.report.command import report
+
+    return report(args.results, compare=args.compare, output=args.output)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from chaos.scenario.schema import schema_text
+
+    sys.stdout.write(schema_text())
+    return 0
+
+
 def cmd_toxiproxy(args: argparse.Namespace) -> int:
     from chaos.proxy.embedded.__main__ import main as serve
 
@@ -110,7 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
                      help="override one value, e.g. services.gateway.env.GATEWAY_RETRIES=off")
     run.add_argument("--report-dir", default="reports")
-    run.add_argument("--quiet", action="store_true", help="only print the verdict")
+    run.add_argument("--duration-scale", type=float, default=1.0, metavar="F",
+                     help="multiply every phase duration by F (e.g. 5 for a longer soak); "
+                     "reaction-time bounds such as recovers_within stay as written")
+    run.add_argument("--quiet", "-q", action="store_true",
+                     help="no progress: only failed assertions and the verdict (for CI logs)")
     run.set_defaults(func=cmd_run)
     val = sub.add_parser("validate", help="check scenario files without starting anything")
     val.add_argument("files", nargs="+")
@@ -122,8 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
     doc = sub.add_parser("doctor", help="find (and with --sweep remove) leftovers of dead runs")
     doc.add_argument("--sweep", action="store_true")
     doc.set_defaults(func=cmd_doctor)
+    schema = sub.add_parser("schema", help="print the JSON Schema of scenario files")
+    schema.set_defaults(func=cmd_schema)
     setup = sub.add_parser("setup", help="start a Docker engine and build the images")
     setup.set_defaults(func=cmd_setup)
+    rep = sub.add_parser("report", help="re-render report.html from a result.json, or compare two")
+    rep.add_argument("results", nargs="+", metavar="RESULT_JSON",
+                     help="a result.json or run folder; with --compare: OLD NEW")
+    rep.add_argument("--compare", action="store_true", help="side-by-side diff of two runs")
+    rep.add_argument("-o", "--output", help="where to write the page (default: next to the JSON; "
+                     "report.html, or compare.html beside NEW)")
+    rep.set_defaults(func=cmd_report)
     toxi = sub.add_parser("toxiproxy", help="the project's Toxiproxy-API server")
     toxi_sub = toxi.add_subparsers(dest="toxiproxy_command", required=True)
     serve = toxi_sub.add_parser("serve")

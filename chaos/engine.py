@@ -17,21 +17,23 @@ from pathlib import Path
 from types import FrameType
 
 from chaos.errors import ChaosError, Interrupted
+from chaos.observe.console import Console
 from chaos.observe.events import (
     AssertionEvaluated,
-    ConsoleProgress,
     EventBus,
     Recorder,
     RunFinished,
     RunStarted,
 )
+from chaos.report.derive import environment as report_environment
+from chaos.report.mask import Masker, masked, secret_values
 from chaos.report.writer import write_reports
 from chaos.scenario.model import Scenario
 from chaos.session import RunSession
-from chaos.verdict.evaluate import Evidence, evaluate
+from chaos.verdict.evaluate import Evidence, evaluate, overall
 from chaos.verdict.result import Result
-from chaos.verdict.stats import read_records, timeline
-from chaos.verdict.summary import phase_stats
+from chaos.verdict.stats import read_records
+from chaos.verdict.summary import phase_stats_from
 
 
 def new_run_id() -> str:
@@ -73,8 +75,12 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
     run_dir.mkdir(parents=True, exist_ok=True)
     bus = bus or EventBus()
     recorder = Recorder(run_dir / "events.ndjson")
-    bus.subscribe(ConsoleProgress(quiet=quiet))
-    bus.subscribe(recorder)
+    # Secrets of service environments are masked in everything a run prints or writes.
+    masker = Masker(secret_values(s.env for s in scenario.services.values()))
+    console = Console(quiet=quiet, records=run_dir / "requests.ndjson",
+                      total=scenario.total_duration())
+    bus.subscribe(masked(console, masker))
+    bus.subscribe(masked(recorder, masker))
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     started = time.monotonic()
     bus.emit(RunStarted(scenario=scenario.name, run_id=run_id))
@@ -100,31 +106,38 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
         logs=_mask_logs(session.logs), scenario_yaml=scenario_yaml, report_dir=str(run_dir),
     )
     _judge(scenario, session, result, bus)
-    write_reports(result, run_dir, session.records_path, session.t0)
+    result.upstream = [(round(t - session.t0, 3), v) for t, v in session.upstream_samples]
+    result.environment = report_environment()
+    result = masker.apply(result)
+    write_reports(result, run_dir, session.records_path, session.t0, masker=masker)
     bus.emit(RunFinished(verdict=result.verdict, exit_code=result.exit_code,
                          report_dir=str(run_dir)))
     recorder.close()
+    console.close()
     return result
 
 
-_EXIT = {"pass": 0, "fail": 1, "error": 3, "interrupted": 130}
+_EXIT = {"pass": 0, "fail": 1, "error": 3, "inconclusive": 4, "interrupted": 130}
 
 
 def _judge(scenario: Scenario, session: RunSession, result: Result, bus: EventBus) -> None:
-    records = list(read_records(session.records_path, session.t0))
     end = session.windows[-1].end if session.windows else 0.0
-    result.timeline = timeline(records, end)
     result.breaker = [(round(t - session.t0, 3), v) for t, v in session.breaker_samples]
-    result.phase_stats = phase_stats(records, session.windows)
+    upstream = [(round(t - session.t0, 3), v) for t, v in session.upstream_samples]
+    probe = scenario.probes.breaker
+    evidence = Evidence(read_records(session.records_path, session.t0), session.windows,
+                        result.breaker, upstream, probe.open_value if probe else 1.0)
+    result.timeline = evidence.aggregate.timeline(end)
+    result.phase_stats = phase_stats_from(evidence.aggregate, session.windows)
     if result.verdict:  # error or interrupted: no judgement on partial data
         result.exit_code = _EXIT[result.verdict]
         return
-    result.assertions = evaluate(scenario, Evidence(records, session.windows, result.breaker))
+    result.assertions = evaluate(scenario, evidence)
     for item in result.assertions:
         bus.emit(AssertionEvaluated(phase=item.phase, check=f"{item.kind} {item.bound}",
-                                    passed=item.passed,
+                                    passed=item.passed, status=item.status,
                                     message=item.message or f"observed {item.observed}"))
-    result.verdict = "pass" if all(a.passed for a in result.assertions) else "fail"
+    result.verdict = overall(result.assertions)
     result.exit_code = _EXIT[result.verdict]
 
 

@@ -6,6 +6,7 @@ so it also catches what was half-created when an error struck.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from pathlib import Path
@@ -24,19 +25,21 @@ from chaos.observe.events import (
     ServiceReady,
     Setup,
 )
-from chaos.observe.probes import BreakerPoller
+from chaos.observe.probes import BreakerPoller, MetricPoller, counter_poller
 from chaos.proxy import provider
 from chaos.proxy.client import ToxiproxyClient
 from chaos.runtime import bootstrap
 from chaos.runtime.base_image import ensure_base
 from chaos.runtime.environment import RunEnvironment
 from chaos.runtime.images import ensure_image, spec_for_build_dir, toxiproxy_spec
+from chaos.runtime.ledger import Entry, Ledger, docker_removers, process_remover
 from chaos.runtime.paths import project_root
-from chaos.scenario.model import Phase, Scenario
+from chaos.scenario.model import NetFault, Phase, Scenario, ToxicFault
 from chaos.verdict.result import FaultRecord, PhaseWindow
 
 _REF = re.compile(r"\$\{(proxy|service)\.([a-z][a-z0-9_-]*)\}")
 PROXY_SERVICE = "toxiproxy"
+NETFAULT_IMAGE = "netfault"
 
 
 class RunSession:
@@ -48,24 +51,31 @@ class RunSession:
         self.run_dir = run_dir
         self.bus = bus
         self.env: RunEnvironment | None = None
+        self.ledger: Ledger | None = None  # what was created, written before creating it
+        self._fault_keys: dict[int, str] = {}
         self.locust: LocustProcess | None = None
         self.poller: BreakerPoller | None = None
         self.proxies: ToxiproxyClient | None = None
         self.provider = ""
         self.images: dict[str, str] = {}
+        self.tool_images: dict[str, str] = {}  # helper images faults need (not services)
         self.windows: list[PhaseWindow] = []
         self.fault_records: list[FaultRecord] = []
         self.logs: dict[str, str] = {}
         self.breaker_samples: list[tuple[float, float]] = []
+        self.upstream_poller: MetricPoller | None = None
+        self.upstream_samples: list[tuple[float, float]] = []
         self.t0 = time.time()
         self.records_path = run_dir / "requests.ndjson"
         self.listen_ports = provider.listen_ports(list(scenario.proxies))
 
     # -- bring-up ---------------------------------------------------------------------
     def run(self) -> None:
+        self.ledger = Ledger(self.run_id, self.scenario.name)
         client = bootstrap.ensure_engine()
         self._build_images(client)
-        self.env = RunEnvironment(client, self.run_id, self.scenario.name)
+        self.env = RunEnvironment(client, self.run_id, self.scenario.name, ledger=self.ledger)
+        self.env.tool_images.update(self.tool_images)
         self.env.create_network()
         self._start_toxiproxy()
         self._start_services()
@@ -86,6 +96,10 @@ class RunSession:
             if build_dir is None or not build_dir.is_dir():
                 raise EnvironmentProblem(f"service {name}: build folder {service.build} not found")
             self.images[name] = ensure_image(client, spec_for_build_dir(build_dir), base)
+        if any(isinstance(f, NetFault) for p in self.scenario.phases for f in p.faults):
+            # the sidecar that applies network faults in a service's namespace
+            netfault = spec_for_build_dir(project_root() / "docker" / NETFAULT_IMAGE)
+            self.tool_images[NETFAULT_IMAGE] = ensure_image(client, netfault, base)
 
     def _start_toxiproxy(self) -> None:
         assert self.env is not None
@@ -104,6 +118,8 @@ class RunSession:
         self.bus.emit(ServiceReady(service=PROXY_SERVICE, image=self.images[PROXY_SERVICE],
                                    seconds=time.monotonic() - started))
         for name, spec in self.scenario.proxies.items():
+            if self.ledger is not None:
+                self.ledger.intend("proxy", name, api=url)
             self.proxies.create_proxy(name, f"0.0.0.0:{self.listen_ports[name]}", spec.upstream)
 
     def _substitute(self, value: str) -> str:
@@ -116,14 +132,28 @@ class RunSession:
         return _REF.sub(repl, value)
 
     def _start_services(self) -> None:
+        """In dependency order: a service starts once everything in its depends_on is healthy."""
         assert self.env is not None
-        for name, service in self.scenario.services.items():
+        ready: set[str] = set()
+        order = self.scenario.start_order()
+        for name in order:
+            service = self.scenario.services[name]
+            for dep in service.depends_on:
+                self._wait_ready(dep, ready)
             env = {k: self._substitute(v) for k, v in service.env_strings().items()}
             self.env.start(name, self.images[name], service.port, env, memory=service.memory,
                            cpus=service.cpus)
-        for name, service in self.scenario.services.items():
-            seconds = self.env.wait_healthy(name, service.health, timeout=60)
-            self.bus.emit(ServiceReady(service=name, image=self.images[name], seconds=seconds))
+        for name in order:
+            self._wait_ready(name, ready)
+
+    def _wait_ready(self, name: str, ready: set[str]) -> None:
+        assert self.env is not None
+        if name in ready:
+            return
+        service = self.scenario.services[name]
+        seconds = self.env.wait_healthy(name, service.health, timeout=60)
+        ready.add(name)
+        self.bus.emit(ServiceReady(service=name, image=self.images[name], seconds=seconds))
 
     def _start_probes(self) -> None:
         assert self.env is not None
@@ -131,13 +161,18 @@ class RunSession:
         if probe is not None:
             self.poller = BreakerPoller(probe, self.env.services[probe.service].host_url)
             self.poller.start()
+        counter = self.scenario.probes.upstream_requests
+        if counter is not None:
+            self.upstream_poller = counter_poller(counter, self.env.services[counter.service].host_url)
+            self.upstream_poller.start()
 
     # -- phases -----------------------------------------------------------------------
     def _run_phases(self) -> None:
         assert self.env is not None and self.proxies is not None
         target = self.env.services[self.scenario.load.target].direct_url(self.env.prefix)
         budget = self.scenario.total_duration() + 30
-        self.locust = LocustProcess(self.scenario.load, target, self.run_dir, budget)
+        self.locust = LocustProcess(self.scenario.load, target, self.run_dir, budget,
+                                    ledger=self.ledger)
         self.locust.start()
         self.bus.emit(Setup(message=f"load: {self.scenario.load.users} users -> {target}"))
         if not self.locust.wait_for_traffic(timeout=30):
@@ -157,7 +192,10 @@ class RunSession:
         active: list[tuple[Injected, FaultRecord]] = []
         try:
             for index, fault in enumerate(phase.faults):
+                key = self._record_fault(fault, index)
                 injected = inject(fault, ctx, index)
+                if key is not None:
+                    self._fault_keys[id(injected)] = key
                 record = FaultRecord(phase.name, injected.description, round(time.time() - self.t0, 3))
                 self.fault_records.append(record)
                 window.faults.append(injected.description)
@@ -175,9 +213,21 @@ class RunSession:
             return
         try:
             injected.undo()
+            key = self._fault_keys.pop(id(injected), None)
+            if key is not None and self.ledger is not None:
+                self.ledger.removed("toxic", key)
             self.bus.emit(FaultRemoved(phase=phase, description=injected.description))
         except Exception as exc:  # noqa: BLE001 - teardown removes it anyway
             record.error = f"could not remove: {exc}"
+
+    def _record_fault(self, fault: object, index: int) -> str | None:
+        """Toxics live inside the proxy server: the ledger names them before they exist."""
+        if not isinstance(fault, ToxicFault) or self.ledger is None:
+            return None
+        name = fault.toxic.name or f"{fault.toxic.type}_{fault.toxic.stream}_{index}"
+        key = f"{fault.proxy}/{name}"
+        self.ledger.intend("toxic", key, proxy=fault.proxy, toxic=name)
+        return key
 
     def _sleep_until(self, deadline: float, periodic: list[Injected]) -> None:
         assert self.locust is not None
@@ -193,14 +243,46 @@ class RunSession:
 
     # -- teardown ---------------------------------------------------------------------
     def teardown(self) -> None:
+        self.bus.emit(Setup(message=f"tearing down run={self.run_id}"))
         if self.locust is not None:
             self.locust.stop()
         if self.poller is not None:
             self.poller.stop()
             self.breaker_samples = list(self.poller.samples)
+        if self.upstream_poller is not None:
+            self.upstream_poller.stop()
+            self.upstream_samples = list(self.upstream_poller.samples)
         if self.env is not None:
             self.logs = self.env.collect_logs(self.run_dir / "logs")
-            problems = self.env.teardown()
+            problems = self._unwind_ledger()
+            problems += self.env.teardown()
             if problems:
                 self.bus.emit(Setup(message="teardown problems: " + "; ".join(problems)))
             self.bus.emit(Setup(message=f"removed everything labelled run={self.run_id}"))
+        if self.ledger is not None:
+            if self.env is None:
+                self._unwind_ledger()  # nothing in Docker yet, maybe a Locust process
+            if not self.ledger.close():
+                left = ", ".join(str(e) for e in self.ledger.outstanding())
+                self.bus.emit(Setup(message=f"left for `chaos doctor --sweep`: {left}"))
+
+    def _unwind_ledger(self) -> list[str]:
+        """Walk the ledger newest first; the label sweep after it is the safety net."""
+        if self.ledger is None:
+            return []
+        proxies = self.proxies
+
+        def toxic(entry: Entry) -> None:
+            if proxies is not None:
+                with contextlib.suppress(Exception):  # gone with the proxy container anyway
+                    proxies.remove_toxic(str(entry.info.get("proxy")), str(entry.info.get("toxic")))
+
+        def proxy(entry: Entry) -> None:
+            if proxies is not None:
+                with contextlib.suppress(Exception):  # gone with the proxy container anyway
+                    proxies.delete_proxy(entry.name)
+
+        removers = {"toxic": toxic, "proxy": proxy, **process_remover(self.run_id)}
+        if self.env is not None:
+            removers.update(docker_removers(self.env.client, self.run_id))
+        return self.ledger.unwind(removers)

@@ -45,10 +45,23 @@ def classify_response(status: int, headers: Mapping[str, str], body: bytes,
                 return GRACEFUL, f"{status} stream error event"
             if SSE_TERMINATOR not in body:
                 return TRUNCATED, "SSE stream ended without data: [DONE]"
+        if not _framed(status, headers, body):
+            return TRUNCATED, "response ended before its headers were complete"
         if _retries(headers, retry_header) > 0:
             return OK_AFTER_RETRY, str(status)
         return OK, str(status)
     return OTHER, f"HTTP {status}"
+
+
+def _framed(status: int, headers: Mapping[str, str], body: bytes) -> bool:
+    """An empty 2xx body with neither Content-Length nor chunking: the headers were cut.
+
+    http.client parses "HTTP/1.1 200 OK\r\nContent-Le<EOF>" as a 200 with no body;
+    every real server frames a response it means to send (204 and 304 have no body).
+    """
+    if body or status in (204, 304) or not 200 <= status < 300:
+        return True
+    return bool(_header(headers, "content-length") or _header(headers, "transfer-encoding"))
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
@@ -94,7 +107,7 @@ def classify_exception(error: BaseException) -> tuple[str, str]:
         if isinstance(cause, OSError) and cause.errno == errno.ECONNRESET:
             return RESET, type(cause).__name__
     broken = names & {"ChunkedEncodingError", "ProtocolError", "InvalidChunkLength"}
-    if broken and _mentions(chain, "Connection broken"):
+    if broken and (_mentions(chain, "Connection broken") or _mentions(chain, "ended prematurely")):
         return TRUNCATED, name
     return OTHER, name
 

@@ -7,6 +7,7 @@ killed if it does not stop in time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from chaos.runtime.ledger import Ledger, process_env
 from chaos.scenario.model import Load
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -23,7 +25,9 @@ LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 class LocustProcess:
     """One headless Locust run writing per-request NDJSON records."""
 
-    def __init__(self, load: Load, target_url: str, run_dir: Path, max_seconds: float) -> None:
+    def __init__(self, load: Load, target_url: str, run_dir: Path, max_seconds: float,
+                 ledger: Ledger | None = None) -> None:
+        self.ledger = ledger
         self.load = load
         self.target_url = target_url
         self.run_dir = run_dir
@@ -37,6 +41,7 @@ class LocustProcess:
         return {
             "records": str(self.records), "phase_file": str(self.phase_file),
             "retry_header": self.load.retry_header, "timeout": self.load.timeout,
+            "rate": self.load.rate, "users": self.load.users,
             "connect_timeout": self.load.connect_timeout, "wait": self.load.wait,
             "requests": [r.model_dump(by_alias=True) for r in self.load.requests],
         }
@@ -48,7 +53,7 @@ class LocustProcess:
             "-t", f"{int(self.max_seconds) + 1}s", "-H", self.target_url,
             "--only-summary", "--exit-code-on-error", "0", "--stop-timeout", "2",
             "--loglevel", "WARNING",
-        ]
+        ] + (["--processes", str(self.load.processes)] if self.load.processes > 1 else [])
 
     def start(self) -> int:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -57,11 +62,18 @@ class LocustProcess:
         self.phase_file.write_text("")
         self.records.touch()
         env = dict(os.environ, CHAOS_LOAD_CONFIG=str(config_path), PYTHONUNBUFFERED="1")
+        if self.ledger is not None:
+            # recorded first; the marker in its environment lets `chaos doctor` find the
+            # process group even if the harness dies before the pid reaches the ledger
+            env.update(process_env(self.ledger.run_id))
+            self.ledger.intend("process", "locust", config=str(config_path))
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=env, start_new_session=True,
             )
+        if self.ledger is not None:
+            self.ledger.update("process", "locust", pid=self.proc.pid, pgid=self.proc.pid)
         return self.proc.pid
 
     def set_phase(self, name: str, at: float | None = None) -> None:
@@ -83,17 +95,26 @@ class LocustProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM (Locust flushes and exits), then SIGKILL of the whole group."""
-        if self.proc is None or self.proc.poll() is not None:
+        """SIGTERM to Locust (its master stops its workers and flushes), then SIGKILL the group.
+
+        The group kill also catches worker processes that outlived their master.
+        """
+        if self.proc is None:
             return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
+            except ProcessLookupError:
+                pass
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.proc.poll() is None:
             self.proc.wait(timeout=5)
-        except ProcessLookupError:
-            pass
+        if self.ledger is not None and self.proc.poll() is not None:
+            self.ledger.removed("process", "locust")
 
     def log_tail(self, lines: int = 20) -> str:
         try:

@@ -65,6 +65,7 @@ class AssertionEvaluated(Event):
     check: str = ""
     passed: bool = True
     message: str = ""
+    status: str = ""
     kind: str = "assertion_evaluated"
 
 
@@ -141,7 +142,7 @@ def _describe(event: Event) -> str:
         PhaseStarted: lambda e: f"phase {e.phase} ({e.duration:g}s)",
         FaultInjected: lambda e: f"  fault on: {e.description}",
         FaultRemoved: lambda e: f"  fault off: {e.description}",
-        AssertionEvaluated: lambda e: ("  PASS " if e.passed else "  FAIL ")
+        AssertionEvaluated: lambda e: f"  {(e.status or ('pass' if e.passed else 'fail')).upper()} "
         + f"[{e.phase}] {e.check}" + (f": {e.message}" if e.message else ""),
         RunFinished: lambda e: f"verdict: {e.verdict.upper()} (exit {e.exit_code})"
         + (f"; reports in {e.report_dir}" if e.report_dir else ""),

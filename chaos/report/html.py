@@ -1,24 +1,113 @@
-"""report.html: one self-contained page (inline CSS and SVG, no scripts, no network)."""
+"""report.html (and compare.html): one self-contained page each.
+
+Inline CSS and SVG only: no scripts, no fonts, no images from anywhere, so the page
+opens from disk, works offline and with JavaScript off; the Content-Security-Policy
+meta tag forbids every fetch. Jinja2 autoescaping escapes all text from scenarios,
+logs and results; the only markup passed through is the SVG the charts module builds
+(which escapes its own text).
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from chaos.report import charts
-from chaos.verdict.result import Result
+from chaos.report import charts, derive
+from chaos.report.text import clean
+from chaos.verdict.result import AssertionResult, PhaseStats, Result
 
 _ENV = Environment(loader=PackageLoader("chaos.report", "templates"),
-                   autoescape=select_autoescape(["html", "j2"]))
+                   autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
+ALWAYS_SHOWN = ("ok", "ok_after_retry", "graceful_error", "reset")
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value / 1000:.2f}s" if value >= 10000 else f"{value:.1f}ms"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def _num(value: float | None, unit: str = "") -> str:
+    return "n/a" if value is None else f"{value:g}{unit}"
+
+
+def _ci(item: AssertionResult) -> str:
+    if item.ci_low is None or item.ci_high is None:
+        return "n/a"
+    if item.kind in ("success_rate", "error_rate"):
+        return f"{100 * item.ci_low:.2f}% to {100 * item.ci_high:.2f}%"
+    return f"{item.ci_low:.4g} to {item.ci_high:.4g}"
+
+
+_ENV.filters.update(ms=_ms, pct=_pct, num=_num, clean=clean)
+_ENV.globals.update(ci=_ci)
+
+
+def outcome_columns(stats: list[PhaseStats]) -> list[str]:
+    seen = {k for p in stats for k, v in p.counts.items() if v}
+    return [o for o in charts.COLORS if o in ALWAYS_SHOWN or o in seen]
+
+
+def _context(result: Result) -> dict[str, Any]:
+    derive.enrich(result)
+    total = sum(p.total for p in result.phase_stats)
+    successes = sum(p.counts.get(k, 0) for p in result.phase_stats for k in derive.SUCCESS)
+    statuses = [a.status for a in result.assertions]
+    return {
+        "r": result,
+        "outcome_chart": Markup(charts.outcome_chart(result)),
+        "latency_chart": Markup(charts.latency_chart(result)),
+        "breaker_band": Markup(charts.breaker_band(result)),
+        "legend": Markup(charts.legend()),
+        "latency_legend": Markup(charts.latency_legend()),
+        "breaker_legend": Markup(charts.breaker_legend()),
+        "outcomes": outcome_columns(result.phase_stats),
+        "windows": {w.name: w for w in result.phases},
+        "total": total,
+        "success_rate": successes / total if total else None,
+        "counts": {s: statuses.count(s) for s in ("pass", "fail", "inconclusive")},
+        "score_formula": derive.SCORE_FORMULA,
+        "recovery_definition": derive.RECOVERY_DEFINITION,
+        "retry_definition": derive.RETRY_DEFINITION,
+        "score_class": _score_class(result.score),
+        "bucket": charts.frame(result).bucket,
+    }
+
+
+def _score_class(score: int | None) -> str:
+    if score is None:
+        return "none"
+    return "good" if score >= 90 else "fair" if score >= 70 else "poor"
 
 
 def render_html(result: Result) -> str:
-    template = _ENV.get_template("report.html.j2")
-    return template.render(
-        r=result,
-        outcome_chart=Markup(charts.outcome_chart(result)),
-        latency_chart=Markup(charts.latency_chart(result)),
-        breaker_band=Markup(charts.breaker_band(result)),
-        legend=Markup(charts.legend()),
-        outcomes=list(charts.COLORS),
-    )
+    return _ENV.get_template("report.html.j2").render(**_context(result))
+
+
+def _key(item: AssertionResult) -> tuple[str, str, str]:
+    return item.phase, item.kind, item.bound
+
+
+def render_compare(old: Result, new: Result) -> str:
+    """Side by side: two runs' verdicts, figures, assertions and phases, with what changed."""
+    before, after = _context(old), _context(new)
+    keys: list[tuple[str, str, str]] = []
+    for item in old.assertions + new.assertions:
+        if _key(item) not in keys:
+            keys.append(_key(item))
+    old_by, new_by = {_key(a): a for a in old.assertions}, {_key(a): a for a in new.assertions}
+    rows = [{"key": k, "old": old_by.get(k), "new": new_by.get(k)} for k in keys]
+    names: list[str] = []
+    for stats in old.phase_stats + new.phase_stats:
+        if stats.name not in names:
+            names.append(stats.name)
+    old_ph, new_ph = {p.name: p for p in old.phase_stats}, {p.name: p for p in new.phase_stats}
+    phases = [{"name": n, "old": old_ph.get(n), "new": new_ph.get(n)} for n in names]
+    return _ENV.get_template("compare.html.j2").render(
+        old=before, new=after, rows=rows, phases=phases, score_formula=derive.SCORE_FORMULA)

@@ -1,35 +1,73 @@
-"""JUnit XML: one testsuite per scenario, one testcase per assertion."""
+"""JUnit XML: one testsuite per scenario, one testcase per assertion.
+
+Valid against the Jenkins xUnit junit-10.xsd, the de-facto schema that GitHub Actions
+reporters, GitLab and Jenkins read: a failed assertion is a <failure> whose message
+gives observed value and bound, an inconclusive one is <skipped>, and a run that
+errored or was interrupted gets one extra testcase with an <error>.
+"""
 
 from __future__ import annotations
 
+import socket
 import xml.etree.ElementTree as ET
 
-from chaos.verdict.result import Result
+from chaos.report.text import clean
+from chaos.verdict.result import AssertionResult, Result
+
+
+def case_name(item: AssertionResult) -> str:
+    return f"[{item.phase}] {item.kind} {item.bound}"
+
+
+def _ci(item: AssertionResult) -> str:
+    if item.ci_low is None or item.ci_high is None:
+        return ""
+    return f" (95% CI {item.ci_low:.4g} to {item.ci_high:.4g})"
+
+
+def failure_message(item: AssertionResult) -> str:
+    head = f"observed {item.observed}{_ci(item)}, expected {item.kind} {item.bound}"
+    return f"{head}: {item.message}" if item.message else head
 
 
 def render_junit(result: Result) -> str:
-    failures = sum(1 for a in result.assertions if not a.passed)
+    statuses = [a.status for a in result.assertions]
+    failures = statuses.count("fail")
+    skipped = statuses.count("inconclusive")
     errors = 1 if result.verdict in ("error", "interrupted") else 0
     tests = len(result.assertions) + errors
+    time = f"{max(result.duration_s, 0.0):.3f}"
     suites = ET.Element("testsuites", name="gateway-chaos", tests=str(tests),
-                        failures=str(failures), errors=str(errors), time=f"{result.duration_s:.2f}")
-    suite = ET.SubElement(suites, "testsuite", name=result.scenario, tests=str(tests),
-                          failures=str(failures), errors=str(errors), skipped="0",
-                          time=f"{result.duration_s:.2f}", timestamp=result.started_at)
+                        failures=str(failures), errors=str(errors), time=time)
+    suite = ET.SubElement(suites, "testsuite", name=clean(result.scenario), tests=str(tests),
+                          failures=str(failures), errors=str(errors), skipped=str(skipped),
+                          time=time, timestamp=clean(result.started_at),
+                          hostname=clean(socket.gethostname()), file=clean(result.file))
     props = ET.SubElement(suite, "properties")
-    for key, value in (("run_id", result.run_id), ("provider", result.provider),
-                       ("verdict", result.verdict), ("file", result.file)):
-        ET.SubElement(props, "property", name=key, value=value)
+    for key, value in (("run_id", result.run_id), ("verdict", result.verdict),
+                       ("provider", result.provider), ("file", result.file),
+                       ("command", result.command),
+                       ("score", "" if result.score is None else str(result.score))):
+        ET.SubElement(props, "property", name=key, value=clean(value))
     for item in result.assertions:
-        case = ET.SubElement(suite, "testcase", classname=f"{result.scenario}.{item.phase}",
-                             name=f"{item.kind} {item.bound}", time="0")
-        if not item.passed:
+        case = ET.SubElement(suite, "testcase", classname=clean(f"{result.scenario}.{item.phase}"),
+                             name=clean(case_name(item)), time="0")
+        detail = (f"phase={item.phase} check={item.kind} bound={item.bound} "
+                  f"observed={item.observed}{_ci(item)}\n{item.message}").strip()
+        if item.status == "fail":
             failure = ET.SubElement(case, "failure", type="AssertionFailed",
-                                    message=item.message or f"observed {item.observed}")
-            failure.text = f"phase={item.phase} bound={item.bound} observed={item.observed}"
+                                    message=clean(failure_message(item)))
+            failure.text = clean(detail)
+        elif item.status == "inconclusive":
+            skip = ET.SubElement(case, "skipped",
+                                 message=clean("inconclusive: " + failure_message(item)))
+            skip.text = clean(detail)
     if errors:
-        case = ET.SubElement(suite, "testcase", classname=result.scenario, name="run", time="0")
-        error = ET.SubElement(case, "error", type=result.verdict, message=result.error or "")
-        error.text = result.error or ""
+        case = ET.SubElement(suite, "testcase", classname=clean(result.scenario), name="run",
+                             time=time)
+        error = ET.SubElement(case, "error", type=result.verdict,
+                              message=clean((result.error or result.verdict).splitlines()[0]
+                                            if (result.error or "").strip() else result.verdict))
+        error.text = clean(result.error or "")
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

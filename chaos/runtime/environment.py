@@ -20,6 +20,7 @@ from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wa
 
 from chaos.errors import EnvironmentProblem, ServiceNotReady
 from chaos.runtime import labels as L
+from chaos.runtime.ledger import Ledger
 
 
 @dataclass
@@ -64,15 +65,20 @@ def _reachable(host: str, port: int, timeout: float = 1.0) -> bool:
 class RunEnvironment:
     """Creates and removes one run's network and containers (all labelled with the run id)."""
 
-    def __init__(self, client: docker.DockerClient, run_id: str, scenario: str) -> None:
+    def __init__(self, client: docker.DockerClient, run_id: str, scenario: str,
+                 ledger: Ledger | None = None) -> None:
         self.client = client
         self.run_id = run_id
+        self.ledger = ledger
         self.labels = L.run_labels(run_id, scenario)
         self.network: Network | None = None
         self.services: dict[str, RunningService] = {}
         self.prefix = f"chaos-{run_id}"
+        self.tool_images: dict[str, str] = {}  # helper images a fault needs (e.g. netfault)
 
     def create_network(self) -> str:
+        if self.ledger is not None:
+            self.ledger.intend("network", self.prefix)
         self.network = self.client.networks.create(
             self.prefix, driver="bridge", labels=self.labels, check_duplicate=True
         )
@@ -83,6 +89,8 @@ class RunEnvironment:
         """Run a service container on the run's network, its ports published to 127.0.0.1."""
         assert self.network is not None, "create_network() first"
         ports = {f"{p}/tcp": ("127.0.0.1", None) for p in (port, *extra_ports)}
+        if self.ledger is not None:
+            self.ledger.intend("container", f"{self.prefix}-{name}", service=name, image=image)
         try:
             container = self.client.containers.run(
                 image, name=f"{self.prefix}-{name}", detach=True, environment=env,
@@ -95,6 +103,25 @@ class RunEnvironment:
         service = RunningService(name, image, container, port, self._host_port(container, port))
         self.services[name] = service
         return service
+
+    def start_sidecar(self, name: str, image: str, target: Container, cap_add: list[str],
+                      labels: dict[str, str] | None = None) -> Container:
+        """A helper container inside a service's network namespace, labelled with the run id.
+
+        Only the sidecar gets the capabilities it needs (e.g. NET_ADMIN); the service
+        keeps none. The run's label sweep removes it on every exit path.
+        """
+        if self.ledger is not None:
+            self.ledger.intend("container", f"{self.prefix}-{name}", sidecar=True, image=image)
+        try:
+            return self.client.containers.run(
+                image, ["sleep", "infinity"], name=f"{self.prefix}-{name}", detach=True,
+                labels={**self.labels, **(labels or {})}, network_mode=f"container:{target.id}",
+                cap_drop=["ALL"], cap_add=cap_add, security_opt=["no-new-privileges"],
+                mem_limit="64m", pids_limit=64,
+            )
+        except APIError as exc:
+            raise EnvironmentProblem(f"cannot start sidecar {name!r} ({image}): {exc}") from exc
 
     def _host_port(self, container: Container, port: int) -> int:
         for _ in range(50):

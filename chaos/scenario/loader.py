@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from chaos.errors import ScenarioError
-from chaos.scenario.model import ContainerFault, Scenario, ToxicFault
+from chaos.scenario.model import ContainerFault, NetFault, Scenario, ToxicFault
 from chaos.scenario.yaml_marks import MarkedDocument, load_marked
 
 _REF = re.compile(r"\$\{(proxy|service)\.([a-z][a-z0-9_-]*)\}")
@@ -19,6 +20,13 @@ _SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
     """Read, override (``--set a.b=c``), validate and cross-check a scenario file."""
+    return check_scenario(path, overrides)[0]
+
+
+def check_scenario(path: str | Path,
+                   overrides: list[str] | None = None) -> tuple[Scenario, list[str]]:
+    """load_scenario plus warnings (``file:line: key: warning: ...``) about legal but
+    suspicious files, such as traffic that bypasses a proxy."""
     file = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -31,7 +39,23 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
         apply_override(doc, item)
     scenario = validate(doc)
     cross_check(scenario, doc)
-    return scenario
+    return scenario, bypass_warnings(scenario, doc)
+
+
+def scale_phases(scenario: Scenario, factor: float) -> Scenario:
+    """``--duration-scale F``: every phase lasts F times as long.
+
+    Only phase durations change. Reaction-time bounds (``recovers_within``, breaker
+    ``opens_within``/``closes_within``), latencies, toxic attributes and ``redraw_every``
+    describe the gateway, not the length of the test, so they stay as written.
+    """
+    if factor <= 0:
+        raise ScenarioError(f"--duration-scale must be > 0, got {factor:g}", "--duration-scale")
+    phases = [p.model_copy(update={"duration": p.duration * factor}) for p in scenario.phases]
+    return scenario.model_copy(update={"phases": phases})
+
+
+_NAMED_COLLECTIONS = ("services", "proxies")
 
 
 def apply_override(doc: MarkedDocument, item: str) -> None:
@@ -44,38 +68,45 @@ def apply_override(doc: MarkedDocument, item: str) -> None:
     except yaml.YAMLError:
         value = raw
     parts = key.strip().split(".")
+    path: tuple[str | int, ...] = ()
     node: Any = doc.data
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
+        where = ".".join(parts[:i]) or "the file"
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise ScenarioError(f"no list item {part!r} in {'.'.join(parts[:i]) or 'the file'}",
+                raise ScenarioError(f"no list item {part!r} in {where}",
                                     "--set", None, key)
+            path = (*path, int(part))
             if last:
                 node[int(part)] = value
-            else:
-                node = node[int(part)]
+            node = node[int(part)]
         elif isinstance(node, dict):
+            if part not in node and len(path) == 1 and path[0] in _NAMED_COLLECTIONS:
+                known = ", ".join(sorted(node)) or "none"
+                raise ScenarioError(f"no {path[0]} named {part!r} (known: {known})",
+                                    "--set", None, key)
+            path = (*path, part)
             if last:
                 node[part] = value
             elif part not in node:
                 node[part] = {}
-                node = node[part]
-            else:
-                node = node[part]
+            node = node[part]
         else:
-            raise ScenarioError(f"cannot set below a plain value at {'.'.join(parts[:i])}",
-                                "--set", None, key)
+            raise ScenarioError(f"cannot set below a plain value ({where})", "--set", None, key)
+    doc.overrides[path] = item
 
 
 def validate(doc: MarkedDocument) -> Scenario:
     try:
         return Scenario.model_validate(doc.data)
     except ValidationError as exc:
-        errors = exc.errors()
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         first = errors[0]
         path = _data_path(doc.data, first["loc"])
         message = _message(first)
+        if first["type"] == "extra_forbidden":
+            message += _suggestion(str(first["loc"][-1]), first["loc"][:-1], errors)
         if len(errors) > 1:
             message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
         raise doc.error(path, message) from None
@@ -93,6 +124,14 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[str | int, ...]:
             path.append(step)
             node = node[step] if step < len(node) else None
     return tuple(path)
+
+
+def _suggestion(key: str, parent: tuple[Any, ...], errors: list[Any]) -> str:
+    """'durration' next to a missing 'duration': say which key was probably meant."""
+    missing = [str(e["loc"][-1]) for e in errors
+               if e["type"] == "missing" and tuple(e["loc"][:-1]) == tuple(parent)]
+    close = difflib.get_close_matches(key, missing, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _message(error: Any) -> str:
@@ -128,8 +167,60 @@ def cross_check(scenario: Scenario, doc: MarkedDocument) -> None:
                 known = scenario.proxies if kind == "proxy" else services
                 if ref not in known:
                     raise doc.error(("services", name, "env", key), _unknown(kind, ref, known))
+    _check_dependencies(scenario, doc)
     _check_phases(scenario, doc)
     _check_assertions(scenario, doc)
+
+
+def _check_dependencies(scenario: Scenario, doc: MarkedDocument) -> None:
+    """depends_on names existing services and has no cycle (start order must exist)."""
+    services = scenario.services
+    for name, service in services.items():
+        for i, dep in enumerate(service.depends_on):
+            if dep not in services:
+                raise doc.error(("services", name, "depends_on", i), _unknown("service", dep, services))
+            if dep == name:
+                raise doc.error(("services", name, "depends_on", i), "a service cannot depend on itself")
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for i, dep in enumerate(services[name].depends_on):
+            if state.get(dep) == 1:
+                cycle = [*path[path.index(dep):], dep] if dep in path else [name, dep]
+                raise doc.error(("services", name, "depends_on", i),
+                                "depends_on has a cycle: " + " -> ".join(cycle))
+            if dep not in state:
+                visit(dep, [*path, dep])
+        state[name] = 2
+
+    for name in services:
+        if name not in state:
+            visit(name, [name])
+
+
+def bypass_warnings(scenario: Scenario, doc: MarkedDocument) -> list[str]:
+    """Env values that reach a proxied service directly, so its faults would miss them."""
+    upstreams: dict[str, str] = {}  # "backend:8080" -> proxy name
+    for name, proxy in scenario.proxies.items():
+        upstreams.setdefault(proxy.upstream, name)
+    warnings: list[str] = []
+    for service_name, service in scenario.services.items():
+        for key, value in service.env.items():
+            text = str(value)
+            for ref_kind, ref in _REF.findall(text):
+                if ref_kind == "service" and ref in scenario.services:
+                    address = f"{ref}:{scenario.services[ref].port}"
+                    if address in upstreams:
+                        text += f" {address}"
+            for address, proxy_name in upstreams.items():
+                if re.search(rf"(?<![\w.-]){re.escape(address)}(?!\d)", text):
+                    where = doc.error(("services", service_name, "env", key), "").render()
+                    warnings.append(
+                        f"{where}warning: {service_name} talks to {address} directly, bypassing "
+                        f"proxy {proxy_name!r}; faults on that proxy will not reach this traffic "
+                        f"(use ${{proxy.{proxy_name}}})")
+    return warnings
 
 
 def _check_phases(scenario: Scenario, doc: MarkedDocument) -> None:
@@ -147,6 +238,38 @@ def _check_phases(scenario: Scenario, doc: MarkedDocument) -> None:
             if isinstance(fault, ContainerFault) and fault.container not in scenario.services:
                 raise doc.error(("phases", i, "faults", j, "container"),
                                 _unknown("service", fault.container, scenario.services))
+            if isinstance(fault, NetFault):
+                _check_net_fault(scenario, doc, fault, ("phases", i, "faults", j))
+
+
+PROXY_CONTAINER = "toxiproxy"  # the harness's own container, a valid peer when proxies exist
+
+
+def _check_net_fault(scenario: Scenario, doc: MarkedDocument, fault: NetFault,
+                     at: tuple[str | int, ...]) -> None:
+    """Combinations one model cannot express: each kind takes its own keys."""
+    if fault.service not in scenario.services:
+        raise doc.error((*at, "service"), _unknown("service", fault.service, scenario.services))
+    peers = set(scenario.services) | ({PROXY_CONTAINER} if scenario.proxies else set())
+    if fault.peer is not None:
+        if fault.peer not in peers:
+            raise doc.error((*at, "peer"), _unknown("service", fault.peer, peers))
+        if fault.peer == fault.service:
+            raise doc.error((*at, "peer"), "the peer must be another service")
+    if fault.net == "packet_loss" and fault.probability is None:
+        raise doc.error((*at, "net"), "packet_loss needs probability (0 < p <= 1)")
+    if fault.net == "rate_limit":
+        if fault.rate is None:
+            raise doc.error((*at, "net"), "rate_limit needs rate, e.g. rate: 1mbit")
+        for key in ("probability", "port", "peer"):
+            if getattr(fault, key) is not None:
+                raise doc.error((*at, key), f"rate_limit takes no {key}: it shapes all the "
+                                "service sends (this kernel has no tc classifiers to scope it)")
+        if fault.flow != "egress":
+            raise doc.error((*at, "direction"), "rate_limit shapes egress only (tc tbf "
+                            "acts on what the service sends)")
+    elif fault.rate is not None:
+        raise doc.error((*at, "rate"), f"{fault.net} takes no rate (only rate_limit does)")
 
 
 def _check_assertions(scenario: Scenario, doc: MarkedDocument) -> None:
@@ -157,10 +280,18 @@ def _check_assertions(scenario: Scenario, doc: MarkedDocument) -> None:
         if assertion.breaker is not None and scenario.probes.breaker is None:
             raise doc.error(("assertions", i, "breaker"),
                             "breaker assertions need probes.breaker (where to read the state)")
-    probe = scenario.probes.breaker
-    if probe is not None and probe.service not in scenario.services:
-        raise doc.error(("probes", "breaker", "service"),
-                        _unknown("service", probe.service, scenario.services))
+        for key in ("breaker", "recovers_within"):
+            if getattr(assertion, key) is not None and assertion.phase is None:
+                raise doc.error(("assertions", i, key), f"{key} is measured from a phase start: "
+                                "give the assertion a phase")
+        if assertion.retry_amplification is not None and scenario.probes.upstream_requests is None:
+            raise doc.error(("assertions", i, "retry_amplification"),
+                            "retry_amplification needs probes.upstream_requests (a request counter)")
+    for name in ("breaker", "upstream_requests"):
+        probe = getattr(scenario.probes, name)
+        if probe is not None and probe.service not in scenario.services:
+            raise doc.error(("probes", name, "service"),
+                            _unknown("service", probe.service, scenario.services))
 
 
 def _unknown(kind: str, name: str, known: Any) -> str:

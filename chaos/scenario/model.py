@@ -6,9 +6,18 @@ turning a fault off.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from chaos.scenario.units import ComparisonField, Duration
 
@@ -22,6 +31,9 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+
+
 class Service(Model):
     """A container of the system under test (gateway, backend, ...)."""
 
@@ -33,6 +45,28 @@ class Service(Model):
     memory: str = Field("512m", pattern=r"^\d+[kmg]$")
     cpus: float = Field(1.0, gt=0, le=64)
     publish: bool = Field(False, description="publish the port to 127.0.0.1 (load targets are)")
+    depends_on: list[str] = Field(
+        default_factory=list, max_length=50,
+        description="services that must be healthy before this one starts")
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_in_range(cls, value: str) -> str:
+        amount = int(value[:-1]) * {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[value[-1]]
+        if not 16 << 20 <= amount <= 256 << 30:
+            raise ValueError(f"memory {value!r} is out of range (16m to 256g)")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key, item in value.items():
+            if not _ENV_NAME.match(key):
+                raise ValueError(f"environment variable name {key!r} is not valid "
+                                 "(letters, digits and _ . -, not starting with a digit)")
+            if isinstance(item, str) and "\0" in item:
+                raise ValueError(f"the value of {key} contains a NUL character")
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> Service:
@@ -61,7 +95,7 @@ class Toxic(Model):
                   "limit_data", "noop"]
     stream: Literal["upstream", "downstream"] = "downstream"
     toxicity: float = Field(1.0, ge=0.0, le=1.0)
-    attributes: dict[str, int] = Field(default_factory=dict)
+    attributes: dict[str, Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(default_factory=dict)
     name: str | None = Field(None, pattern=NAME_PATTERN)
 
 
@@ -91,11 +125,75 @@ class ContainerFault(Model):
         return f"{self.action} container {self.container}"
 
 
+NET_KINDS = ("firewall_reset", "blackhole", "packet_loss", "rate_limit")
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(bit|kbit|mbit|gbit|bps|kbps|mbps|gbps)\s*$")
+_RATE_BITS = {"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9,
+              "bps": 8, "kbps": 8e3, "mbps": 8e6, "gbps": 8e9}
+
+
+def parse_rate(value: Any) -> int:
+    """'1mbit', '500kbit', '2mbps' (tc's units: bit = bits/s, bps = bytes/s) -> bits/s."""
+    match = _RATE.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"expected a rate like 1mbit, 500kbit or 2mbps, got {value!r}")
+    bits = int(float(match.group(1)) * _RATE_BITS[match.group(2)])
+    if not 8_000 <= bits <= 10_000_000_000:
+        raise ValueError(f"rate {value!r} is out of range (8kbit to 10gbit)")
+    return bits
+
+
+class NetFault(Model):
+    """A firewall or link fault inside one service's network namespace, for its phase.
+
+    Applied by a NET_ADMIN sidecar sharing the service's namespace (iptables, tc), so
+    it also reaches traffic that no proxy sees: clients -> gateway, gateway -> anything.
+    TCP only; loopback traffic is never touched.
+    """
+
+    service: str
+    net: Literal["firewall_reset", "blackhole", "packet_loss", "rate_limit"]
+    direction: Literal["ingress", "egress", "both"] | None = Field(
+        None, description="packets arriving at (ingress) or leaving (egress) the service; "
+        "default ingress, and egress for rate_limit (tc shapes what a service sends)")
+    port: int | None = Field(None, ge=1, le=65535,
+                             description="only connections to or from this TCP port")
+    peer: str | None = Field(None, description="only traffic with this service (its IP "
+                             "on the run's network)")
+    probability: float | None = Field(None, gt=0.0, le=1.0,
+                                      description="share of matching packets hit")
+    rate: str | None = Field(None, description="rate_limit: a tc rate such as 1mbit")
+
+    @field_validator("rate")
+    @classmethod
+    def _rate_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_rate(value)
+        return value
+
+    @property
+    def flow(self) -> str:
+        return self.direction or ("egress" if self.net == "rate_limit" else "ingress")
+
+    def describe(self) -> str:
+        parts = [f"{self.net} {self.flow} on {self.service}"]
+        if self.port is not None:
+            parts.append(f"port {self.port}")
+        if self.peer is not None:
+            parts.append(f"peer {self.peer}")
+        if self.probability is not None:
+            parts.append(f"probability={self.probability:g}")
+        if self.rate is not None:
+            parts.append(f"rate={self.rate}")
+        return " ".join(parts)
+
+
 def _fault_kind(value: Any) -> str | None:
     """Pick the fault family by its keys so errors speak of one family, not both."""
-    if isinstance(value, ToxicFault | ContainerFault):
+    if isinstance(value, ToxicFault | ContainerFault | NetFault):
         return type(value).__name__
     if isinstance(value, dict):
+        if "net" in value:
+            return "NetFault"
         if "container" in value or "action" in value:
             return "ContainerFault"
         if "proxy" in value or "toxic" in value:
@@ -104,10 +202,12 @@ def _fault_kind(value: Any) -> str | None:
 
 
 Fault = Annotated[
-    Annotated[ToxicFault, Tag("ToxicFault")] | Annotated[ContainerFault, Tag("ContainerFault")],
+    Annotated[ToxicFault, Tag("ToxicFault")] | Annotated[ContainerFault, Tag("ContainerFault")]
+    | Annotated[NetFault, Tag("NetFault")],
     Discriminator(
         _fault_kind, custom_error_type="fault_kind",
-        custom_error_message="a fault is either {proxy, toxic} or {container, action}",
+        custom_error_message="a fault is either {proxy, toxic}, {container, action} "
+        "or {service, net}",
     ),
 ]
 
@@ -125,6 +225,8 @@ class Request(Model):
     headers: dict[str, str] = Field(default_factory=dict)
     json_body: Any = Field(None, alias="json")
     weight: int = Field(1, ge=1, le=1000)
+    stream: bool = Field(False, description="an SSE stream: it must end with data: [DONE]")
+    idempotent: bool = Field(False, description="send an Idempotency-Key so gateways may retry")
 
 
 class Load(Model):
@@ -134,6 +236,9 @@ class Load(Model):
     timeout: Duration = 5.0
     connect_timeout: Duration = 2.0
     wait: Duration = Field(0.05, description="pause of each user between its requests")
+    rate: float | None = Field(None, gt=0, le=100_000,
+                               description="constant arrival rate (requests/s) instead of wait")
+    processes: int = Field(1, ge=1, le=64, description="Locust worker processes (--processes)")
     retry_header: str = "X-Gateway-Retries"
     requests: list[Request] = Field(min_length=1)
 
@@ -193,6 +298,22 @@ class Assertion(Model):
     recovers_within: Duration | None = None
     recovery_success_rate: float = Field(0.95, gt=0, le=1)
 
+    @field_validator("resets", "refused", "timeouts", "closed", "graceful_errors", "ok_after_retry",
+                     "truncated", "retry_amplification", "p50", "p95", "p99", "max_latency")
+    @classmethod
+    def _not_negative(cls, value: Any) -> Any:
+        if value is not None and value.value < 0:
+            raise ValueError(f"a bound of {value.text!r} can never be met: counts and "
+                             "latencies are never negative")
+        return value
+
+    @field_validator("success_rate", "error_rate")
+    @classmethod
+    def _a_share(cls, value: Any) -> Any:
+        if value is not None and not 0 <= value.value <= 1:
+            raise ValueError(f"a rate is a share between 0 and 1, got {value.text!r}")
+        return value
+
 
 class Scenario(Model):
     name: str = Field(pattern=NAME_PATTERN)
@@ -207,3 +328,23 @@ class Scenario(Model):
 
     def total_duration(self) -> float:
         return sum(p.duration for p in self.phases)
+
+    def start_order(self) -> list[str]:
+        """Services in an order where each comes after its depends_on (file order otherwise).
+
+        The loader has already refused unknown names and cycles.
+        """
+        order: list[str] = []
+        placed: set[str] = set()
+
+        def place(name: str, seen: tuple[str, ...]) -> None:
+            if name in placed or name in seen or name not in self.services:
+                return
+            for dep in self.services[name].depends_on:
+                place(dep, (*seen, name))
+            placed.add(name)
+            order.append(name)
+
+        for name in self.services:
+            place(name, ())
+        return order

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -20,14 +21,25 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration like 250ms or 10s")
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds = _finite(value, "duration")
     elif isinstance(value, str) and (match := _DURATION.match(value)):
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     else:
         raise ValueError(f"expected a duration like 250ms or 10s, got {value!r}")
-    if seconds < 0 or seconds > MAX_DURATION_S:
+    if not 0 <= seconds <= MAX_DURATION_S:  # also refuses NaN
         raise ValueError(f"duration {value!r} is out of range (0 to 7 days)")
     return seconds
+
+
+def _finite(value: float, what: str) -> float:
+    """A float that is a real number (huge ints overflow, NaN and inf mean nothing here)."""
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{what} {value!r} is too large") from None
+    if math.isnan(number) or math.isinf(number):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    return number
 
 
 def format_duration(seconds: float) -> str:
@@ -36,7 +48,15 @@ def format_duration(seconds: float) -> str:
     return f"{seconds * 1000:g}ms"
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
+_DURATION_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(us|µs|ms|s|m|h)?\s*$"},
+        {"type": "number", "minimum": 0, "maximum": MAX_DURATION_S},
+    ],
+    "description": "a duration: 250ms, 10s, 1.5m, or a number of seconds",
+}
+Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration),
+                     WithJsonSchema(_DURATION_SCHEMA)]
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne,
@@ -53,9 +73,17 @@ class Comparison:
     value: float
     text: str
     is_duration: bool = False
+    explicit: bool = True  # False when written without an operator ("300ms", 0)
 
     def holds(self, observed: float) -> bool:
         return _OPS[self.op](observed, self.value)
+
+    def defaulting(self, op: str) -> Comparison:
+        """A bare value means `op` for this kind of bound (latency 300ms means <= 300ms)."""
+        if self.explicit:
+            return self
+        return Comparison(op, self.value, f"{op} {self.text.split(' ', 1)[1]}", self.is_duration,
+                          True)
 
     def __str__(self) -> str:
         return self.text
@@ -67,7 +95,7 @@ def parse_comparison(value: Any) -> Comparison:
     if isinstance(value, bool):
         raise ValueError("expected a number or a comparison like '>= 0.99' or '< 300ms'")
     if isinstance(value, int | float):
-        return Comparison("==", float(value), f"== {value}")
+        return Comparison("==", _finite(value, "bound"), f"== {value}", explicit=False)
     if not isinstance(value, str) or not (match := _COMPARISON.match(value)):
         raise ValueError(f"expected a comparison like '>= 0.99' or '< 300ms', got {value!r}")
     op = match.group(1) or "=="
@@ -81,9 +109,19 @@ def parse_comparison(value: Any) -> Comparison:
             raise ValueError(
                 f"expected a comparison like '>= 0.99' or '< 300ms', got {value!r}"
             ) from None
-    return Comparison("==" if op == "=" else op, number, f"{op} {raw}", is_duration)
+    _finite(number, "bound")
+    return Comparison("==" if op == "=" else op, number, f"{'==' if op == '=' else op} {raw}",
+                      is_duration, explicit=match.group(1) is not None)
 
 
+_COMPARISON_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^\s*(>=|<=|==|!=|>|<|=)?\s*\S.*$"},
+        {"type": "number"},
+    ],
+    "description": "a bound such as '>= 0.99' or '< 300ms', or a number meaning == number",
+}
 ComparisonField = Annotated[
-    Comparison, BeforeValidator(parse_comparison), PlainSerializer(lambda c: c.text)
+    Comparison, BeforeValidator(parse_comparison), PlainSerializer(lambda c: c.text),
+    WithJsonSchema(_COMPARISON_SCHEMA),
 ]

@@ -7,6 +7,8 @@ scenario files are data, never code).
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import yaml
@@ -18,13 +20,18 @@ from chaos.errors import ScenarioError
 Path = tuple[str | int, ...]
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
 def format_path(path: Path) -> str:
     out = ""
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
-        else:
+        elif _PLAIN_KEY.match(str(part)):
             out += ("." if out else "") + str(part)
+        else:  # empty, spaces, dots, newlines: quoted so the path stays one readable token
+            out += "[" + json.dumps(str(part), ensure_ascii=False) + "]"
     return out
 
 
@@ -35,6 +42,15 @@ class MarkedDocument:
         self.data = data
         self.lines = lines
         self.file = file
+        self.overrides: dict[Path, str] = {}  # key path set by --set -> the --set text
+
+    def override_for(self, path: Path) -> str | None:
+        """The --set that put a value at (or above) path, if any."""
+        for cut in range(len(path), 0, -1):
+            item = self.overrides.get(tuple(path[:cut]))
+            if item is not None:
+                return item
+        return None
 
     def line_of(self, path: Path) -> int | None:
         """Line of the deepest prefix of path that exists in the file."""
@@ -45,6 +61,12 @@ class MarkedDocument:
         return None
 
     def error(self, path: Path, message: str) -> ScenarioError:
+        item = self.override_for(path)
+        if item is not None:
+            # the key only: the value may be a secret, or span lines
+            key = item.partition("=")[0].strip()
+            return ScenarioError(f"{message} (value given by --set {key})", "--set", None,
+                                 format_path(path))
         return ScenarioError(message, self.file, self.line_of(path), format_path(path))
 
 
@@ -54,6 +76,11 @@ def load_marked(text: str, file: str) -> MarkedDocument:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
+        position = getattr(exc, "position", None)  # ReaderError: a character YAML refuses
+        if line is None and isinstance(position, int):
+            line = text.count("\n", 0, position) + 1
+        if line is None:
+            line = 1
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ScenarioError(f"not valid YAML: {problem}", file, line) from None
     if node is None:
@@ -63,14 +90,32 @@ def load_marked(text: str, file: str) -> MarkedDocument:
     return MarkedDocument(data, lines, file)
 
 
+MAX_VALUES = 100_000  # a billion-laughs alias bomb stops here, long before memory runs out
+_DATA_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}"
+    for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge")
+)
+
+
 def _build(node: Node, path: Path, lines: dict[Path, int], file: str,
            ctor: SafeConstructor, depth: int) -> Any:
     if depth > 50:
         raise ScenarioError("nesting is too deep (more than 50 levels)", file,
                             node.start_mark.line + 1, format_path(path))
     lines.setdefault(path, node.start_mark.line + 1)
+    if len(lines) > MAX_VALUES:
+        raise ScenarioError(f"the file expands to more than {MAX_VALUES} values (YAML aliases?)",
+                            file, node.start_mark.line + 1, format_path(path))
+    if node.tag not in _DATA_TAGS:
+        raise ScenarioError(f"the YAML tag {node.tag!r} is not allowed: scenario files are data",
+                            file, node.start_mark.line + 1, format_path(path))
     if isinstance(node, MappingNode):
-        ctor.flatten_mapping(node)
+        try:
+            ctor.flatten_mapping(node)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or "cannot merge this mapping"
+            raise ScenarioError(f"not valid YAML: {problem}", file, node.start_mark.line + 1,
+                                format_path(path)) from None
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             key = _scalar(key_node, ctor)
@@ -94,7 +139,9 @@ def _build(node: Node, path: Path, lines: dict[Path, int], file: str,
 def _scalar(node: Node, ctor: SafeConstructor) -> Any:
     if not isinstance(node, ScalarNode):
         return None
+    if node.tag == "tag:yaml.org,2002:timestamp":
+        return node.value  # a date stays text: scenario values end up in JSON and env vars
     try:
         return ctor.construct_object(node, deep=True)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError):
         return node.value

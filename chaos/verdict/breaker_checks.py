@@ -69,7 +69,7 @@ def evaluate_breaker(phase: str, spec: BreakerAssertion, probe: BreakerProbe,
         out.append(_timed(phase, "breaker.half_opens_after", spec.half_opens_after, seen,
                           "half-opened", probe, len(in_phase)))
     if spec.fails_fast_under is not None:
-        out.append(_fails_fast(phase, spec.fails_fast_under, ev))
+        out.append(_fails_fast(phase, spec.fails_fast_under.defaulting("<"), ev))
     return out
 
 

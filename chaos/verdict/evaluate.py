@@ -91,11 +91,11 @@ def _evaluate_one(a: Assertion, scenario: Scenario, ev: Evidence) -> list[Assert
                         "too few to judge", value=float(sample.total))]
     out: list[AssertionResult] = []
     if a.success_rate is not None:
-        out.append(_rate(phase, "success_rate", a.success_rate, sample.successes, sample.total,
-                         scenario.confidence))
-    if a.error_rate is not None:
-        out.append(_rate(phase, "error_rate", a.error_rate, sample.total - sample.successes,
+        out.append(_rate(phase, "success_rate", a.success_rate.defaulting(">="), sample.successes,
                          sample.total, scenario.confidence))
+    if a.error_rate is not None:
+        out.append(_rate(phase, "error_rate", a.error_rate.defaulting("<="),
+                         sample.total - sample.successes, sample.total, scenario.confidence))
     for kind, outcomes in _COUNTS.items():
         bound = getattr(a, kind)
         if bound is not None:
@@ -103,13 +103,13 @@ def _evaluate_one(a: Assertion, scenario: Scenario, ev: Evidence) -> list[Assert
     for kind, q in _PERCENTILES.items():
         bound = getattr(a, kind)
         if bound is not None:
-            out.append(_latency(phase, kind, bound, sample.latency(q)))
+            out.append(_latency(phase, kind, bound.defaulting("<="), sample.latency(q)))
     if a.breaker is not None and scenario.probes.breaker is not None and phase != WHOLE_RUN:
         out.extend(breaker_checks.evaluate_breaker(phase, a.breaker, scenario.probes.breaker, ev))
     if a.recovers_within is not None:
         out.append(_recovery(phase, a, ev))
     if a.retry_amplification is not None:
-        out.append(_amplification(phase, a.retry_amplification, sample.total, ev))
+        out.append(_amplification(phase, a.retry_amplification.defaulting("<="), sample.total, ev))
     return out
 
 

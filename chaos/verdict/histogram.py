@@ -15,22 +15,40 @@ _LOG_GROWTH = math.log(_GROWTH)
 _FLOOR_S = 1e-6  # 1 µs: anything faster lands in bucket 0
 
 
+EXACT_LIMIT = 10_000  # below this many samples, keep them all: percentiles are exact
+
+
 class LatencyHistogram:
-    """Counts latencies (seconds) in buckets of 1% relative width."""
+    """Counts latencies (seconds) in buckets of 1% relative width.
+
+    Small samples (a second of traffic, a short phase) are also kept exactly, so
+    their percentiles are exact; past EXACT_LIMIT only the buckets remain.
+    """
 
     def __init__(self) -> None:
+        self.exact: list[float] | None = []
         self.buckets: Counter[int] = Counter()
         self.count = 0
         self.max = 0.0
         self.min = math.inf
 
     def add(self, seconds: float) -> None:
+        if self.exact is not None:
+            self.exact.append(seconds)
+            if len(self.exact) > EXACT_LIMIT:
+                self.exact = None
         self.buckets[_bucket(seconds)] += 1
         self.count += 1
         self.max = max(self.max, seconds)
         self.min = min(self.min, seconds)
 
     def merge(self, other: LatencyHistogram) -> None:
+        if self.exact is not None and other.exact is not None:
+            self.exact.extend(other.exact)
+            if len(self.exact) > EXACT_LIMIT:
+                self.exact = None
+        else:
+            self.exact = None
         self.buckets.update(other.buckets)
         self.count += other.count
         self.max = max(self.max, other.max)
@@ -45,6 +63,9 @@ class LatencyHistogram:
         if q <= 0:
             return self.min
         rank = max(1, math.ceil(q / 100.0 * self.count))
+        if self.exact is not None:
+            self.exact.sort()
+            return self.exact[rank - 1]
         seen = 0
         for bucket in sorted(self.buckets):
             seen += self.buckets[bucket]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -23,6 +23,8 @@ class FaultRecord:
     start: float
     end: float | None = None
     error: str | None = None
+    # Each service's log lines around the fault (a few seconds before and after it started).
+    logs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -57,6 +59,14 @@ class AssertionResult:
 
 
 @dataclass
+class BreakerTransition:
+    t: float  # seconds since the first phase started
+    from_state: str
+    to_state: str
+    phase: str = ""
+
+
+@dataclass
 class Result:
     """What a run found; `verdict` is pass, fail, error or interrupted."""
 
@@ -82,6 +92,16 @@ class Result:
     scenario_yaml: str = ""
     report_dir: str = ""
     schema_version: int = SCHEMA_VERSION
+    # Derived when the reports are written (chaos.report.derive); None/empty = not known.
+    environment: dict[str, str] = field(default_factory=dict)  # tool and engine versions
+    upstream: list[tuple[float, float]] = field(default_factory=list)  # (t, upstream requests counter)
+    retry_amplification: float | None = None  # upstream requests per client request, whole run
+    retry_amplification_by_phase: dict[str, float] = field(default_factory=dict)
+    recovery_s: float | None = None  # see chaos.report.derive.recovery_time
+    recovered: bool | None = None  # False: traffic never got back to health
+    breaker_transitions: list[BreakerTransition] = field(default_factory=list)
+    score: int | None = None  # resilience score 0-100 (chaos.report.derive.SCORE_FORMULA)
+    score_parts: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -93,3 +113,24 @@ class Result:
     @property
     def failed_assertions(self) -> list[AssertionResult]:
         return [a for a in self.assertions if not a.passed]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        """The inverse of to_dict (a result.json read back); unknown keys are ignored."""
+        nested: dict[str, type] = {"phases": PhaseWindow, "faults": FaultRecord,
+                                   "phase_stats": PhaseStats, "assertions": AssertionResult,
+                                   "breaker_transitions": BreakerTransition}
+        names = {f.name for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in names:
+                continue
+            if key in nested and isinstance(value, list):
+                item_type = nested[key]
+                allowed = {f.name for f in fields(item_type)}
+                value = [item_type(**{k: v for k, v in item.items() if k in allowed})
+                         for item in value]
+            elif key in ("breaker", "upstream") and isinstance(value, list):
+                value = [(float(t), float(v)) for t, v in value]
+            kwargs[key] = value
+        return cls(**kwargs)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chaos.verdict.result import PhaseStats, PhaseWindow
-from chaos.verdict.stats import Record, Sample
+from chaos.verdict.stats import Aggregate, Record, Sample
 
 
 def _ms(sample: Sample, q: float) -> float | None:
@@ -12,13 +12,14 @@ def _ms(sample: Sample, q: float) -> float | None:
 
 
 def phase_stats(records: list[Record], windows: list[PhaseWindow]) -> list[PhaseStats]:
-    samples: dict[str, Sample] = {w.name: Sample() for w in windows}
-    for record in records:
-        if record.phase in samples:
-            samples[record.phase].add(record)
+    return phase_stats_from(Aggregate(records, {w.name: w.start for w in windows}), windows)
+
+
+def phase_stats_from(aggregate: Aggregate, windows: list[PhaseWindow]) -> list[PhaseStats]:
+    samples = aggregate.phases
     out = []
     for window in windows:
-        sample = samples[window.name]
+        sample = samples.get(window.name, Sample())
         length = max(window.end - window.start, 1e-9)
         out.append(PhaseStats(
             window.name, sample.total, dict(sorted(sample.counts.items())), sample.success_rate,

@@ -5,7 +5,11 @@ an OpenAI-style chat endpoint with SSE streaming, large payloads, slowness on de
 and counts what reached it, so a test can tell how many requests the gateway let through.
 
 Run directly (``python docker/backend/app.py``) or in its container; configured by env:
-PORT (8080), HOST (0.0.0.0), DEFAULT_DELAY_MS (0), STREAM_CHUNK_DELAY_MS (20).
+PORT (8080), HOST (0.0.0.0), DEFAULT_DELAY_MS (0), STREAM_CHUNK_DELAY_MS (20),
+KEEPALIVE_TIMEOUT_MS (75000: idle keep-alive connections are closed after it),
+RATE_LIMIT_RPS (0: off; else a global token bucket answering 429 + Retry-After),
+RATE_LIMIT_RETRY_AFTER_S (1), OOM_AFTER_S (0: off; else that many seconds after the first
+API request the process starts leaking memory until the container's limit kills it).
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ class BackendConfig:
     port: int
     default_delay_ms: int
     stream_chunk_delay_ms: int
+    keepalive_timeout_ms: int = 75_000
+    rate_limit_rps: float = 0.0
+    rate_limit_retry_after_s: int = 1
+    oom_after_s: float = 0.0
 
     @classmethod
     def from_env(cls) -> BackendConfig:
@@ -51,11 +59,72 @@ class BackendConfig:
             port=int(os.environ.get("PORT", "8080")),
             default_delay_ms=int(os.environ.get("DEFAULT_DELAY_MS", "0")),
             stream_chunk_delay_ms=int(os.environ.get("STREAM_CHUNK_DELAY_MS", "20")),
+            keepalive_timeout_ms=int(os.environ.get("KEEPALIVE_TIMEOUT_MS", "75000")),
+            rate_limit_rps=float(os.environ.get("RATE_LIMIT_RPS", "0")),
+            rate_limit_retry_after_s=int(os.environ.get("RATE_LIMIT_RETRY_AFTER_S", "1")),
+            oom_after_s=float(os.environ.get("OOM_AFTER_S", "0")),
         )
 
 
 CONFIG_KEY = web.AppKey("config", BackendConfig)
 STATS_KEY = web.AppKey("stats", Counter)
+LIMITER_KEY = web.AppKey("limiter", "RateLimiter")
+HOG_KEY = web.AppKey("hog", list)
+LEAK_KEY = web.AppKey("leak", dict)
+UNMETERED = ("/healthz", "/stats")
+MAX_HOG_MB = 4096
+
+
+class RateLimiter:
+    """A global token bucket that, like many public APIs, punishes clients that ignore it.
+
+    Once the bucket is empty, everything is refused for Retry-After seconds. A request
+    that arrives during that pause (later than a short grace for requests already in
+    flight) starts the pause over: a caller that keeps hammering never gets back in,
+    one that waits as told does.
+    """
+
+    GRACE_S = 0.2
+
+    def __init__(self, rps: float, retry_after_s: int, now: float | None = None) -> None:
+        self.rps = rps
+        self.retry_after_s = retry_after_s
+        self.tokens = rps
+        self.refilled = time.monotonic() if now is None else now
+        self.banned_at = 0.0
+        self.banned_until = 0.0
+
+    def admit(self, now: float) -> bool:
+        if now < self.banned_until:
+            if now - self.banned_at > self.GRACE_S:
+                self.banned_until = now + self.retry_after_s
+            return False
+        self.tokens = min(self.rps, self.tokens + max(0.0, now - self.refilled) * self.rps)
+        self.refilled = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        self.banned_at = now
+        self.banned_until = now + self.retry_after_s
+        return False
+
+
+def _hog(request: web.Request, megabytes: int) -> int:
+    """Allocate and touch memory that is never freed; returns the total held in MiB."""
+    held = request.app[HOG_KEY]
+    for _ in range(megabytes):
+        held.append(bytearray(b"\x01") * (1024 * 1024))
+    return len(held)
+
+
+async def _leak_forever(app: web.Application) -> None:
+    """OOM_AFTER_S: wait, then leak 8 MiB every 20 ms until the kernel kills the process."""
+    await asyncio.sleep(app[CONFIG_KEY].oom_after_s)
+    LOG.warning("OOM_AFTER_S elapsed: leaking memory until the container limit is hit")
+    held = app[HOG_KEY]
+    while True:
+        held.append(bytearray(b"\x01") * (8 * 1024 * 1024))
+        await asyncio.sleep(0.02)
 CLIENT_GONE = "client_gone"  # request-scoped flag set when a stream's reader hung up
 
 
@@ -130,6 +199,12 @@ async def status_code(request: web.Request) -> web.Response:
         raise _bad_request("code must be 200..599")
     await _apply_delay(request)
     return web.json_response({"status": code}, status=code)
+
+
+async def hog(request: web.Request) -> web.Response:
+    """Memory hog: ?mb=N more MiB held for the life of the process (for OOM scenarios)."""
+    total = _hog(request, _int_param(request, "mb", 64, MAX_HOG_MB))
+    return web.json_response({"held_mb": total})
 
 
 async def get_stats(request: web.Request) -> web.Response:
@@ -237,7 +312,7 @@ async def count_and_log(request: web.Request, handler: Handler) -> web.StreamRes
         request.app[STATS_KEY][request.path] += 1
     status: int | str = "error"
     try:
-        response = await handler(request)
+        response = await _metered(request, handler)
         status = response.status
         return response
     except web.HTTPException as exc:
@@ -253,16 +328,39 @@ async def count_and_log(request: web.Request, handler: Handler) -> web.StreamRes
         LOG.info("%s %s %s %.1fms", request.method, request.path, status, elapsed_ms)
 
 
+async def _metered(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Rate limit and the OOM timer apply to API traffic, not to health checks."""
+    app = request.app
+    if request.path in UNMETERED:
+        return await handler(request)
+    config = app[CONFIG_KEY]
+    leak = app[LEAK_KEY]
+    if config.oom_after_s > 0 and "task" not in leak:
+        leak["task"] = asyncio.get_running_loop().create_task(_leak_forever(app))
+    limiter = app[LIMITER_KEY]
+    if limiter is not None and not limiter.admit(time.monotonic()):
+        body = {"error": {"type": "rate_limit_exceeded",
+                          "message": f"slow down, retry after {limiter.retry_after_s}s"}}
+        return web.json_response(body, status=429,
+                                 headers={"Retry-After": str(limiter.retry_after_s)})
+    return await handler(request)
+
+
 def build_app(config: BackendConfig) -> web.Application:
     app = web.Application(middlewares=[count_and_log], client_max_size=64 * 1024 * 1024)
     app[CONFIG_KEY] = config
     app[STATS_KEY] = Counter()
+    app[LIMITER_KEY] = (RateLimiter(config.rate_limit_rps, config.rate_limit_retry_after_s)
+                        if config.rate_limit_rps > 0 else None)
+    app[HOG_KEY] = []
+    app[LEAK_KEY] = {}
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/items", list_items)
     app.router.add_get("/api/items/{item_id}", get_item)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_route("*", "/ratelimited", ratelimited)
     app.router.add_route("*", "/status/{code:\\d+}", status_code)
+    app.router.add_route("*", "/hog", hog)
     app.router.add_get("/stats", get_stats)
     app.router.add_delete("/stats", reset_stats)
     return app
@@ -275,7 +373,8 @@ def main() -> None:
     LOG.info("starting backend config=%s", json.dumps(asdict(config), sort_keys=True))
     # A short shutdown_timeout makes SIGTERM end open SSE streams instead of waiting 60 s.
     web.run_app(build_app(config), host=config.host, port=config.port,
-                shutdown_timeout=0.3, access_log=None, print=None)
+                shutdown_timeout=0.3, access_log=None, print=None,
+                keepalive_timeout=config.keepalive_timeout_ms / 1000)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ Run directly (``python docker/gateway/app.py``) or in its container.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import math
 import socket
 import struct
 import sys
@@ -35,6 +37,7 @@ from upstream import (
     CircuitOpenError,
     Outcome,
     OutgoingRequest,
+    UpstreamBackoff,
     UpstreamClient,
     UpstreamError,
     build_session,
@@ -138,6 +141,9 @@ def answer_failure(request: web.Request, outcome: Outcome) -> web.Response:
         breaker = request.app[BREAKER_KEY]
         return json_error(503, "circuit_open", "upstream circuit breaker is open",
                           outcome.retries, {"Retry-After": breaker.retry_after_header()})
+    if isinstance(error, UpstreamBackoff):
+        return json_error(429, "upstream_rate_limited", str(error), outcome.retries,
+                          {"Retry-After": str(max(1, math.ceil(error.retry_after_s)))})
     assert isinstance(error, UpstreamError)
     if not config.error_mapping_enabled:
         return reset_client(request)
@@ -156,8 +162,14 @@ def relay_buffered(reply: BufferedReply, retries: int) -> web.Response:
 
 
 async def relay_stream(request: web.Request, upstream: aiohttp.ClientResponse,
-                       retries: int) -> web.StreamResponse:
-    """Copy the upstream body to the client chunk by chunk, as it arrives."""
+                       retries: int, started: float) -> web.StreamResponse:
+    """Copy the upstream body to the client chunk by chunk, as it arrives.
+
+    Only the idle timeout (sock_read) bounds a body: a long LLM stream that keeps
+    producing tokens must survive. GATEWAY_LONG_STREAMS=off applies the total timeout
+    to the body as well, like a proxy whose read timeout covers the whole response."""
+    config = request.app[CONFIG_KEY]
+    body_deadline = None if config.long_streams_enabled else started + config.total_timeout_s
     sse = is_event_stream(upstream.headers)
     drop = frozenset({"content-length"}) if sse else frozenset()
     headers = filtered_headers(upstream.headers, drop)
@@ -170,7 +182,11 @@ async def relay_stream(request: web.Request, upstream: aiohttp.ClientResponse,
         await response.prepare(request)
         while True:
             try:
-                chunk = await upstream.content.readany()
+                if body_deadline is None:
+                    chunk = await upstream.content.readany()
+                else:
+                    async with asyncio.timeout(max(0.0, body_deadline - time.monotonic())):
+                        chunk = await upstream.content.readany()
             except (aiohttp.ClientError, TimeoutError) as exc:
                 return await end_broken_stream(request, response, sse, exc)
             if not chunk:
@@ -196,6 +212,12 @@ async def end_broken_stream(request: web.Request, response: web.StreamResponse, 
     app[METRICS_KEY].upstream_failures["midstream"] += 1
     app[BREAKER_KEY].record_failure()
     LOG.warning("upstream failed mid-stream on %s: %s", request.path, exc)
+    if not app[CONFIG_KEY].stream_errors_enabled:
+        # Naive: end the response as if it were complete. The client cannot tell a cut
+        # stream from a finished one, except by the missing [DONE].
+        request[OUTCOME_KEY] = "silently_truncated"
+        await response.write_eof()
+        return response
     if not app[CONFIG_KEY].error_mapping_enabled:
         reset_client(request)
         return response
@@ -214,11 +236,30 @@ async def end_broken_stream(request: web.Request, response: web.StreamResponse, 
 
 
 async def proxy(request: web.Request) -> web.StreamResponse:
+    """Admission control first: above GATEWAY_MAX_CONCURRENCY, answer 503 at once
+    rather than queue requests until clients time out."""
+    config = request.app[CONFIG_KEY]
+    metrics = request.app[METRICS_KEY]
+    if config.max_concurrency and metrics.in_flight >= config.max_concurrency:
+        metrics.shed += 1
+        return json_error(503, "overloaded",
+                          f"more than {config.max_concurrency} requests in flight",
+                          headers={"Retry-After": "1"})
+    metrics.in_flight += 1
+    try:
+        return await forward(request)
+    finally:
+        metrics.in_flight -= 1
+
+
+async def forward(request: web.Request) -> web.StreamResponse:
     started = time.monotonic()
     config = request.app[CONFIG_KEY]
     try:
         body = await read_body(request, config.max_body_bytes)
     except PayloadTooLarge:
+        if not config.body_drain_enabled:
+            return reset_client(request)  # naive: drop the upload mid-way, client sees RST
         # aiohttp drains the unread rest of the body (lingering close) after answering,
         # so a client still sending gets to read this 413 instead of a reset.
         return json_error(413, "payload_too_large",
@@ -226,7 +267,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     outgoing = outgoing_request(request, config.upstream_url, body)
     outcome = await request.app[UPSTREAM_KEY].send(outgoing, started)
     if outcome.response is not None:
-        return await relay_stream(request, outcome.response, outcome.retries)
+        return await relay_stream(request, outcome.response, outcome.retries, started)
     if outcome.reply is not None:
         return relay_buffered(outcome.reply, outcome.retries)
     return answer_failure(request, outcome)
@@ -266,12 +307,14 @@ async def log_and_count(request: web.Request, handler: Handler) -> web.StreamRes
 
 
 async def upstream_session(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: one pooled ClientSession for the app's lifetime."""
+    """cleanup_ctx: the pooled ClientSession (and one for retries) for the app's lifetime."""
     session = build_session(app[CONFIG_KEY])
+    fresh = build_session(app[CONFIG_KEY], fresh=True)  # retries never reuse a connection
     app[UPSTREAM_KEY] = UpstreamClient(app[CONFIG_KEY], session, app[BREAKER_KEY],
-                                       app[METRICS_KEY])
+                                       app[METRICS_KEY], fresh)
     yield
     await session.close()
+    await fresh.close()
 
 
 def build_app(config: GatewayConfig) -> web.Application:

@@ -35,6 +35,17 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+DEFAULT_MAX_CONCURRENCY = 256
+
+
+def _limit(env: Mapping[str, str], name: str, default: int) -> int:
+    """A positive limit, or 0 for none when set to off."""
+    raw = env.get(name)
+    if raw is not None and raw.strip().lower() in OFF_VALUES:
+        return 0
+    return _positive_int(env, name, default)
+
+
 def _seconds(env: Mapping[str, str], name: str, default_ms: int) -> float:
     return _positive_int(env, name, default_ms) / 1000
 
@@ -58,6 +69,15 @@ class GatewayConfig:
     retries_enabled: bool
     breaker_enabled: bool
     error_mapping_enabled: bool
+    # Switches added for the scenario library: each one is a mechanism a scenario proves.
+    timeouts_enabled: bool = True  # off: wait for the upstream as long as it takes
+    stream_errors_enabled: bool = True  # off: a stream cut mid-way ends as if complete
+    long_streams_enabled: bool = True  # off: the total timeout also bounds the body
+    streaming_enabled: bool = True  # off: buffer the whole body within the per-try timeout
+    retry_after_enabled: bool = True  # off: ignore 429 Retry-After and retry 429s at once
+    body_drain_enabled: bool = True  # off: answer 413 by resetting the connection
+    client_deadline_enabled: bool = True  # off: ignore the client's X-Request-Timeout-Ms
+    max_concurrency: int = 0  # 0: unlimited; else in-flight requests above it get 503
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -80,4 +100,13 @@ class GatewayConfig:
             retries_enabled=retries,
             breaker_enabled=resilience and _switch(env, "GATEWAY_BREAKER"),
             error_mapping_enabled=resilience and _switch(env, "GATEWAY_ERROR_MAPPING"),
+            timeouts_enabled=resilience and _switch(env, "GATEWAY_TIMEOUTS"),
+            stream_errors_enabled=resilience and _switch(env, "GATEWAY_STREAM_ERRORS"),
+            long_streams_enabled=resilience and _switch(env, "GATEWAY_LONG_STREAMS"),
+            streaming_enabled=resilience and _switch(env, "GATEWAY_STREAMING"),
+            retry_after_enabled=resilience and _switch(env, "GATEWAY_RETRY_AFTER"),
+            body_drain_enabled=resilience and _switch(env, "GATEWAY_BODY_DRAIN"),
+            client_deadline_enabled=resilience and _switch(env, "GATEWAY_CLIENT_DEADLINE"),
+            max_concurrency=(_limit(env, "GATEWAY_MAX_CONCURRENCY", DEFAULT_MAX_CONCURRENCY)
+                             if resilience else 0),
         )

@@ -25,6 +25,9 @@ class GatewayMetrics:
     retries: int = 0
     upstream_failures: Counter[str] = field(default_factory=Counter)
     breaker_rejections: int = 0
+    upstream_backoffs: int = 0
+    shed: int = 0
+    in_flight: int = 0
 
     def render(self, breaker: CircuitBreaker) -> str:
         """The /metrics body: state gauge first, then counters, each with HELP/TYPE."""
@@ -53,6 +56,14 @@ class GatewayMetrics:
         _family(lines, "gateway_breaker_rejections_total", "counter",
                 "Requests refused with 503 because the breaker was open.")
         lines.append(f"gateway_breaker_rejections_total {self.breaker_rejections}")
+        _family(lines, "gateway_upstream_backoffs_total", "counter",
+                "Requests answered 429 locally while the upstream's Retry-After ran.")
+        lines.append(f"gateway_upstream_backoffs_total {self.upstream_backoffs}")
+        _family(lines, "gateway_shed_total", "counter",
+                "Requests refused with 503 above GATEWAY_MAX_CONCURRENCY.")
+        lines.append(f"gateway_shed_total {self.shed}")
+        _family(lines, "gateway_in_flight", "gauge", "Proxied requests in progress.")
+        lines.append(f"gateway_in_flight {self.in_flight}")
         return "\n".join(lines) + "\n"
 
 

@@ -29,6 +29,9 @@ from config import GatewayConfig
 from metrics import GatewayMetrics
 
 RETRYABLE_STATUSES = frozenset({502, 503, 504})
+STORM_STATUSES = RETRYABLE_STATUSES | {429}  # GATEWAY_RETRY_AFTER=off: a retry storm
+DEADLINE_HEADER = "X-Request-Timeout-Ms"  # the client's own budget (like grpc-timeout)
+DEADLINE_MARGIN_S = 0.1  # answer this much before the client gives up
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 MAX_BACKOFF_S = 1.0
 MAX_ERROR_BODY_BYTES = 1024 * 1024
@@ -49,6 +52,14 @@ class UpstreamError(Exception):
 
 class CircuitOpenError(Exception):
     """The breaker refused the call; the upstream was not contacted."""
+
+
+class UpstreamBackoff(Exception):
+    """The upstream asked for a pause (429 + Retry-After) that has not elapsed yet."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"upstream asked to retry after {retry_after_s:.1f}s")
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -90,7 +101,7 @@ class Outcome:
 
     response: aiohttp.ClientResponse | None = None
     reply: BufferedReply | None = None
-    error: UpstreamError | CircuitOpenError | None = None
+    error: UpstreamError | CircuitOpenError | UpstreamBackoff | None = None
     attempts: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -115,15 +126,20 @@ def _should_retry(exc: BaseException) -> bool:
     return isinstance(exc, RetryableStatus)
 
 
-def build_session(config: GatewayConfig) -> aiohttp.ClientSession:
-    """One pooled session for the process; sock_read doubles as the streaming idle timeout."""
+def build_session(config: GatewayConfig, fresh: bool = False) -> aiohttp.ClientSession:
+    """One pooled session for the process; sock_read doubles as the streaming idle timeout.
+
+    fresh=True: a session that never reuses a connection, for retries. A pooled
+    connection the upstream has already closed (its FIN still on the way) would fail
+    the retry the same way it failed the first try."""
+    timeouts = config.timeouts_enabled
     timeout = aiohttp.ClientTimeout(
         total=None,
-        sock_connect=config.connect_timeout_s,
-        sock_read=config.try_timeout_s,
+        sock_connect=config.connect_timeout_s if timeouts else None,
+        sock_read=config.try_timeout_s if timeouts else None,
     )
     session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=config.pool_size),
+        connector=aiohttp.TCPConnector(limit=config.pool_size, force_close=fresh),
         timeout=timeout,
         auto_decompress=False,  # pass bytes through untouched, Content-Encoding included
         skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
@@ -146,11 +162,39 @@ class UpstreamClient:
         session: aiohttp.ClientSession,
         breaker: CircuitBreaker,
         metrics: GatewayMetrics,
+        fresh_session: aiohttp.ClientSession | None = None,
     ) -> None:
         self.config = config
         self.session = session
+        self.fresh_session = fresh_session or session
         self.breaker = breaker
         self.metrics = metrics
+        self.hold_until = 0.0  # monotonic time before which the upstream asked for quiet
+
+    def _deadline(self, request: OutgoingRequest, started: float) -> float:
+        """The total budget, shortened to the client's own when it states one."""
+        if not self.config.timeouts_enabled:
+            return float("inf")
+        deadline = started + self.config.total_timeout_s
+        raw = request.headers.get(DEADLINE_HEADER)
+        if raw and self.config.client_deadline_enabled:
+            try:
+                client_s = int(raw) / 1000
+            except ValueError:
+                client_s = 0.0
+            if client_s > 0:
+                deadline = min(deadline, started + max(0.05, client_s - DEADLINE_MARGIN_S))
+        return deadline
+
+    def _note_rate_limit(self, response: aiohttp.ClientResponse) -> None:
+        """Honour an upstream 429's Retry-After: hold every request until it elapses."""
+        if response.status != 429 or not self.config.retry_after_enabled:
+            return
+        try:
+            pause = float(response.headers.get("Retry-After", "1"))
+        except ValueError:
+            pause = 1.0  # an HTTP-date: be conservative rather than parse calendars
+        self.hold_until = max(self.hold_until, time.monotonic() + min(max(pause, 0.0), 60.0))
 
     async def send(self, request: OutgoingRequest, started: float) -> Outcome:
         """Try until success, a non-retryable failure, max tries, or the total deadline.
@@ -160,11 +204,16 @@ class UpstreamClient:
         an upstream that fails every try opens it after a few requests.
         """
         outcome = Outcome(started=started)
+        waiting = self.hold_until - time.monotonic()
+        if waiting > 0 and self.config.retry_after_enabled:
+            self.metrics.upstream_backoffs += 1
+            outcome.error = UpstreamBackoff(waiting)
+            return outcome
         if not self.breaker.try_acquire():
             self.metrics.breaker_rejections += 1
             outcome.error = CircuitOpenError("circuit breaker is open")
             return outcome
-        deadline = started + self.config.total_timeout_s
+        deadline = self._deadline(request, started)
         tries = self.config.max_tries if request.idempotent else 1
         retrying = AsyncRetrying(
             stop=stop_after_attempt(tries) | stop_at_deadline(deadline),
@@ -175,7 +224,11 @@ class UpstreamClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    outcome.response = await self._attempt(request, deadline, outcome)
+                    answer = await self._attempt(request, deadline, outcome)
+                    if isinstance(answer, BufferedReply):
+                        outcome.reply = answer  # GATEWAY_STREAMING=off: read in full
+                    else:
+                        outcome.response = answer
         except RetryableStatus as exc:
             outcome.reply = exc.reply
         except UpstreamError as exc:
@@ -183,7 +236,9 @@ class UpstreamClient:
         except BaseException:
             self.breaker.abandon()  # cancelled because the client went away: no verdict
             raise
-        if outcome.response is not None:
+        # A 429 is a healthy upstream saying "not now": never a breaker failure.
+        if outcome.response is not None or (outcome.reply is not None
+                                            and outcome.reply.status not in RETRYABLE_STATUSES):
             self.breaker.record_success()
         else:
             self.breaker.record_failure()
@@ -191,32 +246,59 @@ class UpstreamClient:
 
     async def _attempt(
         self, request: OutgoingRequest, deadline: float, outcome: Outcome
-    ) -> aiohttp.ClientResponse:
+    ) -> aiohttp.ClientResponse | BufferedReply:
         """One upstream call up to response headers, bounded by try and total timeouts."""
         outcome.attempts += 1
         self.metrics.upstream_attempts += 1
         if outcome.attempts > 1:
             self.metrics.retries += 1
-        budget = min(self.config.try_timeout_s, deadline - time.monotonic())
+        if self.config.timeouts_enabled:
+            budget = min(self.config.try_timeout_s, deadline - time.monotonic())
+        else:
+            budget = float("inf")
         try:
-            response = await self._request_with_budget(request, budget)
+            session = self.fresh_session if outcome.attempts > 1 else self.session
+            response = await self._request_with_budget(request, budget, session)
+            self._note_rate_limit(response)
+            retryable = RETRYABLE_STATUSES if self.config.retry_after_enabled else STORM_STATUSES
+            if response.status in retryable:
+                self.metrics.upstream_failures["status"] += 1
+                raise RetryableStatus(await self._buffer(response, budget))
+            if not self.config.streaming_enabled:
+                return await self._read_whole(response, budget)
         except UpstreamError as exc:
             self.metrics.upstream_failures[exc.kind] += 1
             raise
-        if response.status in RETRYABLE_STATUSES:
-            self.metrics.upstream_failures["status"] += 1
-            raise RetryableStatus(await self._buffer(response, budget))
         return response
 
+    async def _read_whole(self, response: aiohttp.ClientResponse, budget: float
+                          ) -> BufferedReply:
+        """GATEWAY_STREAMING=off: the whole body must arrive within the try's budget."""
+        body = bytearray()
+        try:
+            async with asyncio.timeout(None if budget == float("inf") else budget):
+                async for chunk in response.content.iter_any():
+                    body += chunk
+        except TimeoutError:
+            response.close()
+            raise UpstreamError("timeout", f"body not read within {budget * 1000:.0f} ms"
+                                ) from None
+        except aiohttp.ClientError as exc:
+            response.close()
+            raise UpstreamError("connect", _describe(exc)) from None
+        response.release()
+        return BufferedReply(response.status, response.reason, CIMultiDict(response.headers),
+                             bytes(body))
+
     async def _request_with_budget(
-        self, request: OutgoingRequest, budget: float
+        self, request: OutgoingRequest, budget: float, session: aiohttp.ClientSession
     ) -> aiohttp.ClientResponse:
         """Map aiohttp's many exceptions onto timeout / connect / protocol failures."""
         if budget <= 0:
             raise UpstreamError("timeout", "total timeout exhausted before the upstream answered")
         try:
-            async with asyncio.timeout(budget):
-                return await self.session.request(
+            async with asyncio.timeout(None if budget == float("inf") else budget):
+                return await session.request(
                     request.method, request.url, headers=request.headers,
                     data=request.body, allow_redirects=False,
                 )
@@ -232,7 +314,7 @@ class UpstreamClient:
         """Read a (small) error body so the connection can be reused or the reply relayed."""
         body = bytearray()
         try:
-            async with asyncio.timeout(max(budget, 0.1)):
+            async with asyncio.timeout(None if budget == float("inf") else max(budget, 0.1)):
                 async for chunk in response.content.iter_any():
                     body += chunk
                     if len(body) >= MAX_ERROR_BODY_BYTES:

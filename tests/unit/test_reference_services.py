@@ -489,3 +489,165 @@ def test_breaker_half_open_lets_exactly_one_trial_through() -> None:
     breaker.record_success()
     assert breaker.state == breaker_module.BreakerState.CLOSED
     assert dict(breaker.transitions) == {"open": 2, "half_open": 2, "closed": 1}
+
+
+# ---------------------------------------------------------------- scenario-library mechanisms
+
+
+def _load_sibling(name: str, folder: Path) -> ModuleType:
+    """Load a module of a reference service that has no sibling imports."""
+    spec = importlib.util.spec_from_file_location(f"ref_{folder.name}_{name}", folder / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while defining
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    return module
+
+
+def test_gateway_config_new_switches_and_concurrency_limit() -> None:
+    config = _load_sibling("config", GATEWAY_APP.parent)
+    default = config.GatewayConfig.from_env({})
+    assert default.timeouts_enabled and default.stream_errors_enabled
+    assert default.long_streams_enabled and default.streaming_enabled
+    assert default.retry_after_enabled and default.body_drain_enabled
+    assert default.client_deadline_enabled and default.max_concurrency > 0
+    assert config.GatewayConfig.from_env({"GATEWAY_MAX_CONCURRENCY": "off"}).max_concurrency == 0
+    assert config.GatewayConfig.from_env({"GATEWAY_MAX_CONCURRENCY": "7"}).max_concurrency == 7
+    naive = config.GatewayConfig.from_env({"GATEWAY_RESILIENCE": "off"})
+    assert not (naive.timeouts_enabled or naive.stream_errors_enabled or naive.streaming_enabled
+                or naive.retry_after_enabled or naive.body_drain_enabled
+                or naive.long_streams_enabled or naive.client_deadline_enabled)
+    assert naive.max_concurrency == 0
+    with pytest.raises(ValueError):
+        config.GatewayConfig.from_env({"GATEWAY_TIMEOUTS": "maybe"})
+
+
+def test_backend_rate_limiter_punishes_callers_that_ignore_retry_after() -> None:
+    backend_module = _load_sibling("app", BACKEND_APP.parent)
+    limiter = backend_module.RateLimiter(rps=2, retry_after_s=1, now=10.0)
+    assert limiter.admit(10.0) and limiter.admit(10.0)
+    assert not limiter.admit(10.0), "bucket empty: a 1 s pause starts"
+    assert not limiter.admit(10.1), "in-flight stragglers get 429 but do not extend it"
+    assert limiter.admit(11.05), "a caller that waited as told gets back in"
+
+    while limiter.admit(11.06):  # drain the bucket: a new pause starts at 11.06
+        pass
+    for t in (11.5, 12.0, 12.5, 13.0):
+        assert not limiter.admit(t), "hammering during the pause keeps restarting it"
+    assert limiter.admit(14.1)
+
+
+def test_backend_rate_limit_and_memory_hog_endpoints(start: Starter) -> None:
+    backend = start(BACKEND_APP, RATE_LIMIT_RPS="1", RATE_LIMIT_RETRY_AFTER_S="30")
+    codes = [requests.get(f"{backend.url}/api/items/1", timeout=HTTP_TIMEOUT_S).status_code
+             for _ in range(3)]
+    assert codes[0] == 200 and codes[1:] == [429, 429]
+    limited = requests.get(f"{backend.url}/api/items/1", timeout=HTTP_TIMEOUT_S)
+    assert limited.headers["Retry-After"] == "30"
+    assert limited.json()["error"]["type"] == "rate_limit_exceeded"
+    assert requests.get(f"{backend.url}/healthz", timeout=HTTP_TIMEOUT_S).status_code == 200
+
+    hog_backend = start(BACKEND_APP)
+    held = requests.post(f"{hog_backend.url}/hog?mb=3", timeout=HTTP_TIMEOUT_S).json()
+    assert held == {"held_mb": 3}
+
+
+def test_gateway_honours_upstream_retry_after(start: Starter) -> None:
+    backend = start(BACKEND_APP, RATE_LIMIT_RPS="1", RATE_LIMIT_RETRY_AFTER_S="30")
+    gateway = start_gateway(start, backend.port)
+    assert requests.get(f"{gateway.url}/api/items/1", timeout=HTTP_TIMEOUT_S).status_code == 200
+    relayed = requests.get(f"{gateway.url}/api/items/1", timeout=HTTP_TIMEOUT_S)
+    assert relayed.status_code == 429 and relayed.json()["error"]["type"] == "rate_limit_exceeded"
+    held = requests.get(f"{gateway.url}/api/items/1", timeout=HTTP_TIMEOUT_S)
+    assert held.status_code == 429 and held.json()["error"]["type"] == "upstream_rate_limited"
+    assert int(held.headers["Retry-After"]) >= 1
+    stats = requests.get(f"{backend.url}/stats", timeout=HTTP_TIMEOUT_S).json()
+    assert stats["requests"]["/api/items/1"] == 2, "the held request never reached upstream"
+    assert metric(gateway, "gateway_upstream_backoffs_total") == 1
+
+
+def test_gateway_without_retry_after_retries_429s(start: Starter) -> None:
+    backend = start(BACKEND_APP, RATE_LIMIT_RPS="1", RATE_LIMIT_RETRY_AFTER_S="30")
+    gateway = start_gateway(start, backend.port, GATEWAY_RETRY_AFTER="off",
+                            GATEWAY_BACKOFF_MS="5", GATEWAY_BREAKER="off")
+    for _ in range(2):
+        requests.get(f"{gateway.url}/api/items/1", timeout=HTTP_TIMEOUT_S)
+    stats = requests.get(f"{backend.url}/stats", timeout=HTTP_TIMEOUT_S).json()
+    assert stats["requests"]["/api/items/1"] == 4, "1 success + 3 tries of a 429: a storm"
+
+
+def test_gateway_sheds_load_above_max_concurrency(backend: Service, start: Starter) -> None:
+    gateway = start_gateway(start, backend.port, GATEWAY_MAX_CONCURRENCY="1")
+    slow = threading.Thread(target=requests.get, daemon=True,
+                            args=(f"{gateway.url}/api/items/1?delay_ms=3000",),
+                            kwargs={"timeout": HTTP_TIMEOUT_S})
+    slow.start()
+    for _ in range(200):
+        if metric(gateway, "gateway_in_flight") == 1:
+            break
+        time.sleep(0.02)
+    shed = requests.get(f"{gateway.url}/api/items/2", timeout=HTTP_TIMEOUT_S)
+    assert shed.status_code == 503 and shed.json()["error"]["type"] == "overloaded"
+    assert shed.headers["Retry-After"] == "1"
+    assert metric(gateway, "gateway_shed_total") == 1
+    slow.join(timeout=HTTP_TIMEOUT_S)
+
+
+def test_body_drain_off_resets_an_oversized_upload(backend: Service, start: Starter) -> None:
+    gateway = start_gateway(start, backend.port, GATEWAY_MAX_BODY_BYTES="1000",
+                            GATEWAY_BODY_DRAIN="off")
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.post(f"{gateway.url}/v1/chat/completions", data=b"x" * (8 * 1024 * 1024),
+                      timeout=HTTP_TIMEOUT_S)
+
+
+def test_long_streams_survive_the_total_timeout_unless_switched_off(
+    backend: Service, start: Starter
+) -> None:
+    body = {"messages": [], "stream": True, "max_tokens": 8}
+    url_path = "/v1/chat/completions?chunk_delay_ms=150"  # ~1.2 s, total timeout 0.5 s
+    gateway = start_gateway(start, backend.port, GATEWAY_TOTAL_TIMEOUT_MS="500")
+    whole = requests.post(gateway.url + url_path, json=body, timeout=HTTP_TIMEOUT_S)
+    assert whole.text.rstrip().endswith("data: [DONE]")
+
+    cutting = start_gateway(start, backend.port, GATEWAY_TOTAL_TIMEOUT_MS="500",
+                            GATEWAY_LONG_STREAMS="off")
+    cut = requests.post(cutting.url + url_path, json=body, timeout=HTTP_TIMEOUT_S)
+    assert "event: error" in cut.text and "[DONE]" not in cut.text
+
+
+def test_streaming_off_buffers_and_timeouts_off_waits(backend: Service, start: Starter) -> None:
+    buffering = start_gateway(start, backend.port, GATEWAY_STREAMING="off")
+    item = requests.get(f"{buffering.url}/api/items/9?size=100000", timeout=HTTP_TIMEOUT_S)
+    assert item.status_code == 200 and len(item.json()["filler"]) == 100000
+
+    patient = start_gateway(start, backend.port, GATEWAY_TIMEOUTS="off",
+                            GATEWAY_TRY_TIMEOUT_MS="200", GATEWAY_TOTAL_TIMEOUT_MS="300")
+    late = requests.get(f"{patient.url}/api/items/1?delay_ms=1000", timeout=HTTP_TIMEOUT_S)
+    assert late.status_code == 200, "without timeouts the gateway waits for the upstream"
+
+
+def test_gateway_answers_within_the_clients_stated_budget(
+    backend: Service, start: Starter
+) -> None:
+    gateway = start_gateway(start, backend.port, GATEWAY_BREAKER="off")
+    reply = requests.get(f"{gateway.url}/api/items/1?delay_ms=4000", timeout=HTTP_TIMEOUT_S,
+                         headers={"X-Request-Timeout-Ms": "600"})
+    assert reply.status_code == 504, "the 600 ms budget, not the 5 s total, applied"
+
+    ignoring = start_gateway(start, backend.port, GATEWAY_CLIENT_DEADLINE="off")
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.get(f"{ignoring.url}/api/items/1?delay_ms=4000", timeout=1.0,
+                     headers={"X-Request-Timeout-Ms": "600"})
+
+
+def test_stream_errors_off_ends_a_cut_stream_silently(start: Starter) -> None:
+    with ScriptedUpstream() as upstream:
+        gateway = start_gateway(start, upstream.port, GATEWAY_STREAM_ERRORS="off")
+        upstream.arm(["sse_then_reset"])
+        cut = requests.post(f"{gateway.url}/v1/chat/completions", json={}, timeout=HTTP_TIMEOUT_S)
+        assert cut.status_code == 200
+        assert "event: error" not in cut.text and "[DONE]" not in cut.text

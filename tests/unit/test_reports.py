@@ -136,10 +136,6 @@ def test_junit_error_verdict_has_an_error_case(tmp_path: Path) -> None:
     assert "did not become ready" in (errors[0].get("message") or "")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "report.junit.render_junit: text is written as is, so control characters such as the "
-    "ANSI colour codes of container log lines carried by result.error (ServiceNotReady) make "
-    "junit.xml not well-formed XML; they should be stripped or replaced"))
 def test_junit_stays_well_formed_with_control_characters(tmp_path: Path) -> None:
     result = make_result(True, verdict="error", exit_code=3, assertions=[],
                          error="service 'gateway' did not become ready: timed out\n"

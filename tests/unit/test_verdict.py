@@ -179,26 +179,33 @@ def _mentions(result: AssertionResult, *texts: str) -> None:
         assert text in result.message, (text, result.message)
 
 
-def test_success_rate_pass_and_fail() -> None:
-    records = spread("baseline", 0, [OK] * 99 + [RESET]) + spread("fault", 10, [OK] * 5
-                                                                   + [GRACEFUL] * 5)
-    results = judge(records, {"phase": "baseline", "success_rate": ">= 0.99"},
-                    {"phase": "fault", "success_rate": ">= 0.99"})
-    passed, failed = results
+def test_success_rate_pass_fail_and_inconclusive() -> None:
+    """The verdict uses the Wilson interval: 99/100 cannot prove >= 0.99, 999/1000 proves >= 0.98."""
+    records = (spread("baseline", 0, [OK] * 999 + [RESET]) + spread("fault", 10, [OK] * 5
+                                                                     + [GRACEFUL] * 5)
+               + spread("recovery", 20, [OK] * 99 + [RESET]))
+    results = judge(records, {"phase": "baseline", "success_rate": ">= 0.98"},
+                    {"phase": "fault", "success_rate": ">= 0.99"},
+                    {"phase": "recovery", "success_rate": ">= 0.99"})
+    passed, failed, unsure = results
     assert (passed.phase, passed.kind, passed.passed, passed.observed) == (
-        "baseline", "success_rate", True, "0.9900")
-    assert passed.message == ""
+        "baseline", "success_rate", True, "0.9990")
+    assert passed.message == "" and passed.status == "pass"
+    assert passed.ci_low is not None and 0.99 < passed.ci_low < 0.999 < passed.ci_high <= 1.0
     assert not failed.passed and failed.observed == "0.5000" and failed.bound == ">= 0.99"
+    assert failed.status == "fail"
     _mentions(failed, "0.5000", ">= 0.99", "fault")
+    assert unsure.status == "inconclusive" and not unsure.passed
+    _mentions(unsure, "0.9900", ">= 0.99", "recovery")
 
 
 def test_error_rate() -> None:
     records = spread("fault", 10, [OK] * 8 + [GRACEFUL, RESET])
-    ok = one(judge(records, {"phase": "fault", "error_rate": "<= 0.2"}), "error_rate")
-    bad = one(judge(records, {"phase": "fault", "error_rate": "< 0.1"}), "error_rate")
+    ok = one(judge(records, {"phase": "fault", "error_rate": "<= 0.6"}), "error_rate")
+    bad = one(judge(records, {"phase": "fault", "error_rate": "< 0.01"}), "error_rate")
     assert ok.passed and ok.observed == "0.2000"
     assert not bad.passed
-    _mentions(bad, "0.2000", "< 0.1", "fault")
+    _mentions(bad, "0.2000", "< 0.01", "fault")
 
 
 @pytest.mark.parametrize(("kind", "outcomes", "count"), [
@@ -240,13 +247,15 @@ def test_ok_after_retry_fails_when_no_retry_succeeded() -> None:
     ("< 300ms", True), ("<= 250ms", True), ("< 250ms", False), ("< 0.3s", True),
     ("< 1s", True), ("< 200ms", False),
     ("< 300", True), ("<= 250", True), ("< 250", False), ("< 200", False),  # bare: ms
+    ("250ms", True), ("249ms", False), (300, True),  # no operator: an upper bound (<=)
 ])
-def test_p95_bounds(bound: str, passes: bool) -> None:
+def test_p95_bounds(bound: str | int, passes: bool) -> None:
     latencies = [100.0] * 90 + [250.0] * 6 + [900.0] * 4   # p95 = 250 ms, p99 = 900 ms
     records = [rec(i * 0.1, "baseline", OK, ms) for i, ms in enumerate(latencies)]
     result = one(judge(records, {"phase": "baseline", "p95": bound}), "p95")
     assert result.observed == "250.0ms"
-    assert result.bound == bound
+    assert result.bound == (bound if isinstance(bound, str) and bound[0] in "<>=!"
+                            else f"<= {bound}")
     assert result.passed is passes
     if not passes:
         _mentions(result, "250.0ms", bound, "baseline", "p95")
@@ -312,10 +321,6 @@ def test_breaker_closes_within() -> None:
     _mentions(late, "3.50s", "<= 2s", "recovery")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "evaluate._breaker: a breaker assertion without `phase` (the whole run) returns no "
-    "result at all (window lookup fails and the check is silently dropped), and the loader "
-    "accepts such a file; the run then passes without the breaker ever being checked"))
 def test_breaker_assertion_without_phase_is_not_silently_dropped(tmp_path: Path) -> None:
     text = (
         "name: demo\n"
@@ -392,7 +397,7 @@ def test_empty_phase_fails_by_default() -> None:
 def test_whole_run_assertion_uses_every_phase() -> None:
     records = (spread("baseline", 0, [OK] * 10) + spread("fault", 10, [RESET] * 10)
                + [rec(40.0, "warmup", RESET)])  # a phase unknown to the windows is left out
-    results = judge(records, {"success_rate": ">= 0.5", "resets": "<= 10"})
+    results = judge(records, {"success_rate": ">= 0.2", "resets": "<= 10"})
     assert {r.phase for r in results} == {WHOLE_RUN}
     assert [(r.kind, r.observed, r.passed) for r in results] == [
         ("success_rate", "0.5000", True), ("resets", "10", True)]

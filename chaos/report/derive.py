@@ -1,0 +1,231 @@
+"""Figures the reports show that are computed from a Result, not measured directly.
+
+Each definition is written out in the report too (recovery time, score), so a reader
+can check the arithmetic; keep the texts below and the code in step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import platform
+import re
+from pathlib import Path
+from typing import Any
+
+from chaos.verdict.result import BreakerTransition, FaultRecord, Result
+
+HEALTHY = 0.95  # per-second success rate counted as healthy for the recovery time
+BREAKER_STATES = {0.0: "closed", 1.0: "open", 2.0: "half-open"}
+SUCCESS = ("ok", "ok_after_retry")
+HANDLED = ("ok", "ok_after_retry", "graceful_error")
+ASSERTION_WEIGHT, HANDLING_WEIGHT = 60, 40
+
+SCORE_FORMULA = (
+    "score = round(60 × A + 40 × G), where A = (assertions passed + ½ × inconclusive) / "
+    "assertions evaluated, and G = requests answered acceptably (ok, ok_after_retry or "
+    "graceful_error: a 5xx/429 with a body) / all requests, counted over the phases that "
+    "inject faults (over the whole run when none does). When one term has no data the "
+    "other carries the full 100; a run that errored or was interrupted has no score."
+)
+RECOVERY_DEFINITION = (
+    "Recovery time: from the last fault change (a fault switched on or off) before the "
+    "service was healthy again, to the start of the first second after which every second "
+    "with requests had a success rate (ok + ok_after_retry) of at least 95%."
+)
+RETRY_DEFINITION = (
+    "Retry amplification: requests that reached the upstream (the probes.upstream_requests "
+    "counter, its growth during each phase) per client request; 1.0 means no retries. n/a "
+    "when the scenario does not probe an upstream request counter."
+)
+
+
+def enrich(result: Result) -> Result:
+    """Fill the derived fields that are still empty (so re-rendering old JSON works too)."""
+    if not result.breaker_transitions:
+        result.breaker_transitions = breaker_transitions(result)
+    if result.recovered is None:
+        result.recovery_s, result.recovered = recovery_time(result)
+    if result.retry_amplification is None and result.upstream:
+        result.retry_amplification, result.retry_amplification_by_phase = retry_amplification(result)
+    if result.score is None:
+        result.score, result.score_parts = resilience_score(result)
+    return result
+
+
+# -- breaker -----------------------------------------------------------------------------
+def state_name(value: float) -> str:
+    return BREAKER_STATES.get(float(value), f"{value:g}")
+
+
+def phase_at(result: Result, t: float) -> str:
+    for window in result.phases:
+        if window.start <= t < window.end:
+            return window.name
+    return "" if not result.phases or t >= 0 else "(before)"
+
+
+def breaker_transitions(result: Result) -> list[BreakerTransition]:
+    out: list[BreakerTransition] = []
+    previous: float | None = None
+    for t, value in result.breaker:
+        if previous is not None and value != previous:
+            out.append(BreakerTransition(round(t, 3), state_name(previous), state_name(value),
+                                         phase_at(result, t)))
+        previous = value
+    return out
+
+
+# -- recovery ----------------------------------------------------------------------------
+def _success_rate(row: dict[str, Any]) -> float | None:
+    total = float(row.get("total") or 0)
+    if total <= 0:
+        return None
+    return sum(float(row.get(k) or 0) for k in SUCCESS) / total
+
+
+def recovery_time(result: Result) -> tuple[float | None, bool | None]:
+    """(seconds, recovered); (0.0, True) when clients never saw degraded service."""
+    if not result.faults or not result.timeline:
+        return None, None
+    first_fault = min(f.start for f in result.faults)
+    rated = [(int(row["t"]), _success_rate(row)) for row in result.timeline]
+    rated = [(t, rate) for t, rate in rated if rate is not None and t + 1 > first_fault]
+    if not rated:
+        return None, None
+    degraded = [t for t, rate in rated if rate is not None and rate < HEALTHY]
+    if not degraded:
+        return 0.0, True
+    last_bad = degraded[-1]
+    if last_bad == rated[-1][0]:
+        return None, False
+    healthy_from = float(last_bad + 1)
+    changes = [f.start for f in result.faults] + [f.end for f in result.faults if f.end is not None]
+    before = [c for c in changes if c <= healthy_from]
+    reference = max(before) if before else first_fault
+    return round(max(0.0, healthy_from - reference), 2), True
+
+
+# -- score -------------------------------------------------------------------------------
+def resilience_score(result: Result) -> tuple[int | None, dict[str, float]]:
+    if result.verdict in ("error", "interrupted"):
+        return None, {}
+    parts: dict[str, float] = {}
+    if result.assertions:
+        passed = sum(1 for a in result.assertions if a.status == "pass")
+        unsure = sum(1 for a in result.assertions if a.status == "inconclusive")
+        parts["A"] = (passed + 0.5 * unsure) / len(result.assertions)
+    faulted = {w.name for w in result.phases if w.faults}
+    stats = [p for p in result.phase_stats if p.name in faulted] or result.phase_stats
+    total = sum(p.total for p in stats)
+    if total:
+        parts["G"] = sum(p.counts.get(k, 0) for p in stats for k in HANDLED) / total
+    if not parts:
+        return None, {}
+    if len(parts) == 1:
+        score = 100 * next(iter(parts.values()))
+    else:
+        score = ASSERTION_WEIGHT * parts["A"] + HANDLING_WEIGHT * parts["G"]
+    return int(round(score)), {k: round(v, 4) for k, v in parts.items()}
+
+
+# -- retry amplification -----------------------------------------------------------------
+def _counter_delta(samples: list[tuple[float, float]], start: float, end: float) -> float | None:
+    """How much a monotonic counter grew between start and end (restarts count from zero)."""
+    before = [v for t, v in samples if t <= start]
+    during = [v for t, v in samples if start < t <= end + 0.5]
+    if not during:
+        return None
+    first = before[-1] if before else during[0]
+    return sum(max(b - a, 0.0) for a, b in zip([first, *during], during, strict=False))
+
+
+def retry_amplification(result: Result) -> tuple[float | None, dict[str, float]]:
+    """(whole run, per phase) upstream requests per client request, from result.upstream."""
+    if not result.upstream or not result.phases:
+        return None, {}
+    per_phase: dict[str, float] = {}
+    reached_all, clients_all = 0.0, 0
+    totals = {p.name: p.total for p in result.phase_stats}
+    for window in result.phases:
+        reached = _counter_delta(result.upstream, window.start, window.end)
+        clients = totals.get(window.name, 0)
+        if reached is None or not clients:
+            continue
+        per_phase[window.name] = round(reached / clients, 3)
+        reached_all += reached
+        clients_all += clients
+    whole = round(reached_all / clients_all, 3) if clients_all else None
+    return whole, per_phase
+
+
+# -- environment -------------------------------------------------------------------------
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def environment(docker_version: str | None = None) -> dict[str, str]:
+    """Versions that explain a result: the harness, Python, Locust and the Docker engine."""
+    if docker_version is None:
+        docker_version = _docker_version()
+    return {
+        "gateway-chaos": _version("gateway-chaos"),
+        "python": platform.python_version(),
+        "locust": _version("locust"),
+        "docker engine": docker_version,
+        "platform": platform.platform(terse=True),
+    }
+
+
+def _docker_version() -> str:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        try:
+            return str(client.version().get("Version", "unknown"))
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - a report must not fail over a version string
+        return "unavailable"
+
+
+# -- container logs around each fault ----------------------------------------------------
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z\s?")
+
+
+def _epoch(line: str) -> float | None:
+    match = _STAMP.match(line)
+    if not match:
+        return None
+    base = dt.datetime.fromisoformat(match.group(1)).replace(tzinfo=dt.UTC).timestamp()
+    return base + float("0" + (match.group(2) or ".0")[:10])
+
+
+def attach_fault_logs(faults: list[FaultRecord], log_dir: Path, t0: float, before: int = 8,
+                      after: int = 12) -> None:
+    """Give each fault the log lines each service wrote just before and after it started.
+
+    Read from the whole logs the run saved (docker timestamps each line), so that taking
+    them costs the phases nothing and includes what happened after the fault as well.
+    """
+    if not log_dir.is_dir():
+        return
+    logs = {}
+    for path in sorted(log_dir.glob("*.log")):
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        logs[path.stem] = [(_epoch(line), line) for line in lines]
+    for fault in faults:
+        if fault.logs:
+            continue
+        at = t0 + fault.start
+        for service, stamped in logs.items():
+            earlier = [line for t, line in stamped if t is not None and t < at][-before:]
+            later = [line for t, line in stamped if t is not None and t >= at][:after]
+            if not earlier and not later:
+                continue
+            marker = f"---- {fault.start:.1f}s: {fault.description} ----"
+            fault.logs[service] = "\n".join([*earlier, marker, *later])

@@ -1,0 +1,116 @@
+"""Secret masking, applied to everything a run writes or prints.
+
+A service environment variable whose name contains TOKEN, KEY, SECRET or PASSWORD
+(any case) is a secret. Two rules, so that masking holds even where the name is gone:
+
+* by name: ``NAME=value``, ``NAME: value`` and ``"NAME": "value"`` (YAML, logs, command
+  lines, JSON) show ``****`` for the value whenever NAME contains one of the words;
+* by value: the literal value of every secret variable of the scenario is replaced by
+  ``****`` wherever it appears (a log line that prints it, a URL that embeds it). Values
+  shorter than MIN_VALUE_LENGTH are left to the name rule, or masking them would
+  shred ordinary text (a value such as ``on`` or ``1``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+MASK = "****"
+MIN_VALUE_LENGTH = 4
+SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSWORD", re.IGNORECASE)
+# NAME (a word containing a secret word), optional closing quote, = or :, then the value:
+# a quoted string or a run of characters up to whitespace, a comma, a brace or a quote.
+_ASSIGNMENT = re.compile(
+    r"""(?P<head>\b[\w-]*(?:TOKEN|KEY|SECRET|PASSWORD)[\w-]*["']?[ \t]*[=:][ \t]*)"""
+    r"""(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s,}\]"'#]+)""",
+    re.IGNORECASE,
+)
+
+T = TypeVar("T")
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(SECRET_NAME.search(name))
+
+
+def secret_values(envs: Iterable[dict[str, Any]]) -> list[str]:
+    """The values of the secret variables among service environments, longest first."""
+    values = {str(v) for env in envs for k, v in env.items() if is_secret_name(str(k))}
+    return sorted((v for v in values if len(v) >= MIN_VALUE_LENGTH), key=len, reverse=True)
+
+
+class Masker:
+    """Masks text by name and by the known secret values; cheap when there is nothing to do."""
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self.values = sorted({v for v in values if len(v) >= MIN_VALUE_LENGTH}, key=len,
+                             reverse=True)
+
+    def text(self, text: str) -> str:
+        for value in self.values:
+            if value in text:
+                text = text.replace(value, MASK)
+        return _ASSIGNMENT.sub(_mask_assignment, text)
+
+    def env(self, env: dict[str, Any]) -> dict[str, Any]:
+        return {k: (MASK if is_secret_name(str(k)) else self.value(v)) for k, v in env.items()}
+
+    def value(self, value: Any) -> Any:
+        """Any JSON-like or dataclass value with every string in it masked."""
+        if isinstance(value, str):
+            return self.text(value)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            changes = {f.name: self.value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+            return dataclasses.replace(value, **changes)
+        if isinstance(value, dict):
+            return {k: self.value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(v) for v in value]
+        if isinstance(value, tuple):
+            return tuple(self.value(v) for v in value)
+        return value
+
+    def apply(self, obj: T) -> T:
+        """A masked copy of a dataclass (a Result, an event)."""
+        masked: T = self.value(obj)
+        return masked
+
+    def file(self, path: Path) -> None:
+        """Mask a text file in place (run logs, events, the load spec)."""
+        try:
+            original = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return
+        masked = "\n".join(self.text(line) for line in original.split("\n"))
+        if masked != original:
+            path.write_text(masked, encoding="utf-8")
+
+
+def _mask_assignment(match: re.Match[str]) -> str:
+    value = match.group("value")
+    if value.strip("\"'") in ("", MASK):
+        return match.group(0)
+    quote = value[0] if value[0] in "\"'" else ""
+    return f"{match.group('head')}{quote}{MASK}{quote}"
+
+
+def mask_run_files(run_dir: Path, masker: Masker) -> None:
+    """Mask the run's text outputs written by other modules (logs, events, load spec)."""
+    patterns = ("logs/*.log", "*.ndjson", "*.log", "*.json", "*.tsv")
+    for pattern in patterns:
+        for path in run_dir.glob(pattern):
+            if path.is_file() and path.name != "result.json":
+                masker.file(path)
+
+
+def masked(listener: Callable[[Any], None], masker: Masker) -> Callable[[Any], None]:
+    """An event listener that sees events with their text masked (console, events.ndjson)."""
+
+    def listen(event: Any) -> None:
+        listener(masker.apply(event) if masker.values else event)
+
+    return listen

@@ -1,0 +1,126 @@
+"""The JSON Schema of result.json, generated from the Result dataclasses.
+
+The committed copy is schemas/result.schema.json; a unit test fails when it drifts from
+what this module generates. Regenerate with:
+
+    .venv/bin/python -m chaos.report.schema > schemas/result.schema.json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from typing import Any
+
+from chaos.verdict import result as result_module
+from chaos.verdict.result import SCHEMA_VERSION, Result
+
+SCHEMA_ID = "https://gateway-chaos.invalid/schemas/result.schema.json"
+OUTCOMES = ("ok", "ok_after_retry", "graceful_error", "reset", "refused", "connect_timeout",
+            "read_timeout", "closed", "truncated", "other")
+TIMELINE_ROW: dict[str, Any] = {
+    "type": "object",
+    "description": "One second of the run: requests finished in it by outcome, latency percentiles.",
+    "required": ["t", "total"],
+    "properties": {
+        "t": {"type": "integer", "minimum": 0},
+        "total": {"type": "integer", "minimum": 0},
+        **{o: {"type": "integer", "minimum": 0} for o in OUTCOMES},
+        **{f"p{q}_ms": {"type": ["number", "null"]} for q in (50, 95, 99)},
+    },
+    "additionalProperties": {"type": ["number", "null"]},
+}
+SAMPLES = {"type": "array", "items": {"type": "array", "prefixItems": [{"type": "number"},
+                                                                     {"type": "number"}],
+                                      "minItems": 2, "maxItems": 2}}
+OVERRIDES: dict[str, dict[str, Any]] = {
+    "Result.timeline": {"type": "array", "items": TIMELINE_ROW},
+    "Result.breaker": {**SAMPLES, "description": "(seconds, breaker state value) probe samples"},
+    "Result.upstream": {**SAMPLES, "description": "(seconds, upstream requests counter) samples"},
+    "Result.schema_version": {"const": SCHEMA_VERSION},
+    "Result.verdict": {"enum": ["pass", "fail", "inconclusive", "error", "interrupted"]},
+    "Result.score": {"type": ["integer", "null"], "minimum": 0, "maximum": 100},
+    "AssertionResult.status": {"enum": ["pass", "fail", "inconclusive"]},
+}
+
+
+def _type(hint: Any, defs: dict[str, Any]) -> dict[str, Any]:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any:
+        return {}
+    if hint is type(None):
+        return {"type": "null"}
+    if hint is str:
+        return {"type": "string"}
+    if hint is bool:
+        return {"type": "boolean"}
+    if hint is int:
+        return {"type": "integer"}
+    if hint is float:
+        return {"type": "number"}
+    if origin in (typing.Union, types.UnionType):
+        options = [_type(a, defs) for a in args]
+        simple = [o["type"] for o in options if set(o) == {"type"} and isinstance(o["type"], str)]
+        if len(simple) == len(options):
+            return {"type": simple}
+        return {"anyOf": options}
+    if origin is list:
+        return {"type": "array", "items": _type(args[0], defs)}
+    if origin is dict:
+        return {"type": "object", "additionalProperties": _type(args[1], defs)}
+    if origin is tuple:
+        return {"type": "array", "prefixItems": [_type(a, defs) for a in args],
+                "minItems": len(args), "maxItems": len(args)}
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        _define(hint, defs)
+        return {"$ref": f"#/$defs/{hint.__name__}"}
+    raise TypeError(f"no JSON Schema mapping for {hint!r}")
+
+
+def _object(cls: type, defs: dict[str, Any]) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls, vars(result_module))
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for f in dataclasses.fields(cls):
+        properties[f.name] = OVERRIDES.get(f"{cls.__name__}.{f.name}") or _type(hints[f.name], defs)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            required.append(f.name)
+    schema: dict[str, Any] = {"type": "object", "properties": properties,
+                              "required": required, "additionalProperties": False}
+    if cls.__doc__ and not cls.__doc__.startswith(cls.__name__ + "("):
+        schema["description"] = cls.__doc__.strip()
+    return schema
+
+
+def _define(cls: type, defs: dict[str, Any]) -> None:
+    if cls.__name__ not in defs:
+        defs[cls.__name__] = {}  # placeholder: stops recursion
+        defs[cls.__name__] = _object(cls, defs)
+
+
+def result_schema() -> dict[str, Any]:
+    defs: dict[str, Any] = {}
+    root = _object(Result, defs)
+    # Fields are required in result.json as written (to_dict writes them all), so a consumer
+    # can rely on every key being present; only the new optional ones may be missing in older files.
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "gateway-chaos result.json",
+        **root,
+        "description": f"One run of one scenario (schema_version {SCHEMA_VERSION}). Times are "
+                       "seconds since the first phase started unless named otherwise; "
+                       "latencies are milliseconds.",
+        "$defs": dict(sorted(defs.items())),
+    }
+
+
+def main() -> None:
+    print(json.dumps(result_schema(), indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Render the chosen profile with UPSTREAM_URL (http://host:port) and run nginx in the
+# foreground as the unprivileged user (the harness drops every capability).
+set -eu
+profile="${NGINX_PROFILE:-default}"
+case "$profile" in default|hardened) ;; *) echo "NGINX_PROFILE must be default or hardened" >&2; exit 2;; esac
+upstream="${UPSTREAM_URL:?UPSTREAM_URL is required}"
+hostport="${upstream#http://}"
+hostport="${hostport%%/*}"
+conf=/tmp/nginx/nginx.conf
+sed -e "s|@UPSTREAM@|${hostport}|g" -e "s|@COMMON@|/tmp/nginx/common.conf|g" \
+    "/etc/gateway-nginx/${profile}.conf" > "$conf"
+cp /etc/gateway-nginx/common.conf /tmp/nginx/common.conf
+echo "nginx profile=${profile} upstream=${hostport}"
+exec nginx -c "$conf" -g 'daemon off;'

@@ -1,0 +1,118 @@
+"""The scenario library, end to end: every scenario passes against the reference gateway,
+and each one's documented mutant (one mechanism switched off) fails on the assertion
+the scenario's header names.
+
+The mutant is read from the scenario's own header comment, so the documentation and
+this test cannot drift apart::
+
+    # mutant: --set services.gateway.env.GATEWAY_RETRIES=off fails ok_after_retry
+
+Scenarios without a `# mutant:` line (those of other suites, e.g. the netfault ones)
+are not part of this library run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.docker
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ROOT / "scenarios"
+CHAOS = [sys.executable, "-m", "chaos.cli"]
+MUTANT_LINE = re.compile(r"^#\s*mutant:\s*(?P<args>.+?)\s+fails\s+(?P<kind>[\w.]+)\s*$")
+RUN_TIMEOUT_S = 300
+
+
+@dataclass(frozen=True)
+class Mutant:
+    scenario: str
+    overrides: tuple[str, ...]
+    fails: str
+
+
+def read_mutant(path: Path) -> Mutant | None:
+    """The `# mutant: --set K=V [--set K=V ...] fails KIND` line of a scenario header."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        match = MUTANT_LINE.match(line)
+        if match is None:
+            continue
+        words = shlex.split(match["args"])
+        if len(words) % 2 or any(flag != "--set" for flag in words[::2]):
+            raise ValueError(f"{path.name}: mutant line must be '--set K=V ... fails KIND'")
+        return Mutant(path.stem, tuple(words[1::2]), match["kind"])
+    return None
+
+
+def library() -> list[Mutant]:
+    found = [read_mutant(p) for p in sorted(SCENARIOS.glob("*.yaml"))]
+    return [m for m in found if m is not None]
+
+
+LIBRARY = library()
+IDS = [m.scenario for m in LIBRARY]
+
+
+def run_chaos(scenario: str, overrides: tuple[str, ...], report_dir: Path
+              ) -> tuple[subprocess.CompletedProcess[str], dict]:
+    args = ["run", scenario, "--quiet", "--report-dir", str(report_dir)]
+    for item in overrides:
+        args += ["--set", item]
+    proc = subprocess.run([*CHAOS, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT_S)
+    runs = [p for p in report_dir.iterdir() if p.is_dir() and not p.is_symlink()]
+    result = json.loads((runs[0] / "result.json").read_text()) if len(runs) == 1 else {}
+    return proc, result
+
+
+def failed_kinds(result: dict) -> set[str]:
+    return {a["kind"] for a in result.get("assertions", []) if not a["passed"]}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def library_clock():
+    """Report how long the whole library took (it must stay well under 20 minutes)."""
+    started = time.monotonic()
+    yield
+    print(f"\nscenario library: {len(LIBRARY)} scenarios x 2 runs in "
+          f"{time.monotonic() - started:.0f}s", file=sys.stderr)
+
+
+def test_every_library_scenario_documents_a_mutant():
+    names = {p.stem for p in SCENARIOS.glob("*.yaml")}
+    expected = {"backend-crash", "backend-reset", "slow-backend", "network-partition",
+                "flapping-backend", "slow-close", "bandwidth-cap", "large-request",
+                "upstream-rate-limit", "llm-stream-cut", "long-stream-timeout",
+                "backend-pause", "backend-oom", "gateway-overload", "client-timeout-budget"}
+    assert expected <= names, expected - names
+    assert expected <= set(IDS), expected - set(IDS)
+
+
+@pytest.mark.parametrize("mutant", LIBRARY, ids=IDS)
+def test_scenario_passes_against_the_reference_gateway(tmp_path, mutant):
+    proc, result = run_chaos(mutant.scenario, (), tmp_path)
+    detail = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{mutant.scenario}: {failed_kinds(result)}\n{detail}"
+    assert result["verdict"] == "pass"
+
+
+@pytest.mark.parametrize("mutant", LIBRARY, ids=IDS)
+def test_documented_mutant_fails_on_the_named_assertion(tmp_path, mutant):
+    proc, result = run_chaos(mutant.scenario, mutant.overrides, tmp_path)
+    detail = proc.stdout + proc.stderr
+    assert proc.returncode == 1, detail
+    assert result["verdict"] == "fail"
+    assert mutant.fails in failed_kinds(result), (
+        f"{mutant.scenario} with {' '.join(mutant.overrides)} failed "
+        f"{sorted(failed_kinds(result))}, not {mutant.fails}\n{detail}")
