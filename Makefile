@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SCENARIO ?= backend-crash
 ARGS ?=
 
-.PHONY: help venv setup chaos test test-fast lint bench clean schema
+.PHONY: help venv setup browser chaos test test-fast lint bench clean schema
 
 help:
 	@echo "make chaos SCENARIO=backend-crash   run scenarios/<name>.yaml (ARGS='--set k=v' to override)"
@@ -28,7 +28,15 @@ setup: $(STAMP)
 chaos: setup
 	$(BIN)/chaos run scenarios/$(SCENARIO).yaml $(ARGS)
 
-test: setup
+# Debian's chromium renders report.html in the browser tests (Playwright drives it; no
+# browser download). Installed only when missing, and only where apt-get can (root).
+browser:
+	@test -x /usr/bin/chromium || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
+	  { echo "install Debian's chromium for the report browser tests"; exit 1; }
+
+test: setup browser
 	$(BIN)/pytest -q
 
 test-fast: $(STAMP)

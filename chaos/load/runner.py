@@ -53,7 +53,21 @@ class LocustProcess:
             "-t", f"{int(self.max_seconds) + 1}s", "-H", self.target_url,
             "--only-summary", "--exit-code-on-error", "0", "--stop-timeout", "2",
             "--loglevel", "WARNING",
-        ] + (["--processes", str(self.load.processes)] if self.load.processes > 1 else [])
+        ] + (["--processes", str(self.load.processes)] if self.load.processes > 1 else []) \
+          + self._master_args()
+
+    def _master_args(self) -> list[str]:
+        if not self.load.expect_workers:
+            return []
+        host, _, port = self.load.master_bind.rpartition(":")
+        return ["--master", "--expect-workers", str(self.load.expect_workers),
+                "--master-bind-host", host.strip("[]"), "--master-bind-port", port]
+
+    def worker_command(self) -> list[str]:
+        """What a forwarding worker runs (on this or another machine) to join the master."""
+        host, _, port = self.load.master_bind.rpartition(":")
+        return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
+                "--master-host", host.strip("[]"), "--master-port", port, "--loglevel", "WARNING"]
 
     def start(self) -> int:
         self.run_dir.mkdir(parents=True, exist_ok=True)

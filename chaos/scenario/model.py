@@ -239,6 +239,10 @@ class Load(Model):
     rate: float | None = Field(None, gt=0, le=100_000,
                                description="constant arrival rate (requests/s) instead of wait")
     processes: int = Field(1, ge=1, le=64, description="Locust worker processes (--processes)")
+    expect_workers: int | None = Field(
+        None, ge=1, le=1000, description="run Locust as a master and wait for this many "
+        "workers (started elsewhere with CHAOS_RECORDS_MODE=forward)")
+    master_bind: str = Field("127.0.0.1:5557", pattern=r"^[0-9a-fA-F.:\[\]]+:\d{1,5}$")
     retry_header: str = "X-Gateway-Retries"
     requests: list[Request] = Field(min_length=1)
 

@@ -10,6 +10,7 @@ echoed command line) or any other file of the run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -42,10 +43,8 @@ def host_addresses() -> list[str]:
             found.add(probe.getsockname()[0])
     except OSError:
         pass
-    try:
+    with contextlib.suppress(OSError):
         found.update(socket.gethostbyname_ex(socket.gethostname())[2])
-    except OSError:
-        pass
     return sorted(a for a in found if not a.startswith("127."))
 
 
