@@ -41,14 +41,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(warning, file=sys.stderr)
     if args.duration_scale != 1.0:
         scenario = scale_phases(scenario, args.duration_scale)
+    if args.capture and scenario.capture_spec() is None:
+        scenario = scenario.model_copy(update={"capture": True})
     command = "chaos run " + shlex.quote(str(path)) + "".join(
         f" --set {shlex.quote(s)}" for s in args.set)
     if args.duration_scale != 1.0:
         command += f" --duration-scale {args.duration_scale:g}"
+    if args.capture:
+        command += " --capture"
+    baseline = None
+    if args.baseline:
+        from chaos.report.writer import load_result
+
+        if args.tolerance < 0:
+            raise ScenarioError("--tolerance must be >= 0", "--tolerance")
+        baseline = (args.baseline, load_result(Path(args.baseline)), args.tolerance)
+        command += f" --baseline {shlex.quote(args.baseline)} --tolerance {args.tolerance:g}"
     result = run_scenario(scenario, file=str(path), scenario_yaml=path.read_text(),
-                          report_root=Path(args.report_dir), quiet=args.quiet, command=command)
+                          report_root=Path(args.report_dir), quiet=args.quiet, command=command,
+                          baseline=baseline)
     if result.error:
         print(f"chaos: {result.error}", file=sys.stderr)
+    if result.regression is not None:
+        from chaos.verdict.baseline import render_text
+
+        print(render_text(result.regression))
     return result.exit_code
 
 
@@ -113,6 +130,18 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explore(args: argparse.Namespace) -> int:
+    from chaos.explore.command import cmd_explore as explore
+
+    return explore(args, _scenario_path(args.scenario))
+
+
+def cmd_mutate(args: argparse.Namespace) -> int:
+    from chaos.mutate import cmd_mutate as mutate
+
+    return mutate(args, _scenario_path(args.scenario))
+
+
 def cmd_toxiproxy(args: argparse.Namespace) -> int:
     from chaos.proxy.embedded.__main__ import main as serve
 
@@ -136,6 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
                      "reaction-time bounds such as recovers_within stay as written")
     run.add_argument("--quiet", "-q", action="store_true",
                      help="no progress: only failed assertions and the verdict (for CI logs)")
+    run.add_argument("--capture", action="store_true",
+                     help="record evidence: tcpdump and ss in sidecars next to each service "
+                     "(pcaps, socket states, who sent the resets); same as `capture: true`")
+    run.add_argument("--baseline", metavar="RESULT_JSON",
+                     help="a previous run's result.json (or folder): exit 1 when p99, success "
+                     "rate, recovery or breaker timing got worse beyond the tolerance")
+    run.add_argument("--tolerance", type=float, default=0.5, metavar="FRACTION",
+                     help="relative slack for latencies and times with --baseline (default "
+                     "0.5 = 50%%, and at least 50ms / 1s); rates use their confidence intervals")
     run.set_defaults(func=cmd_run)
     val = sub.add_parser("validate", help="check scenario files without starting anything")
     val.add_argument("files", nargs="+")
@@ -158,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("-o", "--output", help="where to write the page (default: next to the JSON; "
                      "report.html, or compare.html beside NEW)")
     rep.set_defaults(func=cmd_report)
+    from chaos.explore.command import add_parser as add_explore
+    from chaos.mutate import add_parser as add_mutate
+
+    add_explore(sub).set_defaults(func=cmd_explore)
+    add_mutate(sub).set_defaults(func=cmd_mutate)
     toxi = sub.add_parser("toxiproxy", help="the project's Toxiproxy-API server")
     toxi_sub = toxi.add_subparsers(dest="toxiproxy_command", required=True)
     serve = toxi_sub.add_parser("serve")

@@ -68,8 +68,13 @@ def shielded() -> Iterator[None]:
 
 def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
                  report_root: Path = Path("reports"), quiet: bool = False,
-                 command: str = "", bus: EventBus | None = None) -> Result:
-    """Run a validated scenario and return its Result (reports are written too)."""
+                 command: str = "", bus: EventBus | None = None,
+                 baseline: tuple[str, Result, float] | None = None) -> Result:
+    """Run a validated scenario and return its Result (reports are written too).
+
+    `baseline` (path, old result, tolerance): compare with a previous run before the
+    reports are written, so result.json and report.html carry the regression check.
+    """
     run_id = new_run_id()
     run_dir = report_root / f"{scenario.name}-{run_id}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -109,6 +114,10 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
     result.upstream = [(round(t - session.t0, 3), v) for t, v in session.upstream_samples]
     result.environment = report_environment()
     result = masker.apply(result)
+    if baseline is not None and result.verdict not in ("error", "interrupted"):
+        from chaos.verdict.baseline import apply_baseline
+
+        apply_baseline(result, baseline[1], baseline[0], baseline[2], scenario.confidence)
     write_reports(result, run_dir, session.records_path, session.t0, masker=masker)
     bus.emit(RunFinished(verdict=result.verdict, exit_code=result.exit_code,
                          report_dir=str(run_dir)))
@@ -129,6 +138,7 @@ def _judge(scenario: Scenario, session: RunSession, result: Result, bus: EventBu
                         result.breaker, upstream, probe.open_value if probe else 1.0)
     result.timeline = evidence.aggregate.timeline(end)
     result.phase_stats = phase_stats_from(evidence.aggregate, session.windows)
+    evidence.capture = _collect_evidence(scenario, session, result, evidence)
     if result.verdict:  # error or interrupted: no judgement on partial data
         result.exit_code = _EXIT[result.verdict]
         return
@@ -139,6 +149,30 @@ def _judge(scenario: Scenario, session: RunSession, result: Result, bus: EventBu
                                     message=item.message or f"observed {item.observed}"))
     result.verdict = overall(result.assertions)
     result.exit_code = _EXIT[result.verdict]
+
+
+def _collect_evidence(scenario: Scenario, session: RunSession, result: Result,
+                      evidence: Evidence) -> object:
+    """result.evidence (chaos.capture.evidence); the capture analysis for rst_from, if any."""
+    from chaos.capture.evidence import build
+    from chaos.capture.sidecar import Limits
+
+    spec = scenario.capture_spec()
+    limits = None if spec is None else Limits(spec.max_mb, spec.max_seconds, spec.ss_interval)
+    try:
+        result.evidence, found = build(
+            session.run_dir, session.t0, session.windows, session.fault_records, result.timeline,
+            scenario.load.target, session.capture_names, session.captured, limits,
+            evidence.aggregate.whole.count("reset"))
+    except Exception as exc:  # noqa: BLE001 - evidence must never cost the verdict
+        result.evidence = {"error": f"could not assemble the evidence: {exc}"}
+        return None
+    for row in result.evidence.get("events", []):
+        if row.get("kind") == "log":
+            row["text"] = _SECRET_LINE.sub(r"\1****", row["text"])
+    for sample in result.evidence.get("samples", []):
+        sample["gateway_logs"] = [_SECRET_LINE.sub(r"\1****", x) for x in sample["gateway_logs"]]
+    return found
 
 
 _SECRET_LINE = re.compile(r"(?i)((?:token|key|secret|password)[A-Z_]*\s*[=:]\s*)(\S+)")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import docker
 
+from chaos.capture.sidecar import Captured, CaptureSet, start_capture
 from chaos.errors import EnvironmentProblem
 from chaos.faults.base import FaultContext, Injected
 from chaos.faults.registry import inject
@@ -40,6 +41,7 @@ from chaos.verdict.result import FaultRecord, PhaseWindow
 _REF = re.compile(r"\$\{(proxy|service)\.([a-z][a-z0-9_-]*)\}")
 PROXY_SERVICE = "toxiproxy"
 NETFAULT_IMAGE = "netfault"
+CAPTURE_IMAGE = "capture"
 
 
 class RunSession:
@@ -68,6 +70,9 @@ class RunSession:
         self.t0 = time.time()
         self.records_path = run_dir / "requests.ndjson"
         self.listen_ports = provider.listen_ports(list(scenario.proxies))
+        self.capture: CaptureSet | None = None  # evidence sidecars (scenario capture: true)
+        self.captured: Captured | None = None
+        self.capture_names: dict[str, str] = {}  # run network IP -> service name
 
     # -- bring-up ---------------------------------------------------------------------
     def run(self) -> None:
@@ -80,6 +85,7 @@ class RunSession:
         self._start_toxiproxy()
         self._start_services()
         self._start_probes()
+        self._start_capture()
         self._run_phases()
 
     def _build_images(self, client: docker.DockerClient) -> None:
@@ -100,6 +106,9 @@ class RunSession:
             # the sidecar that applies network faults in a service's namespace
             netfault = spec_for_build_dir(project_root() / "docker" / NETFAULT_IMAGE)
             self.tool_images[NETFAULT_IMAGE] = ensure_image(client, netfault, base)
+        if self.scenario.capture_spec() is not None:
+            capture = spec_for_build_dir(project_root() / "docker" / CAPTURE_IMAGE)
+            self.tool_images[CAPTURE_IMAGE] = ensure_image(client, capture, base)
 
     def _start_toxiproxy(self) -> None:
         assert self.env is not None
@@ -165,6 +174,17 @@ class RunSession:
         if counter is not None:
             self.upstream_poller = counter_poller(counter, self.env.services[counter.service].host_url)
             self.upstream_poller.start()
+
+    def _start_capture(self) -> None:
+        """tcpdump + ss sidecars before the load starts, so the first SYNs are in the pcaps."""
+        spec = self.scenario.capture_spec()
+        if spec is None or self.env is None:
+            return
+        services = spec.services or list(self.scenario.services)
+        self.bus.emit(Setup(message=f"capturing packets and socket states on {', '.join(services)}"))
+        self.capture, self.capture_names = start_capture(
+            self.env, self.tool_images[CAPTURE_IMAGE], services, spec.max_mb, spec.max_seconds,
+            spec.ss_interval)
 
     # -- phases -----------------------------------------------------------------------
     def _run_phases(self) -> None:
@@ -252,6 +272,9 @@ class RunSession:
         if self.upstream_poller is not None:
             self.upstream_poller.stop()
             self.upstream_samples = list(self.upstream_poller.samples)
+        if self.capture is not None:  # stopped and copied out before the environment sweep
+            self.captured = self.capture.stop(self.run_dir)
+            self.capture = None
         if self.env is not None:
             self.logs = self.env.collect_logs(self.run_dir / "logs")
             problems = self._unwind_ledger()

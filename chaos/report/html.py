@@ -14,6 +14,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from chaos.capture import charts as evidence_charts
 from chaos.report import charts, derive
 from chaos.report.text import clean
 from chaos.verdict.result import AssertionResult, PhaseStats, Result
@@ -77,7 +78,19 @@ def _context(result: Result) -> dict[str, Any]:
         "retry_definition": derive.RETRY_DEFINITION,
         "score_class": _score_class(result.score),
         "bucket": charts.frame(result).bucket,
+        **_evidence(result),
     }
+
+
+def _evidence(result: Result) -> dict[str, Any]:
+    """The evidence section's charts (chaos.capture): socket states and RSTs per hop."""
+    if not result.evidence:
+        return {"ev": None}
+    rst_legend, rst_chart = evidence_charts.rst_chart(result)
+    sockets = [(name, Markup(leg), Markup(svg))
+               for name, leg, svg in evidence_charts.socket_charts(result)]
+    return {"ev": result.evidence, "ev_rst_legend": Markup(rst_legend),
+            "ev_rst_chart": Markup(rst_chart), "ev_sockets": sockets}
 
 
 def _score_class(score: int | None) -> str:

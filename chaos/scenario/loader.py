@@ -287,6 +287,11 @@ def _check_assertions(scenario: Scenario, doc: MarkedDocument) -> None:
         if assertion.retry_amplification is not None and scenario.probes.upstream_requests is None:
             raise doc.error(("assertions", i, "retry_amplification"),
                             "retry_amplification needs probes.upstream_requests (a request counter)")
+    spec = scenario.capture_spec()
+    for i, name in enumerate(spec.services or [] if spec is not None else []):
+        if name not in scenario.services and name != "toxiproxy":
+            raise doc.error(("capture", "services", i),
+                            _unknown("service", name, [*scenario.services, "toxiproxy"]))
     for name in ("breaker", "upstream_requests"):
         probe = getattr(scenario.probes, name)
         if probe is not None and probe.service not in scenario.services:

@@ -301,6 +301,9 @@ class Assertion(Model):
     breaker: BreakerAssertion | None = None
     recovers_within: Duration | None = None
     recovery_success_rate: float = Field(0.95, gt=0, le=1)
+    rst_from: dict[str, ComparisonField] | None = Field(
+        None, description="TCP RSTs sent during the phase, from packet captures: "
+        "{gateway: 0} (all it sent) or {gateway->client: 0} (to one peer); needs capture")
 
     @field_validator("resets", "refused", "timeouts", "closed", "graceful_errors", "ok_after_retry",
                      "truncated", "retry_amplification", "p50", "p95", "p99", "max_latency")
@@ -319,6 +322,17 @@ class Assertion(Model):
         return value
 
 
+class CaptureSpec(Model):
+    """Packet captures and socket-state snapshots from sidecars in services' namespaces."""
+
+    services: list[str] | None = Field(
+        None, max_length=20, description="services to capture on (default: all; "
+        "'toxiproxy' adds the proxy)")
+    max_mb: int = Field(20, ge=1, le=2000, description="ring buffer size per service")
+    max_seconds: Duration = Field(120.0, description="stop capturing after this long")
+    ss_interval: Duration = Field(1.0, description="socket-state snapshot interval")
+
+
 class Scenario(Model):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
@@ -329,6 +343,13 @@ class Scenario(Model):
     probes: Probes = Field(default_factory=Probes)
     assertions: list[Assertion] = Field(default_factory=list)
     confidence: float = Field(0.95, ge=0.5, lt=1.0, description="of the intervals verdicts use")
+    capture: bool | CaptureSpec = Field(
+        False, description="record evidence: pcaps, socket states (off by default)")
+
+    def capture_spec(self) -> CaptureSpec | None:
+        if self.capture is True:
+            return CaptureSpec.model_validate({})
+        return self.capture or None
 
     def total_duration(self) -> float:
         return sum(p.duration for p in self.phases)

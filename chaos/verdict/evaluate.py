@@ -8,6 +8,7 @@ counts and latencies are judged on the observed value.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from chaos.load.classify import (
     CLOSED,
@@ -56,6 +57,8 @@ class Evidence:
         self.breaker = breaker
         self.upstream = upstream or []
         self.open_value = open_value
+        # chaos.capture.analysis.CaptureAnalysis when packets were captured (rst_from)
+        self.capture: Any = None
         self.aggregate = Aggregate(records, {w.name: w.start for w in windows},
                                    breaker_checks.open_intervals(breaker, open_value))
 
@@ -110,7 +113,27 @@ def _evaluate_one(a: Assertion, scenario: Scenario, ev: Evidence) -> list[Assert
         out.append(_recovery(phase, a, ev))
     if a.retry_amplification is not None:
         out.append(_amplification(phase, a.retry_amplification.defaulting("<="), sample.total, ev))
+    for key, bound in (a.rst_from or {}).items():
+        out.append(_rst_from(phase, key, bound, ev))
     return out
+
+
+def _rst_from(phase: str, key: str, bound: Comparison, ev: Evidence) -> AssertionResult:
+    """RSTs a service sent (to anyone, or `sender->receiver`), counted in the packet capture."""
+    kind = f"rst_from.{key}"
+    sender, _, receiver = key.partition("->")
+    window = ev.windows.get(phase)
+    if ev.capture is None:
+        return _result(phase, kind, bound.text, "n/a", INCONCLUSIVE,
+                       "rst_from needs packet captures: set `capture: true` or run with --capture")
+    start, end = (window.start, window.end) if window is not None else (float("-inf"), float("inf"))
+    observed = ev.capture.rst_count(sender.strip(), receiver.strip() or None, start, end)
+    status = PASS if bound.holds(observed) else FAIL
+    message = "" if status == PASS else (
+        f"{sender.strip()} sent {observed} TCP RST(s)"
+        + (f" to {receiver.strip()}" if receiver else "") + f" during {phase} (packet capture), "
+        f"expected {bound.text}")
+    return _result(phase, kind, bound.text, str(observed), status, message, float(observed))
 
 
 def _result(phase: str, kind: str, bound: str, observed: str, status: str, message: str,

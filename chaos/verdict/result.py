@@ -102,6 +102,11 @@ class Result:
     breaker_transitions: list[BreakerTransition] = field(default_factory=list)
     score: int | None = None  # resilience score 0-100 (chaos.report.derive.SCORE_FORMULA)
     score_parts: dict[str, float] = field(default_factory=dict)
+    # `chaos run --baseline OLD`: the comparison (chaos.verdict.baseline); None without one.
+    regression: dict[str, Any] | None = None
+    # Evidence (chaos.capture.evidence): the one-axis event table, failed-request samples,
+    # and with capture on, per-hop SYN/FIN/RST counts, RST attribution, socket states.
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
