@@ -3,8 +3,10 @@
 A hop is a pair of endpoints named after services (the load generator on the host is
 "client", the Toxiproxy container is "proxy"). A hop may be seen from both of its
 ends' captures; each hop is counted from one vantage point only (the first capture,
-in the order captures were asked for, that saw it), so a packet is never counted twice. SYN counts connection attempts (SYN without ACK); FIN and RST
-count every packet carrying the flag.
+in the order captures were asked for, that saw it), so a packet is never counted twice.
+SYN counts connection attempts (SYN without ACK); FIN and RST count every packet carrying
+the flag. Traffic from the host to a service that is not the load target (health checks,
+probes) also shows as "client".
 """
 
 from __future__ import annotations

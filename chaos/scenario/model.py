@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from chaos.scenario.units import ComparisonField, Duration
+from chaos.scenario.units import MAX_DURATION_S, ComparisonField, Duration
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
 TOXIC_TYPES = ("latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer",
@@ -95,7 +95,8 @@ class Toxic(Model):
                   "limit_data", "noop"]
     stream: Literal["upstream", "downstream"] = "downstream"
     toxicity: float = Field(1.0, ge=0.0, le=1.0)
-    attributes: dict[str, Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(default_factory=dict)
+    # ms, KB/s or bytes; at most 7 days of milliseconds (604,800,000)
+    attributes: dict[str, Annotated[int, Field(ge=0, le=604_800_000)]] = Field(default_factory=dict)
     name: str | None = Field(None, pattern=NAME_PATTERN)
 
 
@@ -312,6 +313,16 @@ class Assertion(Model):
         if value is not None and value.value < 0:
             raise ValueError(f"a bound of {value.text!r} can never be met: counts and "
                              "latencies are never negative")
+        return value
+
+    @field_validator("p50", "p95", "p99", "max_latency")
+    @classmethod
+    def _a_latency(cls, value: Any) -> Any:
+        seconds = None if value is None else (
+            value.value if value.is_duration else value.value / 1000)
+        if seconds is not None and seconds > MAX_DURATION_S:
+            raise ValueError(f"a latency bound of {value.text!r} is out of range (at most 7 days;"
+                             " a number without unit means milliseconds)")
         return value
 
     @field_validator("success_rate", "error_rate")

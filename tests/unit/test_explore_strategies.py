@@ -148,3 +148,13 @@ def test_the_first_failure_is_tried_fault_by_fault() -> None:
     singles = single_fault_schedules(Schedule((Window(1.5, (a, b)), Window(3, (b,)))), 3)
     assert singles == [Schedule((Window(3, (b,)),)), Schedule((Window(3, (a,)),))]
     assert single_fault_schedules(Schedule((Window(3, (b,)),)), 3) == []
+
+
+@pytest.mark.parametrize("args", [["--faults", "nonsense"], ["--time-budget", "soon"],
+                                  ["--max-examples", "0"], ["--phase-duration", "0.5s"],
+                                  ["--set", "services.nope.env.A=1"]])
+def test_bad_input_exits_2(tmp_path: Path, args: list[str]) -> None:
+    from chaos.cli import main
+
+    assert main(["explore", str(ROOT / "scenarios" / "backend-crash.yaml"), *args,
+                 "--report-dir", str(tmp_path), "--found-dir", str(tmp_path / "f")]) == 2
