@@ -1,7 +1,7 @@
-"""The `chaos` command: run | validate | list | doctor | setup | report | toxiproxy serve.
+"""The `chaos` command: run, validate, list, doctor, schema, setup, report, explore, mutate.
 
 Exit codes: 0 all assertions hold, 1 some fail, 2 bad input or usage,
-3 environment problem, 130 interrupted.
+3 environment problem, 4 inconclusive, 130 interrupted.
 """
 
 from __future__ import annotations

@@ -113,8 +113,10 @@ def mutate(path: Path, mutants: dict[str, list[str]], *, base_sets: list[str] | 
         item = MutantOutcome(name, sets, result.verdict, result.verdict == "fail", failures,
                              result.report_dir, result.duration_s)
         outcomes.append(item)
-        shown = "FAILS ITSELF" if name == "(original)" and item.killed else (
-            "killed" if item.killed else "survived")
+        if name == "(original)":
+            shown = "fails itself" if item.killed else "unmutated"
+        else:
+            shown = "killed" if item.killed else "survived"
         log(f"[mutate] {name:<20} {result.verdict:<12} {shown}")
     original, rest = outcomes[0], outcomes[1:]
     _write(out, path, original, rest)

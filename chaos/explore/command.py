@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
 
 def cmd_explore(args: argparse.Namespace, path: Path) -> int:
     from chaos.explore.runner import explore
-    from chaos.explore.strategies import parse_kinds
+    from chaos.explore.strategies import fault_strategy, parse_kinds
     from chaos.scenario.loader import load_scenario
 
     scenario = load_scenario(path, args.set)
@@ -52,6 +52,7 @@ def cmd_explore(args: argparse.Namespace, path: Path) -> int:
     budget = _duration(args.time_budget, "--time-budget")
     try:
         kinds = parse_kinds(args.faults)
+        fault_strategy(scenario, kinds)  # something must be drawable
     except ValueError as exc:
         raise ScenarioError(str(exc), "--faults") from None
     command = "chaos explore " + shlex.quote(str(path)) + "".join(

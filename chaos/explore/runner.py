@@ -113,7 +113,8 @@ def explore(scenario: Scenario, *, phase_duration: float = 6.0, max_examples: in
         log(f"[explore] #{len(tried)} {item.verdict.upper():<12} {item.duration_s:5.1f}s  "
             f"{schedule.describe()}{note}")
         if result.verdict == "interrupted":
-            raise Interrupted("explore was interrupted")
+            # Not an Exception: Hypothesis would take it for a failure and shrink it.
+            raise KeyboardInterrupt
         return item
 
     def check(schedule: Schedule) -> None:

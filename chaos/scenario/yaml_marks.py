@@ -23,6 +23,12 @@ Path = tuple[str | int, ...]
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
+def _quoted(key: str) -> str:
+    """JSON-quoted, with every character that could break the line escaped (U+0085, U+2028...)."""
+    text = json.dumps(key, ensure_ascii=False)
+    return "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in text)
+
+
 def format_path(path: Path) -> str:
     out = ""
     for part in path:
@@ -31,7 +37,7 @@ def format_path(path: Path) -> str:
         elif _PLAIN_KEY.match(str(part)):
             out += ("." if out else "") + str(part)
         else:  # empty, spaces, dots, newlines: quoted so the path stays one readable token
-            out += "[" + json.dumps(str(part), ensure_ascii=False) + "]"
+            out += "[" + _quoted(str(part)) + "]"
     return out
 
 
