@@ -111,7 +111,6 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
         logs=_mask_logs(session.logs), scenario_yaml=scenario_yaml, report_dir=str(run_dir),
     )
     _judge(scenario, session, result, bus)
-    result.upstream = [(round(t - session.t0, 3), v) for t, v in session.upstream_samples]
     result.environment = report_environment()
     result = masker.apply(result)
     if baseline is not None and result.verdict not in ("error", "interrupted"):
@@ -132,10 +131,10 @@ _EXIT = {"pass": 0, "fail": 1, "error": 3, "inconclusive": 4, "interrupted": 130
 def _judge(scenario: Scenario, session: RunSession, result: Result, bus: EventBus) -> None:
     end = session.windows[-1].end if session.windows else 0.0
     result.breaker = [(round(t - session.t0, 3), v) for t, v in session.breaker_samples]
-    upstream = [(round(t - session.t0, 3), v) for t, v in session.upstream_samples]
+    result.upstream = [(round(t - session.t0, 3), v) for t, v in session.upstream_samples]
     probe = scenario.probes.breaker
     evidence = Evidence(read_records(session.records_path, session.t0), session.windows,
-                        result.breaker, upstream, probe.open_value if probe else 1.0)
+                        result.breaker, result.upstream, probe.open_value if probe else 1.0)
     result.timeline = evidence.aggregate.timeline(end)
     result.phase_stats = phase_stats_from(evidence.aggregate, session.windows)
     evidence.capture = _collect_evidence(scenario, session, result, evidence)

@@ -35,10 +35,10 @@ from chaos.runtime.environment import RunEnvironment
 from chaos.runtime.images import ensure_image, spec_for_build_dir, toxiproxy_spec
 from chaos.runtime.ledger import Entry, Ledger, docker_removers, process_remover
 from chaos.runtime.paths import project_root
+from chaos.scenario.loader import REFERENCE
 from chaos.scenario.model import NetFault, Phase, Scenario, ToxicFault
 from chaos.verdict.result import FaultRecord, PhaseWindow
 
-_REF = re.compile(r"\$\{(proxy|service)\.([a-z][a-z0-9_-]*)\}")
 PROXY_SERVICE = "toxiproxy"
 NETFAULT_IMAGE = "netfault"
 CAPTURE_IMAGE = "capture"
@@ -138,7 +138,7 @@ class RunSession:
                 return f"http://{PROXY_SERVICE}:{self.listen_ports[name]}"
             return f"http://{name}:{self.scenario.services[name].port}"
 
-        return _REF.sub(repl, value)
+        return REFERENCE.sub(repl, value)
 
     def _start_services(self) -> None:
         """In dependency order: a service starts once everything in its depends_on is healthy."""

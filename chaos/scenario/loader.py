@@ -14,7 +14,7 @@ from chaos.errors import ScenarioError
 from chaos.scenario.model import ContainerFault, NetFault, Scenario, ToxicFault
 from chaos.scenario.yaml_marks import MarkedDocument, load_marked
 
-_REF = re.compile(r"\$\{(proxy|service)\.([a-z][a-z0-9_-]*)\}")
+REFERENCE = re.compile(r"\$\{(proxy|service)\.([a-z][a-z0-9_-]*)\}")
 _SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 
@@ -163,7 +163,7 @@ def cross_check(scenario: Scenario, doc: MarkedDocument) -> None:
             raise doc.error(("proxies", name, "upstream"), "port out of range 1-65535")
     for name, service in services.items():
         for key, value in service.env.items():
-            for kind, ref in _REF.findall(str(value)):
+            for kind, ref in REFERENCE.findall(str(value)):
                 known = scenario.proxies if kind == "proxy" else services
                 if ref not in known:
                     raise doc.error(("services", name, "env", key), _unknown(kind, ref, known))
@@ -208,7 +208,7 @@ def bypass_warnings(scenario: Scenario, doc: MarkedDocument) -> list[str]:
     for service_name, service in scenario.services.items():
         for key, value in service.env.items():
             text = str(value)
-            for ref_kind, ref in _REF.findall(text):
+            for ref_kind, ref in REFERENCE.findall(text):
                 if ref_kind == "service" and ref in scenario.services:
                     address = f"{ref}:{scenario.services[ref].port}"
                     if address in upstreams:

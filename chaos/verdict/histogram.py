@@ -18,6 +18,14 @@ _FLOOR_S = 1e-6  # 1 µs: anything faster lands in bucket 0
 EXACT_LIMIT = 10_000  # below this many samples, keep them all: percentiles are exact
 
 
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile over all samples (not an average of per-second values)."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(q / 100.0 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
 class LatencyHistogram:
     """Counts latencies (seconds) in buckets of 1% relative width.
 
@@ -62,10 +70,10 @@ class LatencyHistogram:
             return self.max
         if q <= 0:
             return self.min
-        rank = max(1, math.ceil(q / 100.0 * self.count))
         if self.exact is not None:
             self.exact.sort()
-            return self.exact[rank - 1]
+            return percentile(self.exact, q)
+        rank = max(1, math.ceil(q / 100.0 * self.count))
         seen = 0
         for bucket in sorted(self.buckets):
             seen += self.buckets[bucket]

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from chaos.load.classify import OUTCOMES, SUCCESSES
-from chaos.verdict.histogram import LatencyHistogram
+from chaos.verdict.histogram import LatencyHistogram, percentile
+
+__all__ = ["Aggregate", "Record", "Sample", "by_phase", "percentile", "read_records", "timeline"]
 
 
 @dataclass(frozen=True)
@@ -46,14 +48,6 @@ def read_records(path: Path, t0: float) -> Iterator[Record]:
                 latency_s=float(raw.get("latency_ms", 0.0)) / 1000.0,
                 status=int(raw.get("status", 0)), detail=str(raw.get("detail", "")),
             )
-
-
-def percentile(sorted_values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile over all samples (not an average of per-second values)."""
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(q / 100.0 * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 @dataclass
