@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import re
 import secrets
 import signal
 import time
@@ -108,9 +107,10 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
         duration_s=round(time.monotonic() - started, 2), verdict=verdict, exit_code=0,
         description=scenario.description, provider=session.provider, images=session.images,
         command=command, error=error, phases=session.windows, faults=session.fault_records,
-        logs=_mask_logs(session.logs), scenario_yaml=scenario_yaml, report_dir=str(run_dir),
+        logs={name: masker.log(text) for name, text in session.logs.items()},
+        scenario_yaml=scenario_yaml, report_dir=str(run_dir),
     )
-    _judge(scenario, session, result, bus)
+    _judge(scenario, session, result, bus, masker)
     result.environment = report_environment()
     result = masker.apply(result)
     if baseline is not None and result.verdict not in ("error", "interrupted"):
@@ -128,7 +128,8 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
 _EXIT = {"pass": 0, "fail": 1, "error": 3, "inconclusive": 4, "interrupted": 130}
 
 
-def _judge(scenario: Scenario, session: RunSession, result: Result, bus: EventBus) -> None:
+def _judge(scenario: Scenario, session: RunSession, result: Result, bus: EventBus,
+           masker: Masker) -> None:
     end = session.windows[-1].end if session.windows else 0.0
     result.breaker = [(round(t - session.t0, 3), v) for t, v in session.breaker_samples]
     result.upstream = [(round(t - session.t0, 3), v) for t, v in session.upstream_samples]
@@ -137,7 +138,7 @@ def _judge(scenario: Scenario, session: RunSession, result: Result, bus: EventBu
                         result.breaker, result.upstream, probe.open_value if probe else 1.0)
     result.timeline = evidence.aggregate.timeline(end)
     result.phase_stats = phase_stats_from(evidence.aggregate, session.windows)
-    evidence.capture = _collect_evidence(scenario, session, result, evidence)
+    evidence.capture = _collect_evidence(scenario, session, result, evidence, masker)
     if result.verdict:  # error or interrupted: no judgement on partial data
         result.exit_code = _EXIT[result.verdict]
         return
@@ -151,7 +152,7 @@ def _judge(scenario: Scenario, session: RunSession, result: Result, bus: EventBu
 
 
 def _collect_evidence(scenario: Scenario, session: RunSession, result: Result,
-                      evidence: Evidence) -> object:
+                      evidence: Evidence, masker: Masker) -> object:
     """result.evidence (chaos.capture.evidence); the capture analysis for rst_from, if any."""
     from chaos.capture.evidence import build
     from chaos.capture.sidecar import Limits
@@ -168,14 +169,8 @@ def _collect_evidence(scenario: Scenario, session: RunSession, result: Result,
         return None
     for row in result.evidence.get("events", []):
         if row.get("kind") == "log":
-            row["text"] = _SECRET_LINE.sub(r"\1****", row["text"])
+            row["text"] = masker.log(row["text"])
     for sample in result.evidence.get("samples", []):
-        sample["gateway_logs"] = [_SECRET_LINE.sub(r"\1****", x) for x in sample["gateway_logs"]]
+        sample["gateway_logs"] = [masker.log(x) for x in sample["gateway_logs"]]
     return found
 
-
-_SECRET_LINE = re.compile(r"(?i)((?:token|key|secret|password)[A-Z_]*\s*[=:]\s*)(\S+)")
-
-
-def _mask_logs(logs: dict[str, str]) -> dict[str, str]:
-    return {name: _SECRET_LINE.sub(r"\1****", text) for name, text in logs.items()}

@@ -30,6 +30,10 @@ _ASSIGNMENT = re.compile(
     re.IGNORECASE,
 )
 
+# In service logs a secret's value runs to the next whitespace (``token=a,b`` hides
+# ``a,b``): a log line has no syntax a comma could belong to, so over-masking is safe there.
+_LOG_ASSIGNMENT = re.compile(r"(?i)((?:token|key|secret|password)[A-Z_]*\s*[=:]\s*)(?!\*{4}(?:\s|$))(\S+)")
+
 T = TypeVar("T")
 
 
@@ -56,6 +60,10 @@ class Masker:
                 text = text.replace(value, MASK)
         return _ASSIGNMENT.sub(_mask_assignment, text)
 
+    def log(self, text: str) -> str:
+        """A service's log text: the rules of text(), then values run to whitespace."""
+        return _LOG_ASSIGNMENT.sub(rf"\1{MASK}", self.text(text))
+
     def env(self, env: dict[str, Any]) -> dict[str, Any]:
         return {k: (MASK if is_secret_name(str(k)) else self.value(v)) for k, v in env.items()}
 
@@ -80,12 +88,13 @@ class Masker:
         return masked
 
     def file(self, path: Path) -> None:
-        """Mask a text file in place (run logs, events, the load spec)."""
+        """Mask a text file in place (run logs, events, the load spec); .log files as logs."""
         try:
             original = path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return
-        masked = "\n".join(self.text(line) for line in original.split("\n"))
+        mask = self.log if path.suffix == ".log" else self.text
+        masked = "\n".join(mask(line) for line in original.split("\n"))
         if masked != original:
             path.write_text(masked, encoding="utf-8")
 

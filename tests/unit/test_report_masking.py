@@ -83,3 +83,19 @@ def test_masking_leaves_a_result_intact() -> None:
     copy = Masker([SECRET]).apply(result)
     assert copy == result and copy is not result
     assert copy.breaker == result.breaker and isinstance(copy.breaker[0], tuple)
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("auth token=abc,def accepted", "auth token=**** accepted"),
+    ("DB_PASSWORD: hunter2}{x", "DB_PASSWORD: ****"),
+    ("upstream 502 after 3 attempts", "upstream 502 after 3 attempts"),
+])
+def test_log_lines_mask_a_value_up_to_whitespace(line: str, expected: str) -> None:
+    assert Masker().log(line) == expected
+
+
+def test_log_files_in_a_run_folder_are_masked_as_logs(tmp_path: Path) -> None:
+    log = tmp_path / "gateway.log"
+    log.write_text("12:00 start api_key=k1,k2 ok\n", encoding="utf-8")
+    Masker().file(log)
+    assert log.read_text(encoding="utf-8") == "12:00 start api_key=**** ok\n"
