@@ -73,6 +73,81 @@ def failures_of(result: Result) -> list[str]:
             for a in result.assertions if a.status == "fail"]
 
 
+class _Search:
+    """The runs of one exploration: cached by schedule, bounded by the time budget."""
+
+    def __init__(self, scenario: Scenario, phase_duration: float, deadline: float,
+                 runs_dir: Path, run: RunFn, log: Callable[[str], None]) -> None:
+        self.scenario = scenario
+        self.phase_duration = phase_duration
+        self.deadline = deadline
+        self.runs_dir = runs_dir
+        self.run = run
+        self.log = log
+        self.cache: dict[str, Tried] = {}
+        self.tried: list[Tried] = []
+        self.spent = False
+
+    def attempt(self, schedule: Schedule) -> Tried | None:
+        """Run a schedule once (cached); None when the budget does not allow a new run."""
+        key = repr(schedule)
+        if key in self.cache:
+            return self.cache[key]
+        # A run takes about as long as the last one did: do not start one that would
+        # end far past the budget.
+        expected = self.tried[-1].duration_s if self.tried else 0.0
+        if time.monotonic() + expected / 2 > self.deadline:
+            self.spent = True
+            return None
+        candidate = to_scenario(self.scenario, schedule, self.phase_duration)
+        t = time.monotonic()
+        result = self.run(candidate, self.runs_dir)
+        item = Tried(schedule, result.verdict, round(time.monotonic() - t, 1),
+                     result.report_dir, failures_of(result))
+        self.cache[key] = item
+        self.tried.append(item)
+        note = f" ({'; '.join(item.failures[:2])})" if item.failures else ""
+        self.log(f"[explore] #{len(self.tried)} {item.verdict.upper():<12} {item.duration_s:5.1f}s  "
+                 f"{schedule.describe()}{note}")
+        if result.verdict == "interrupted":
+            # Not an Exception: Hypothesis would take it for a failure and shrink it.
+            raise KeyboardInterrupt
+        return item
+
+    def check(self, schedule: Schedule) -> None:
+        """The Hypothesis test body: raises _Failed when the schedule's run fails."""
+        item = self.attempt(schedule)
+        if item is None or not item.failed:
+            return
+        if not any(t.failed for t in self.tried if t is not item):
+            # First failure: real runs are too dear for Hypothesis' generic shrink
+            # passes alone, so first try each of its faults on its own (fewest faults).
+            for single in single_fault_schedules(schedule, self.phase_duration):
+                done = self.attempt(single)
+                if done is None or done.failed:
+                    break
+        raise _Failed(item)
+
+    def smallest_failure(self) -> Tried | None:
+        failing = [t for t in self.tried if t.failed]
+        return min(failing, key=lambda t: sort_key(t.schedule)) if failing else None
+
+
+def _hypothesis_test(search: _Search, kinds: tuple[str, ...], max_examples: int,
+                     seed: int | None, db_dir: Path) -> Callable[[], None]:
+    scenario, phase_duration = search.scenario, search.phase_duration
+    db = DirectoryBasedExampleDatabase(str(db_dir / _db_key(scenario, kinds, phase_duration)))
+    test: Callable[[], None] = settings(
+        max_examples=max_examples, deadline=None, database=db,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
+        print_blob=False, verbosity=Verbosity.quiet)(
+        given(schedule_strategy(scenario, phase_duration, kinds))(search.check))
+    if seed is not None:  # Hypothesis then neither reads nor writes the database
+        test = hypothesis_seed(seed)(test)
+    return test
+
+
 def explore(scenario: Scenario, *, phase_duration: float = 6.0, max_examples: int = 10,
             time_budget: float = 600.0, seed: int | None = None,
             kinds: tuple[str, ...] = ALL_KINDS, report_root: Path = Path("reports"),
@@ -85,74 +160,21 @@ def explore(scenario: Scenario, *, phase_duration: float = 6.0, max_examples: in
     runs_dir = out_dir / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    deadline = started + time_budget
-    cache: dict[str, Tried] = {}
-    tried: list[Tried] = []
-    spent = False
-
-    def attempt(schedule: Schedule) -> Tried | None:
-        """Run a schedule once (cached); None when the budget does not allow a new run."""
-        nonlocal spent
-        key = repr(schedule)
-        if key in cache:
-            return cache[key]
-        # A run takes about as long as the last one did: do not start one that would
-        # end far past the budget.
-        expected = tried[-1].duration_s if tried else 0.0
-        if time.monotonic() + expected / 2 > deadline:
-            spent = True
-            return None
-        candidate = to_scenario(scenario, schedule, phase_duration)
-        t = time.monotonic()
-        result = run(candidate, runs_dir)
-        item = Tried(schedule, result.verdict, round(time.monotonic() - t, 1),
-                     result.report_dir, failures_of(result))
-        cache[key] = item
-        tried.append(item)
-        note = f" ({'; '.join(item.failures[:2])})" if item.failures else ""
-        log(f"[explore] #{len(tried)} {item.verdict.upper():<12} {item.duration_s:5.1f}s  "
-            f"{schedule.describe()}{note}")
-        if result.verdict == "interrupted":
-            # Not an Exception: Hypothesis would take it for a failure and shrink it.
-            raise KeyboardInterrupt
-        return item
-
-    def check(schedule: Schedule) -> None:
-        item = attempt(schedule)
-        if item is None or not item.failed:
-            return
-        if not any(t.failed for t in tried if t is not item):
-            # First failure: real runs are too dear for Hypothesis' generic shrink
-            # passes alone, so first try each of its faults on its own (fewest faults).
-            for single in single_fault_schedules(schedule, phase_duration):
-                done = attempt(single)
-                if done is None or done.failed:
-                    break
-        raise _Failed(item)
-
-    db = DirectoryBasedExampleDatabase(str(db_dir / _db_key(scenario, kinds, phase_duration)))
-    test = settings(max_examples=max_examples, deadline=None, database=db,
-                    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
-                    suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
-                    print_blob=False, verbosity=Verbosity.quiet)(
-        given(schedule_strategy(scenario, phase_duration, kinds))(check))
-    if seed is not None:  # Hypothesis then neither reads nor writes the database
-        test = hypothesis_seed(seed)(test)
+    search = _Search(scenario, phase_duration, started + time_budget, runs_dir, run, log)
     try:
-        test()
+        _hypothesis_test(search, kinds, max_examples, seed, db_dir)()
     except _Failed:
         pass
     except (KeyboardInterrupt, Interrupted):
         raise
     except Exception as exc:  # noqa: BLE001 - Hypothesis' own errors: keep what was run
-        if not any(t.failed for t in tried):
+        if not any(t.failed for t in search.tried):
             raise
         log(f"[explore] note: hypothesis ended with {type(exc).__name__}; "
             "keeping the smallest failing schedule that was run")
-    failing = [t for t in tried if t.failed]
-    found = min(failing, key=lambda t: sort_key(t.schedule)) if failing else None
+    found = search.smallest_failure()
     found_path = _write_found(scenario, found, phase_duration, found_dir, command) if found else None
-    outcome = Outcome(tried, found, found_path, out_dir, spent,
+    outcome = Outcome(search.tried, found, found_path, out_dir, search.spent,
                       round(time.monotonic() - started, 1))
     from chaos.explore.report import write_summary
 
