@@ -7,11 +7,13 @@ short-lived sidecar that joins the service's network namespace with NET_ADMIN (t
 service itself keeps no capabilities) and runs iptables / tc there.
 
 Every fault gets its own iptables chains (``CHAOS-<token>-in`` / ``-out``), jumped to
-from INPUT / OUTPUT, so removal deletes exactly what was added and nothing else. The
-sidecar carries the run's labels (and the chain name), so the run's label sweep
-removes it at teardown, on interrupt and in ``chaos doctor --sweep``; rules left in
-a dead run's namespace vanish with that namespace, whose containers the same sweep
-removes. A container that is kept loses its rules through the undo.
+from INPUT / OUTPUT, so removal deletes exactly what was added and nothing else. A
+rate cap is tc instead: a root qdisc (and, for ingress, an ifb device and filters of
+one priority) whose handle, name and priority derive from the same token, and are
+deleted by them. The sidecar carries the run's labels (and the chain name), so the
+run's label sweep removes it at teardown, on interrupt and in ``chaos doctor --sweep``;
+rules left in a dead run's namespace vanish with that namespace, whose containers the
+same sweep removes. A container that is kept loses its rules through the undo.
 
 This kernel has no netem: delay and jitter come from Toxiproxy toxics, not from here.
 """
@@ -125,22 +127,110 @@ def tc_handle(chain: str) -> str:
     return f"{major:x}:"
 
 
-def tc_plan(fault: NetFault, chain: str, device: str) -> NetPlan:
-    """rate_limit: a tbf root qdisc on the service's interface (what the service sends)."""
-    assert fault.rate is not None
-    burst, limit = tbf_params(parse_rate(fault.rate))
-    handle = tc_handle(chain)
-    apply = [["tc", "qdisc", "add", "dev", device, "root", "handle", handle, "tbf",
-              "rate", str(parse_rate(fault.rate)), "burst", str(burst), "limit", str(limit)]]
+def ifb_name(chain: str) -> str:
+    """The ifb device of an ingress rate_limit: 'cx' + the chain token (10 of 15 characters)."""
+    return "cx" + chain[len(CHAIN_PREFIX):]
+
+
+UNSHAPED = "10gbit"  # the default class of a scoped egress cap: everything else passes as before
+INGRESS = "ffff:"  # the ingress qdisc's fixed handle
+
+
+def u32_matches(side: str, peer_ip: str | None, port: int | None) -> list[list[str]]:
+    """The u32 selectors of one side, one per filter: TCP, the peer's address, and the port
+    at either end (two filters, like iptables `multiport --ports`). ihl 5 pins the TCP
+    header at offset 20, where u32's `ip sport` / `ip dport` look. Unscoped: every packet,
+    like the unscoped egress tbf."""
+    if peer_ip is None and port is None:
+        return [["match", "u32", "0", "0"]]
+    base = ["match", "ip", "ihl", "5", "0xf", "match", "ip", "protocol", "6", "0xff"]
+    if peer_ip is not None:
+        base += ["match", "ip", "dst" if side == "out" else "src", f"{peer_ip}/32"]
+    if port is None:
+        return [base]
+    return [[*base, "match", "ip", end, str(port), "0xffff"] for end in ("sport", "dport")]
+
+
+def _tbf(device: str, parent: list[str], handle: str, rate: int) -> list[str]:
+    burst, limit = tbf_params(rate)
+    return ["tc", "qdisc", "add", "dev", device, *parent, "handle", handle, "tbf",
+            "rate", str(rate), "burst", str(burst), "limit", str(limit)]
+
+
+def _egress(fault: NetFault, handle: str, device: str, peer_ip: str | None) -> NetPlan:
+    """What the service sends. Unscoped: a tbf root qdisc. Scoped: an htb root whose default
+    class is unshaped, and u32 filters steering matching packets into a class at the rate."""
+    rate = parse_rate(fault.rate or "")
+    if peer_ip is None and fault.port is None:
+        apply = [_tbf(device, ["root"], handle, rate)]
+    else:
+        burst, _ = tbf_params(rate)
+        apply = [
+            ["tc", "qdisc", "add", "dev", device, "root", "handle", handle, "htb", "default", "1"],
+            ["tc", "class", "add", "dev", device, "parent", handle, "classid", f"{handle}1",
+             "htb", "rate", UNSHAPED, "quantum", "60000"],
+            ["tc", "class", "add", "dev", device, "parent", handle, "classid", f"{handle}2",
+             "htb", "rate", str(rate), "ceil", str(rate), "burst", str(burst),
+             "cburst", str(burst), "quantum", "60000"],
+        ]
+        apply += [["tc", "filter", "add", "dev", device, "parent", handle, "protocol", "ip",
+                   "prio", "1", "u32", *match, "flowid", f"{handle}2"]
+                  for match in u32_matches("out", peer_ip, fault.port)]
     remove = [["tc", "qdisc", "del", "dev", device, "root", "handle", handle]]
     check = [f"if tc qdisc show dev {shlex.quote(device)} root | grep -q ' {handle} '; then "
              f"echo 'qdisc {handle} still present' >&2; exit 1; fi"]
-    return NetPlan(chain, apply, remove, check)
+    return NetPlan("", apply, remove, check)
+
+
+def _ingress(fault: NetFault, chain: str, handle: str, device: str,
+             peer_ip: str | None) -> NetPlan:
+    """What the service receives. An ingress qdisc has no queue to shape in, so matching
+    packets are redirected (tc mirred) to an ifb device of our own, whose tbf root qdisc
+    shapes them before they reach the service's stack. Our filters carry a priority
+    derived from the handle; the ingress qdisc is deleted only once no filter is left on it."""
+    ifb, prio = ifb_name(chain), str(int(handle.rstrip(":"), 16))
+    apply = [
+        ["ip", "link", "add", ifb, "type", "ifb"],
+        ["ip", "link", "set", ifb, "up"],
+        _tbf(ifb, ["root"], handle, parse_rate(fault.rate or "")),
+        ["tc", "qdisc", "add", "dev", device, "handle", INGRESS, "ingress"],
+    ]
+    apply += [["tc", "filter", "add", "dev", device, "parent", INGRESS, "protocol", "ip",
+               "prio", prio, "u32", *match, "action", "mirred", "egress", "redirect",
+               "dev", ifb] for match in u32_matches("in", peer_ip, fault.port)]
+    dev = shlex.quote(device)
+    remove = [
+        ["tc", "filter", "del", "dev", device, "parent", INGRESS, "prio", prio],
+        ["sh", "-c", f"tc filter show dev {dev} parent {INGRESS} | grep -q . "
+                     f"|| tc qdisc del dev {dev} handle {INGRESS} ingress"],
+        ["ip", "link", "del", ifb],
+    ]
+    check = [
+        f"if ip link show {ifb} >/dev/null 2>&1; then "
+        f"echo 'device {ifb} still present' >&2; exit 1; fi",
+        f"if tc filter show dev {dev} parent {INGRESS} 2>/dev/null | grep -q ' pref {prio} '; "
+        f"then echo 'ingress filters pref {prio} still present' >&2; exit 1; fi",
+    ]
+    return NetPlan("", apply, remove, check)
+
+
+def tc_plan(fault: NetFault, chain: str, device: str, peer_ip: str | None = None) -> NetPlan:
+    """rate_limit: tc on the service's interface, egress and/or ingress, scoped by u32."""
+    assert fault.rate is not None
+    handle = tc_handle(chain)
+    parts = []
+    if fault.flow in ("egress", "both"):
+        parts.append(_egress(fault, handle, device, peer_ip))
+    if fault.flow in ("ingress", "both"):
+        parts.append(_ingress(fault, chain, handle, device, peer_ip))
+    return NetPlan(chain, [cmd for p in parts for cmd in p.apply],
+                   [cmd for p in parts for cmd in p.remove],
+                   [test for p in parts for test in p.check_gone])
 
 
 def plan(fault: NetFault, chain: str, peer_ip: str | None, device: str = "eth0") -> NetPlan:
     if fault.net == "rate_limit":
-        return tc_plan(fault, chain, device)
+        return tc_plan(fault, chain, device, peer_ip)
     return iptables_plan(fault, chain, peer_ip)
 
 

@@ -240,6 +240,7 @@ def _check_phases(scenario: Scenario, doc: MarkedDocument) -> None:
                                 _unknown("service", fault.container, scenario.services))
             if isinstance(fault, NetFault):
                 _check_net_fault(scenario, doc, fault, ("phases", i, "faults", j))
+        _check_rate_limits(doc, phase.faults, i)
 
 
 PROXY_CONTAINER = "toxiproxy"  # the harness's own container, a valid peer when proxies exist
@@ -261,15 +262,29 @@ def _check_net_fault(scenario: Scenario, doc: MarkedDocument, fault: NetFault,
     if fault.net == "rate_limit":
         if fault.rate is None:
             raise doc.error((*at, "net"), "rate_limit needs rate, e.g. rate: 1mbit")
-        for key in ("probability", "port", "peer"):
-            if getattr(fault, key) is not None:
-                raise doc.error((*at, key), f"rate_limit takes no {key}: it shapes all the "
-                                "service sends (this kernel has no tc classifiers to scope it)")
-        if fault.flow != "egress":
-            raise doc.error((*at, "direction"), "rate_limit shapes egress only (tc tbf "
-                            "acts on what the service sends)")
+        if fault.probability is not None:
+            raise doc.error((*at, "probability"), "rate_limit takes no probability: it shapes "
+                            "every matching packet (packet_loss drops a random share)")
     elif fault.rate is not None:
         raise doc.error((*at, "rate"), f"{fault.net} takes no rate (only rate_limit does)")
+
+
+def _check_rate_limits(doc: MarkedDocument, faults: list[Any], phase: int) -> None:
+    """A device holds one root qdisc and one ingress qdisc: one rate_limit per service and
+    direction in a phase (scope one fault with peer/port, or run them in separate phases)."""
+    seen: dict[tuple[str, str], int] = {}
+    for j, fault in enumerate(faults):
+        if not isinstance(fault, NetFault) or fault.net != "rate_limit":
+            continue
+        sides = {"egress": ["egress"], "ingress": ["ingress"], "both": ["egress", "ingress"]}
+        for side in sides[fault.flow]:
+            if (fault.service, side) in seen:
+                first = seen[(fault.service, side)]
+                raise doc.error(("phases", phase, "faults", j, "service"),
+                                f"{fault.service} already has a rate_limit on {side} in this "
+                                f"phase (faults[{first}]); an interface holds one {side} "
+                                "qdisc: scope one fault with peer/port, or use two phases")
+            seen[(fault.service, side)] = j
 
 
 def _check_assertions(scenario: Scenario, doc: MarkedDocument) -> None:

@@ -154,15 +154,21 @@ class NetFault(Model):
     service: str
     net: Literal["firewall_reset", "blackhole", "packet_loss", "rate_limit"]
     direction: Literal["ingress", "egress", "both"] | None = Field(
-        None, description="packets arriving at (ingress) or leaving (egress) the service; "
-        "default ingress, and egress for rate_limit (tc shapes what a service sends)")
+        None, description="packets arriving at (ingress) or leaving (egress) the service, "
+        "or both; default ingress, and egress for rate_limit (what the service sends; "
+        "ingress is shaped through an ifb device, both caps each direction at rate)")
     port: int | None = Field(None, ge=1, le=65535,
-                             description="only connections to or from this TCP port")
+                             description="only connections to or from this TCP port "
+                             "(source or destination port; rate_limit too)")
     peer: str | None = Field(None, description="only traffic with this service (its IP "
-                             "on the run's network)")
+                             "on the run's network); rate_limit shapes only that traffic, "
+                             "the rest passes unshaped")
     probability: float | None = Field(None, gt=0.0, le=1.0,
-                                      description="share of matching packets hit")
-    rate: str | None = Field(None, description="rate_limit: a tc rate such as 1mbit")
+                                      description="share of matching packets hit (not "
+                                      "rate_limit)")
+    rate: str | None = Field(None, description="rate_limit: a tc rate such as 1mbit; "
+                             "without peer or port it caps all the service's traffic in "
+                             "that direction")
 
     @field_validator("rate")
     @classmethod

@@ -70,9 +70,9 @@ def ip_of(env: RunEnvironment, name: str = "backend") -> str:
 
 
 def namespace_state(env: RunEnvironment, name: str = "backend") -> str:
-    """iptables rules and root qdiscs as a fresh NET_ADMIN container in the namespace sees them."""
+    """iptables rules, qdiscs and links as a fresh NET_ADMIN container in the namespace sees them."""
     out = env.client.containers.run(
-        env.tool_images[IMAGE], ["sh", "-c", "iptables -w -S; tc qdisc show"],
+        env.tool_images[IMAGE], ["sh", "-c", "iptables -w -S; tc qdisc show; ip -o -d link show"],
         network_mode=f"container:{env.container(name).id}", cap_drop=["ALL"],
         cap_add=["NET_ADMIN"], remove=True, labels=env.labels)
     return out.decode()
@@ -82,6 +82,7 @@ def assert_clean(env: RunEnvironment, name: str = "backend") -> None:
     state = namespace_state(env, name)
     assert CHAIN_PREFIX not in state, state
     assert "tbf" not in state and "qdisc noqueue 0: dev eth0 root" in state, state
+    assert "htb" not in state and "ingress" not in state and "ifb" not in state, state
     sidecars = env.client.containers.list(
         all=True, filters={"label": [f"{L.RUN}={env.run_id}", LABEL_CHAIN]})
     assert sidecars == [], [c.name for c in sidecars]
@@ -216,6 +217,125 @@ def test_rate_limit_caps_throughput_within_20_percent(env):
     assert unlimited > 2 * cap
     assert abs(limited - cap) <= 0.2 * cap, limited
     assert _download_rate(ip, size) > 2 * cap
+    assert_clean(env)
+
+
+SIDE_PORT = 9000  # a second server in a service's container: traffic on another port
+
+
+def serve_blob(env: RunEnvironment, name: str, size: int) -> None:
+    """A plain file server on SIDE_PORT inside the service's container (kept for the module)."""
+    container = env.container(name)
+    script = (f"mkdir -p /tmp/blob && head -c {size} /dev/zero > /tmp/blob/blob && "
+              f"exec python3 -m http.server {SIDE_PORT} -b 0.0.0.0 -d /tmp/blob")
+    ip = ip_of(env, name)
+    if _connects_to(ip, SIDE_PORT, 0.5):
+        return
+    container.exec_run(["sh", "-c", script], detach=True)
+    deadline = time.monotonic() + 15
+    while not _connects_to(ip, SIDE_PORT, 0.5):
+        assert time.monotonic() < deadline, f"no server on {name}:{SIDE_PORT}"
+        time.sleep(0.2)
+
+
+def _connects_to(ip: str, port: int, timeout: float) -> bool:
+    try:
+        with socket.create_connection((ip, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _rate_from_here(url: str) -> float:
+    """Bits per second of one response body fetched by this process (fresh connection)."""
+    started = time.monotonic()
+    response = requests.get(url, timeout=(2, 30), headers={"Connection": "close"})
+    elapsed = time.monotonic() - started
+    assert response.ok and len(response.content) > 1_000_000
+    return len(response.content) * 8 / elapsed
+
+
+def _rate_inside(env: RunEnvironment, name: str, url: str) -> float:
+    """Bits per second of one body fetched from inside a service's container (its own
+    address is the source, so traffic to or from a peer is what a peer scope matches)."""
+    script = ("import time, urllib.request as u\n"
+              "t = time.monotonic()\n"
+              f"n = len(u.urlopen({url!r}, timeout=30).read())\n"
+              "print(n, time.monotonic() - t)")
+    code, out = env.container(name).exec_run(["python3", "-c", script])
+    assert code == 0, out.decode()
+    size, elapsed = out.decode().split()
+    assert int(size) > 1_000_000
+    return int(size) * 8 / float(elapsed)
+
+
+def test_peer_scoped_rate_limit_caps_only_traffic_to_the_peer(env):
+    """backend -> peer is capped at the rate; backend -> this process, at the same time and
+    from the same server port, is not."""
+    ip = ip_of(env)
+    size, cap = 3_000_000, 8_000_000
+    url = f"http://{ip}:{PORT}/api/items/1?size={size}"
+    injected = inject_net_fault(net(net="rate_limit", rate="8mbit", peer="peer"), ctx(env), 0)
+    try:
+        state = namespace_state(env)
+        assert "qdisc htb" in state and "tbf" not in state, state
+        to_peer = _rate_inside(env, "peer", url)
+        to_us = _rate_from_here(url)
+    finally:
+        assert injected.undo is not None
+        injected.undo()
+    print(f"rate_limit 8mbit peer=peer: to the peer {to_peer / 1e6:.2f} mbit/s, to another "
+          f"destination {to_us / 1e6:.0f} mbit/s")
+    assert abs(to_peer - cap) <= 0.2 * cap, to_peer
+    assert to_us > 5 * cap, to_us
+    assert _rate_inside(env, "peer", url) > 5 * cap  # and the peer is free again
+    assert_clean(env)
+
+
+def test_port_scoped_rate_limit_caps_only_that_port(env):
+    """Port 8080 of the backend is capped; a second server in the same container is not."""
+    ip = ip_of(env)
+    size, cap = 3_000_000, 8_000_000
+    serve_blob(env, "backend", size)
+    capped_url = f"http://{ip}:{PORT}/api/items/1?size={size}"
+    other_url = f"http://{ip}:{SIDE_PORT}/blob"
+    injected = inject_net_fault(net(net="rate_limit", rate="8mbit", port=PORT), ctx(env), 0)
+    try:
+        capped = _rate_from_here(capped_url)
+        other = _rate_from_here(other_url)
+    finally:
+        assert injected.undo is not None
+        injected.undo()
+    print(f"rate_limit 8mbit port={PORT}: port {PORT} {capped / 1e6:.2f} mbit/s, port "
+          f"{SIDE_PORT} {other / 1e6:.0f} mbit/s")
+    assert abs(capped - cap) <= 0.2 * cap, capped
+    assert other > 5 * cap, other
+    assert_clean(env)
+
+
+def test_ingress_rate_limit_caps_what_the_service_receives_from_the_peer(env):
+    """direction: ingress, peer + port: what the backend downloads from the peer's port 8080
+    arrives at the rate (through the fault's ifb); from the peer's other port it does not."""
+    peer_ip = ip_of(env, "peer")
+    size, cap = 3_000_000, 8_000_000
+    serve_blob(env, "peer", size)
+    capped_url = f"http://{peer_ip}:{PORT}/api/items/1?size={size}"
+    other_url = f"http://{peer_ip}:{SIDE_PORT}/blob"
+    fault = net(net="rate_limit", rate="8mbit", direction="ingress", peer="peer", port=PORT)
+    injected = inject_net_fault(fault, ctx(env), 0)
+    try:
+        state = namespace_state(env)
+        assert "qdisc ingress ffff: dev eth0" in state and "ifb" in state, state
+        capped = _rate_inside(env, "backend", capped_url)
+        other = _rate_inside(env, "backend", other_url)
+    finally:
+        assert injected.undo is not None
+        injected.undo()
+    print(f"rate_limit 8mbit ingress peer=peer port={PORT}: from port {PORT} "
+          f"{capped / 1e6:.2f} mbit/s, from port {SIDE_PORT} {other / 1e6:.0f} mbit/s")
+    assert abs(capped - cap) <= 0.2 * cap, capped
+    assert other > 5 * cap, other
+    assert _rate_inside(env, "backend", capped_url) > 5 * cap
     assert_clean(env)
 
 

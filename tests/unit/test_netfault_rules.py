@@ -11,11 +11,13 @@ from chaos.errors import ScenarioError
 from chaos.faults.netns import (
     CHAIN_PREFIX,
     device_for_ip,
+    ifb_name,
     iptables_plan,
     new_chain,
     plan,
     tbf_params,
     tc_handle,
+    u32_matches,
 )
 from chaos.scenario.loader import load_scenario
 from chaos.scenario.model import NetFault, parse_rate
@@ -85,6 +87,100 @@ def test_rate_limit_is_a_tbf_root_qdisc_with_its_own_handle():
                             "rate", "8000000", "burst", str(burst), "limit", str(limit)]]
     assert rules.remove == [["tc", "qdisc", "del", "dev", "eth0", "root", "handle", handle]]
     assert f"' {handle} '" in rules.remove_script()
+
+
+TCP_IHL5 = ["match", "ip", "ihl", "5", "0xf", "match", "ip", "protocol", "6", "0xff"]
+
+
+def test_peer_scoped_rate_limit_is_an_htb_with_an_unshaped_default_and_a_u32_filter():
+    rules = plan(fault(net="rate_limit", rate="8mbit", peer="db"), CHAIN, "10.0.0.7", "eth0")
+    h = tc_handle(CHAIN)
+    burst, _ = tbf_params(8_000_000)
+    assert rules.apply == [
+        ["tc", "qdisc", "add", "dev", "eth0", "root", "handle", h, "htb", "default", "1"],
+        ["tc", "class", "add", "dev", "eth0", "parent", h, "classid", f"{h}1", "htb",
+         "rate", "10gbit", "quantum", "60000"],
+        ["tc", "class", "add", "dev", "eth0", "parent", h, "classid", f"{h}2", "htb",
+         "rate", "8000000", "ceil", "8000000", "burst", str(burst), "cburst", str(burst),
+         "quantum", "60000"],
+        ["tc", "filter", "add", "dev", "eth0", "parent", h, "protocol", "ip", "prio", "1", "u32",
+         *TCP_IHL5, "match", "ip", "dst", "10.0.0.7/32", "flowid", f"{h}2"],
+    ]
+    # the whole htb (classes and filters with it) goes by its handle; nothing else is touched
+    assert rules.remove == [["tc", "qdisc", "del", "dev", "eth0", "root", "handle", h]]
+    assert f"' {h} '" in rules.remove_script()
+
+
+def test_port_scoped_rate_limit_matches_source_or_destination_port():
+    """Like iptables multiport --ports: two filters, one per end."""
+    rules = plan(fault(net="rate_limit", rate="1mbit", port=8080), CHAIN, None, "eth1")
+    filters = [cmd for cmd in rules.apply if cmd[:3] == ["tc", "filter", "add"]]
+    assert [f[f.index("u32") + 1:f.index("flowid")] for f in filters] == [
+        [*TCP_IHL5, "match", "ip", "sport", "8080", "0xffff"],
+        [*TCP_IHL5, "match", "ip", "dport", "8080", "0xffff"],
+    ]
+    assert all(f[4] == "eth1" and f[-1] == f"{tc_handle(CHAIN)}2" for f in filters)
+    assert "dst" not in filters[0] and "src" not in filters[0]
+
+
+def test_u32_matches_per_side():
+    assert u32_matches("out", None, None) == [["match", "u32", "0", "0"]]
+    assert u32_matches("in", "10.0.0.3", None) == [[*TCP_IHL5, "match", "ip", "src", "10.0.0.3/32"]]
+    assert u32_matches("out", "10.0.0.3", 80) == [
+        [*TCP_IHL5, "match", "ip", "dst", "10.0.0.3/32", "match", "ip", end, "80", "0xffff"]
+        for end in ("sport", "dport")]
+
+
+def test_ingress_rate_limit_redirects_matching_packets_to_an_ifb_of_its_own():
+    rules = plan(fault(net="rate_limit", rate="4mbit", direction="ingress", peer="gateway",
+                       port=8080), CHAIN, "10.0.0.3", "eth0")
+    h, ifb = tc_handle(CHAIN), ifb_name(CHAIN)
+    prio = str(int(h.rstrip(":"), 16))
+    burst, limit = tbf_params(4_000_000)
+    redirect = ["action", "mirred", "egress", "redirect", "dev", ifb]
+    assert ifb == "cx1a2b3c4d" and len(ifb) <= 15
+    assert rules.apply == [
+        ["ip", "link", "add", ifb, "type", "ifb"],
+        ["ip", "link", "set", ifb, "up"],
+        ["tc", "qdisc", "add", "dev", ifb, "root", "handle", h, "tbf", "rate", "4000000",
+         "burst", str(burst), "limit", str(limit)],
+        ["tc", "qdisc", "add", "dev", "eth0", "handle", "ffff:", "ingress"],
+        *[["tc", "filter", "add", "dev", "eth0", "parent", "ffff:", "protocol", "ip", "prio", prio,
+           "u32", *TCP_IHL5, "match", "ip", "src", "10.0.0.3/32", "match", "ip", end, "8080",
+           "0xffff", *redirect] for end in ("sport", "dport")],
+    ]
+    # our filters (by their priority) first, the ingress qdisc only when nobody else's
+    # filter is left on it, then the ifb (its tbf goes with it)
+    assert rules.remove[0] == ["tc", "filter", "del", "dev", "eth0", "parent", "ffff:",
+                               "prio", prio]
+    assert rules.remove[1][:2] == ["sh", "-c"] and "grep -q . ||" in rules.remove[1][2]
+    assert rules.remove[2] == ["ip", "link", "del", ifb]
+    script = rules.remove_script()
+    assert f"ip link show {ifb}" in script and f"' pref {prio} '" in script
+    assert script.count("exit 1") == 2
+
+
+def test_rate_limit_both_ways_caps_each_direction_and_removes_both():
+    rules = plan(fault(net="rate_limit", rate="2mbit", direction="both", peer="db"), CHAIN,
+                 "10.0.0.7", "eth0")
+    h = tc_handle(CHAIN)
+    assert rules.apply[0][5:9] == ["root", "handle", h, "htb"]  # egress first
+    assert ["ip", "link", "add", ifb_name(CHAIN), "type", "ifb"] in rules.apply
+    matches = [" ".join(cmd) for cmd in rules.apply if cmd[:3] == ["tc", "filter", "add"]]
+    assert len(matches) == 2
+    assert "match ip dst 10.0.0.7/32 flowid" in matches[0]
+    assert "match ip src 10.0.0.7/32 action mirred" in matches[1]
+    assert ["tc", "qdisc", "del", "dev", "eth0", "root", "handle", h] in rules.remove
+    assert ["ip", "link", "del", ifb_name(CHAIN)] in rules.remove
+    assert rules.remove_script().count("exit 1") == 3 and rules.chain == CHAIN
+
+
+def test_unscoped_ingress_rate_limit_shapes_every_packet():
+    rules = plan(fault(net="rate_limit", rate="1mbit", direction="ingress"), CHAIN, None)
+    (only,) = [cmd for cmd in rules.apply if cmd[:3] == ["tc", "filter", "add"]]
+    assert only[only.index("u32") + 1:only.index("action")] == ["match", "u32", "0", "0"]
+    eth0_qdiscs = [cmd for cmd in rules.apply if cmd[:5] == ["tc", "qdisc", "add", "dev", "eth0"]]
+    assert eth0_qdiscs == [["tc", "qdisc", "add", "dev", "eth0", "handle", "ffff:", "ingress"]]
 
 
 def test_tbf_params_and_handles_stay_in_range():
@@ -158,9 +254,8 @@ def test_a_net_fault_loads_as_its_own_family(tmp_path):
      "less than or equal to 1"),
     ({"service": "backend", "net": "rate_limit"}, "net", "needs rate"),
     ({"service": "backend", "net": "rate_limit", "rate": "fast"}, "rate", "expected a rate"),
-    ({"service": "backend", "net": "rate_limit", "rate": "1mbit", "port": 80}, "port", "takes no port"),
-    ({"service": "backend", "net": "rate_limit", "rate": "1mbit", "direction": "ingress"},
-     "direction", "egress only"),
+    ({"service": "backend", "net": "rate_limit", "rate": "1mbit", "probability": 0.5},
+     "probability", "rate_limit takes no probability"),
     ({"service": "backend", "net": "blackhole", "rate": "1mbit"}, "rate", "takes no rate"),
     ({"service": "backend", "net": "jitter"}, "net", "Input should be"),
     ({"service": "backend", "net": "blackhole", "port": 70000}, "port", "less than or equal"),
@@ -172,6 +267,66 @@ def test_bad_net_faults_name_the_key(tmp_path, net_fault, key, message):
     text = str(caught.value)
     assert f"phases[0].faults[0].{key}" in text, text
     assert message in text, text
+
+
+@pytest.mark.parametrize("extra", [
+    {"peer": "gateway"}, {"port": 8080}, {"peer": "gateway", "port": 8080},
+    {"direction": "ingress", "peer": "gateway"}, {"direction": "both", "port": 8080},
+])
+def test_rate_limit_scoped_by_peer_port_and_direction_loads(tmp_path, extra):
+    scenario = load_with(tmp_path, {"service": "backend", "net": "rate_limit", "rate": "1mbit",
+                                    **extra})
+    loaded = scenario.phases[0].faults[0]  # type: ignore[attr-defined]
+    assert isinstance(loaded, NetFault)
+    assert (loaded.peer, loaded.port) == (extra.get("peer"), extra.get("port"))
+    assert loaded.flow == extra.get("direction", "egress")
+
+
+RATE_LIMIT_TWICE = """\
+name: net
+services:
+  backend: {build: docker/backend, port: 8080}
+  gateway: {build: docker/gateway, port: 8000}
+load: {target: gateway, requests: [{name: x, path: /}]}
+phases:
+  - name: fault
+    duration: 5s
+    faults:
+      - {service: backend, net: rate_limit, rate: 1mbit, peer: gateway}
+      - {service: gateway, net: rate_limit, rate: 1mbit}
+      - {service: backend, net: rate_limit, rate: 2mbit, direction: ingress}
+      - {service: backend, net: rate_limit, rate: 3mbit, direction: both, port: 8080}
+      - {service: backend, net: rate_limit, rate: 1mbit, probability: 0.5}
+"""
+
+
+def test_rate_limit_errors_name_file_line_and_key(tmp_path):
+    path = tmp_path / "s.yaml"
+    text = RATE_LIMIT_TWICE
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    line = text.splitlines().index(next(x for x in text.splitlines() if "probability" in x)) + 1
+    assert caught.value.render() == (
+        f"{path}:{line}: phases[0].faults[4].probability: rate_limit takes no probability: "
+        "it shapes every matching packet (packet_loss drops a random share)")
+
+    text = text.replace(", probability: 0.5", "")  # now a second cap on backend's egress
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    line = text.splitlines().index(next(x for x in text.splitlines() if "3mbit" in x)) + 1
+    assert caught.value.render() == (
+        f"{path}:{line}: phases[0].faults[3].service: backend already has a rate_limit on "
+        "egress in this phase (faults[0]); an interface holds one egress qdisc: scope one "
+        "fault with peer/port, or use two phases")
+
+    # one per service and direction: egress + ingress on backend, egress on gateway
+    dropped = ("3mbit", "{service: backend, net: rate_limit, rate: 1mbit}")
+    path.write_text("".join(line for line in text.splitlines(True)
+                            if not any(d in line for d in dropped)))
+    scenario = load_scenario(path)
+    assert len(scenario.phases[0].faults) == 3
 
 
 def test_toxiproxy_is_a_peer_only_when_proxies_exist(tmp_path):
