@@ -2,6 +2,13 @@
 
 Everything created is labelled with the run id; teardown removes it by label,
 so it also catches what was half-created when an error struck.
+
+Toxiproxy is either the run's own ``toxiproxy`` container on the run's network,
+or (TOXIPROXY_URL) a server the user runs on the Docker host: then no container
+is started, the run's proxies are created there under run-unique names, listen
+on the host's address on the run's bridge network and point at the services'
+container addresses, which are set as each service starts (and again after a
+container fault, since a restarted container may get a new address).
 """
 
 from __future__ import annotations
@@ -12,9 +19,10 @@ import time
 from pathlib import Path
 
 import docker
+from docker.errors import APIError
 
 from chaos.capture.sidecar import Captured, CaptureSet, start_capture
-from chaos.errors import EnvironmentProblem
+from chaos.errors import EnvironmentProblem, ProxyError, ScenarioError
 from chaos.faults.base import FaultContext, Injected
 from chaos.faults.registry import inject
 from chaos.load.runner import LocustProcess
@@ -33,13 +41,25 @@ from chaos.runtime import bootstrap
 from chaos.runtime.base_image import ensure_base
 from chaos.runtime.environment import RunEnvironment
 from chaos.runtime.images import ensure_image, spec_for_build_dir, toxiproxy_spec
-from chaos.runtime.ledger import Entry, Ledger, docker_removers, process_remover
+from chaos.runtime.ledger import (
+    Entry,
+    Ledger,
+    docker_removers,
+    process_remover,
+    proxy_remover,
+)
 from chaos.runtime.paths import project_root
 from chaos.scenario.loader import REFERENCE
-from chaos.scenario.model import NetFault, Phase, Scenario, ToxicFault
+from chaos.scenario.model import ContainerFault, NetFault, Phase, Scenario, ToxicFault
 from chaos.verdict.result import FaultRecord, PhaseWindow
 
 PROXY_SERVICE = "toxiproxy"
+_REACH = ("import socket, sys\n"
+          "try:\n"
+          "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()\n"
+          "except OSError as exc:\n"
+          "    print(exc)\n"
+          "    sys.exit(1)\n")
 NETFAULT_IMAGE = "netfault"
 CAPTURE_IMAGE = "capture"
 
@@ -59,6 +79,9 @@ class RunSession:
         self.poller: BreakerPoller | None = None
         self.proxies: ToxiproxyClient | None = None
         self.provider = ""
+        self.choice: provider.ProviderChoice | None = None
+        self.proxy_host = PROXY_SERVICE  # where the services reach the proxies
+        self._upstreams: dict[str, str] = {}  # proxy -> upstream set on a user's server
         self.images: dict[str, str] = {}
         self.tool_images: dict[str, str] = {}  # helper images faults need (not services)
         self.windows: list[PhaseWindow] = []
@@ -78,22 +101,49 @@ class RunSession:
     def run(self) -> None:
         self.ledger = Ledger(self.run_id, self.scenario.name)
         client = bootstrap.ensure_engine()
+        self._choose_provider(client)
         self._build_images(client)
         self.env = RunEnvironment(client, self.run_id, self.scenario.name, ledger=self.ledger)
         self.env.tool_images.update(self.tool_images)
         self.env.create_network()
-        self._start_toxiproxy()
+        if self.external:
+            self._create_external_proxies()
+        else:
+            self._start_toxiproxy()
         self._start_services()
+        if self.external:
+            self._check_external_reach()
         self._start_probes()
         self._start_capture()
         self._run_phases()
 
+    @property
+    def external(self) -> bool:
+        """The proxies live on a server the user runs (TOXIPROXY_URL), not in a container."""
+        return self.choice is not None and self.choice.kind == "url"
+
+    def _choose_provider(self, client: docker.DockerClient) -> None:
+        """Before anything is built or started: a scenario a user's server cannot serve fails here."""
+        self.choice = provider.choose(client, external_supported=True)
+        self.provider = self.choice.name
+        if not self.external:
+            return
+        conflicts = provider.external_conflicts(self.scenario)
+        if conflicts:
+            key, why = conflicts[0]
+            raise ScenarioError(f"{why}; unset TOXIPROXY_URL to run this scenario with the "
+                                "run's own Toxiproxy container", file=f"scenario {self.scenario.name}",
+                                key=key)
+        self.bus.emit(Setup(message=f"Toxiproxy: {self.provider}; the run starts no proxy "
+                                    "container"))
+
     def _build_images(self, client: docker.DockerClient) -> None:
         self.bus.emit(Setup(message="checking images (built only when their sources changed)"))
         base = ensure_base(client)
-        choice = provider.choose(client)
-        self.provider = choice.name
-        self.images[PROXY_SERVICE] = choice.image or ensure_image(client, toxiproxy_spec(), base)
+        choice = self.choice or provider.choose(client, external_supported=True)
+        if choice.starts_container:
+            self.images[PROXY_SERVICE] = choice.image or ensure_image(client, toxiproxy_spec(),
+                                                                      base)
         for name, service in self.scenario.services.items():
             if service.image is not None:
                 self.images[name] = service.image
@@ -131,11 +181,99 @@ class RunSession:
                 self.ledger.intend("proxy", name, api=url)
             self.proxies.create_proxy(name, f"0.0.0.0:{self.listen_ports[name]}", spec.upstream)
 
+    def _create_external_proxies(self) -> None:
+        """The run's proxies on the user's server, under run-unique names, before any service.
+
+        Each listens on the host's address on the run's network (port 0: the server picks a
+        free one). Its upstream is set once the container it points at has an address.
+        """
+        assert self.env is not None and self.choice is not None and self.choice.url
+        url = self.choice.url
+        gateway = self.env.gateway_ip()
+        if gateway is None:
+            raise EnvironmentProblem(f"the run's network {self.env.prefix} has no gateway "
+                                     "address for proxies on TOXIPROXY_URL to listen on")
+        self.proxy_host = provider.external_listen(gateway, 0).rsplit(":", 1)[0]
+        names = {name: provider.external_name(self.run_id, name) for name in self.scenario.proxies}
+        self.proxies = ToxiproxyClient(url, names=names)
+        try:
+            self.proxies.wait_ready(timeout=10)
+        except ProxyError as exc:
+            raise EnvironmentProblem(f"TOXIPROXY_URL {url} stopped answering: {exc}") from exc
+        for name, spec in self.scenario.proxies.items():
+            service = provider.upstream_service(spec.upstream, self.scenario.services)
+            upstream = spec.upstream if service is None else provider.PLACEHOLDER_UPSTREAM
+            if self.ledger is not None:
+                self.ledger.intend("proxy", names[name], api=url, external=True, proxy=name)
+            try:
+                info = self.proxies.create_proxy(name, provider.external_listen(gateway, 0),
+                                                  upstream)
+                if info.port == 0:  # a server that does not report the port it picked
+                    info = self.proxies.get_proxy(name)
+            except ProxyError as exc:
+                raise EnvironmentProblem(
+                    f"TOXIPROXY_URL {url}: cannot create proxy {names[name]!r} listening on "
+                    f"{gateway} (the host's address on the run's Docker network): {exc}. The "
+                    "server must run on the Docker host itself (not in a container or on "
+                    "another machine); unset TOXIPROXY_URL to let the run start its own."
+                ) from exc
+            if info.port == 0:
+                raise EnvironmentProblem(f"TOXIPROXY_URL {url}: proxy {names[name]!r} reports "
+                                         f"no port ({info.listen})")
+            self.listen_ports[name] = info.port
+            self._upstreams[name] = upstream
+            self.bus.emit(Setup(message=f"proxy {name}: {names[name]} on {url}, listening on "
+                                        f"{info.listen}"))
+
+    def _point_proxies(self, services: set[str] | None = None) -> None:
+        """On a user's server: upstreams follow the containers' current addresses."""
+        if not self.external or self.proxies is None or self.env is None:
+            return
+        for name, spec in self.scenario.proxies.items():
+            target = provider.upstream_service(spec.upstream, self.scenario.services)
+            if target is None or (services is not None and target not in services):
+                continue
+            running = self.env.services.get(target)
+            ip = running.network_ip(self.env.prefix) if running is not None else None
+            if ip is None:
+                continue  # stopped: no address; the proxy keeps the last one
+            upstream = provider.external_upstream(spec.upstream, {target: ip})
+            if self._upstreams.get(name) != upstream:
+                self.proxies.update_proxy(name, upstream=upstream)
+                self._upstreams[name] = upstream
+
+    def _check_external_reach(self) -> None:
+        """A firewall on the host may drop what the bridge sends to the host: say so now,
+        not as a phase full of connect timeouts. Checked from a service that uses the
+        proxy, when its image has python3 (otherwise the check is skipped)."""
+        assert self.env is not None
+        users = [s for s, spec in self.scenario.services.items()
+                 if any(f"${{proxy.{p}}}" in v for v in spec.env_strings().values()
+                        for p in self.scenario.proxies)]
+        if not users or not self.listen_ports:
+            return
+        container = self.env.container(users[0])
+        host = self.proxy_host.strip("[]")
+        for name, port in self.listen_ports.items():
+            try:
+                code, output = container.exec_run(["python3", "-c", _REACH, host, str(port)])
+            except APIError:
+                return  # cannot exec (container gone, no shell): the run itself will tell
+            if code in (126, 127) or code is None:
+                return  # no python3 in this image: nothing to check with
+            if code != 0:
+                text = output.decode(errors="replace").strip() if output else ""
+                raise EnvironmentProblem(
+                    f"{users[0]} cannot reach proxy {name} at {host}:{port} on the host "
+                    f"(TOXIPROXY_URL): {text}. A host firewall probably drops traffic from the "
+                    f"run's Docker network ({self.env.prefix}) to the host; accept it, e.g. "
+                    f"`iptables -I INPUT -s <network subnet> -d {host} -j ACCEPT`.")
+
     def _substitute(self, value: str) -> str:
         def repl(match: re.Match[str]) -> str:
             kind, name = match.groups()
             if kind == "proxy":
-                return f"http://{PROXY_SERVICE}:{self.listen_ports[name]}"
+                return f"http://{self.proxy_host}:{self.listen_ports[name]}"
             return f"http://{name}:{self.scenario.services[name].port}"
 
         return REFERENCE.sub(repl, value)
@@ -152,6 +290,7 @@ class RunSession:
             env = {k: self._substitute(v) for k, v in service.env_strings().items()}
             self.env.start(name, self.images[name], service.port, env, memory=service.memory,
                            cpus=service.cpus)
+            self._point_proxies({name})
         for name in order:
             self._wait_ready(name, ready)
 
@@ -214,6 +353,8 @@ class RunSession:
             for index, fault in enumerate(phase.faults):
                 key = self._record_fault(fault, index)
                 injected = inject(fault, ctx, index)
+                if isinstance(fault, ContainerFault):
+                    self._point_proxies({fault.container})  # a started container: new address?
                 if key is not None:
                     self._fault_keys[id(injected)] = key
                 record = FaultRecord(phase.name, injected.description, round(time.time() - self.t0, 3))
@@ -288,6 +429,8 @@ class RunSession:
             if not self.ledger.close():
                 left = ", ".join(str(e) for e in self.ledger.outstanding())
                 self.bus.emit(Setup(message=f"left for `chaos doctor --sweep`: {left}"))
+        if self.proxies is not None:
+            self.proxies.close()
 
     def _unwind_ledger(self) -> list[str]:
         """Walk the ledger newest first; the label sweep after it is the safety net."""
@@ -300,8 +443,12 @@ class RunSession:
                 with contextlib.suppress(Exception):  # gone with the proxy container anyway
                     proxies.remove_toxic(str(entry.info.get("proxy")), str(entry.info.get("toxic")))
 
+        external = proxy_remover(self.run_id)["proxy"]
+
         def proxy(entry: Entry) -> None:
-            if proxies is not None:
+            if entry.info.get("external"):
+                external(entry)  # on the user's server: must go, or doctor has to do it
+            elif proxies is not None:
                 with contextlib.suppress(Exception):  # gone with the proxy container anyway
                     proxies.delete_proxy(entry.name)
 

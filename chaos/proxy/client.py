@@ -9,13 +9,18 @@ uses this client's session and timeout; both are restored before the lock is
 released. What the library cannot do goes through the same session directly.
 Every failure becomes a ``ProxyError`` naming the proxy/toxic and quoting the
 server's own error text.
+
+A client can be *scoped* (``names``): on a server the user runs (TOXIPROXY_URL)
+a run's proxies carry run-unique names, while faults keep addressing them by the
+scenario's names; the client translates, and its ``reset`` touches only its own
+proxies, never the user's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -99,7 +104,8 @@ class _Transport:
 class ToxiproxyClient:
     """Typed, timeout-bounded access to one Toxiproxy server at ``base_url``."""
 
-    def __init__(self, base_url: str, timeout: float = 5.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 5.0,
+                 names: Mapping[str, str] | None = None) -> None:
         parts = urlsplit(base_url if "//" in base_url else f"http://{base_url}")
         if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/"):
             raise ValueError(f"toxiproxy URL must look like http://host:port, got {base_url!r}")
@@ -109,6 +115,15 @@ class ToxiproxyClient:
         self.timeout = timeout
         self._session = requests.Session()
         self._transport = _Transport(self._session, timeout)
+        self.names: dict[str, str] = dict(names or {})  # scenario name -> name on the server
+
+    def scoped(self, names: Mapping[str, str]) -> ToxiproxyClient:
+        """A client of the same server that maps scenario proxy names to ``names``."""
+        return ToxiproxyClient(self.base_url, self.timeout, {**self.names, **names})
+
+    def server_name(self, name: str) -> str:
+        """The proxy's name on the server (the scenario's name unless scoped)."""
+        return self.names.get(name, name)
 
     def __repr__(self) -> str:
         return f"ToxiproxyClient({self.base_url!r})"
@@ -182,6 +197,7 @@ class ToxiproxyClient:
 
     def create_proxy(self, name: str, listen: str, upstream: str,
                      enabled: bool = True) -> ProxyInfo:
+        name = self.server_name(name)
         what = f"create proxy {name!r}"
         try:
             proxy = self._lib(what, lambda: toxiproxy.Toxiproxy().create(
@@ -193,6 +209,7 @@ class ToxiproxyClient:
                          enabled=bool(proxy.enabled), toxics=[])
 
     def get_proxy(self, name: str) -> ProxyInfo:
+        name = self.server_name(name)
         response = self._http(f"get proxy {name!r}", "GET", f"/proxies/{quote(name, safe='')}")
         return ProxyInfo.from_json(response.json())
 
@@ -201,9 +218,26 @@ class ToxiproxyClient:
         return {name: ProxyInfo.from_json(data) for name, data in body.items()}
 
     def delete_proxy(self, name: str) -> None:
+        name = self.server_name(name)
         self._lib(f"delete proxy {name!r}", lambda: self._proxy_obj(name).destroy())
 
+    def update_proxy(self, name: str, *, upstream: str | None = None,
+                     listen: str | None = None, enabled: bool | None = None) -> ProxyInfo:
+        """Change a proxy in place (toxics stay); the library has no call for it."""
+        name = self.server_name(name)
+        body: dict[str, Any] = {}
+        if upstream is not None:
+            body["upstream"] = upstream
+        if listen is not None:
+            body["listen"] = listen
+        if enabled is not None:
+            body["enabled"] = enabled
+        response = self._http(f"update proxy {name!r}", "POST",
+                              f"/proxies/{quote(name, safe='')}", json=body)
+        return ProxyInfo.from_json(response.json())
+
     def set_enabled(self, name: str, enabled: bool) -> None:
+        name = self.server_name(name)
         proxy = self._proxy_obj(name)
         action = proxy.enable if enabled else proxy.disable
         self._lib(f"{'enable' if enabled else 'disable'} proxy {name!r}", action)
@@ -213,6 +247,7 @@ class ToxiproxyClient:
                   name: str | None = None) -> str:
         """Add a toxic; returns its name (``<type>_<stream>`` unless given)."""
         toxic_name = name or f"{type}_{stream}"
+        proxy = self.server_name(proxy)
         kwargs: dict[str, Any] = {"type": type, "stream": stream, "toxicity": toxicity,
                                   "attributes": dict(attributes or {}), "name": toxic_name}
         self._lib(f"add toxic {toxic_name!r} to proxy {proxy!r}",
@@ -226,18 +261,30 @@ class ToxiproxyClient:
             body["attributes"] = attributes
         if toxicity is not None:
             body["toxicity"] = toxicity
+        proxy = self.server_name(proxy)
         path = f"/proxies/{quote(proxy, safe='')}/toxics/{quote(name, safe='')}"
         self._http(f"update toxic {name!r} of proxy {proxy!r}", "POST", path, json=body)
 
     def remove_toxic(self, proxy: str, name: str) -> None:
+        proxy = self.server_name(proxy)
         self._lib(f"remove toxic {name!r} from proxy {proxy!r}",
                   lambda: self._proxy_obj(proxy).destroy_toxic(quote(name, safe="")))
 
     def reset(self) -> None:
-        self._lib("reset", lambda: toxiproxy.Toxiproxy().reset())
+        """Enable every proxy and remove every toxic; a scoped client only its own proxies."""
+        if not self.names:
+            self._lib("reset", lambda: toxiproxy.Toxiproxy().reset())
+            return
+        for name in self.names:  # scenario names; each call maps them
+            info = self.get_proxy(name)
+            for toxic in info.toxics:
+                self.remove_toxic(name, str(toxic["name"]))
+            if not info.enabled:
+                self.set_enabled(name, True)
 
     def stats(self, proxy: str) -> dict[str, Any] | None:
         """Counters of the embedded server; None on a server without the extension."""
+        proxy = self.server_name(proxy)
         url = f"{self.base_url}/proxies/{quote(proxy, safe='')}/stats"
         what = f"stats of proxy {proxy!r}"
         try:

@@ -3,7 +3,8 @@
 Two sources, because either alone misses something: Docker labels (every
 container and network a run creates carries the run id and its owner's pid),
 and the cleanup ledgers in ``.chaos/runs/`` (which also know the Locust process
-group and anything whose creation was cut short). A run counts as dead when its
+group, proxies created on a user's Toxiproxy server at TOXIPROXY_URL, and
+anything whose creation was cut short). A run counts as dead when its
 owner process no longer exists on this host; runs of live processes and of
 other hosts are never touched, and nothing without this project's label or run
 marker is ever removed.
@@ -65,6 +66,8 @@ def leftovers(client: docker.DockerClient | None = None) -> dict[str, Leftovers]
             continue
         run = found.setdefault(ledger.run_id, Leftovers(ledger.run_id))
         run.ledger = ledger
+        run.resources += [f"proxy {e.name} on {e.info.get('api')}" for e in ledger.entries
+                          if e.kind == "proxy" and e.info.get("external")]
     for run_id, pids in ledgers_mod.orphan_runs().items():
         found.setdefault(run_id, Leftovers(run_id)).processes.extend(pids)
     for run in found.values():
@@ -77,8 +80,10 @@ def remove(run: Leftovers, client: docker.DockerClient | None) -> list[str]:
     """Ledger first (newest first), then the label sweep and the run's marked processes."""
     problems: list[str] = []
     removers: dict[str, ledgers_mod.Remover] = {
-        # proxies and toxics live inside the run's Toxiproxy container: they go with it
-        "proxy": lambda entry: None, "toxic": lambda entry: None,
+        # toxics go with their proxy; proxies inside the run's Toxiproxy container go with
+        # it, those on a user's server (TOXIPROXY_URL) are deleted through its API
+        "toxic": lambda entry: None,
+        **ledgers_mod.proxy_remover(run.run_id),
         **ledgers_mod.process_remover(run.run_id),
     }
     if client is not None:

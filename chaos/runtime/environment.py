@@ -84,6 +84,32 @@ class RunEnvironment:
         )
         return self.prefix
 
+    def gateway_ip(self) -> str | None:
+        """The host's own address on the run's bridge network (IPv4 first).
+
+        Containers reach the host there; a Toxiproxy server on the host (TOXIPROXY_URL)
+        listens on it so that the services can connect to its proxies.
+        """
+        if self.network is None:
+            return None
+        self.network.reload()
+        gateways = [c.get("Gateway") for c in (self.network.attrs.get("IPAM") or {}).get(
+            "Config") or [] if c.get("Gateway")]
+        gateways.sort(key=lambda ip: ":" in ip)  # IPv4 before IPv6
+        return gateways[0] if gateways else None
+
+    def service_ips(self) -> dict[str, str]:
+        """Service name -> its address on the run's network (started services only)."""
+        ips: dict[str, str] = {}
+        for name, service in self.services.items():
+            try:
+                ip = service.network_ip(self.prefix)
+            except (APIError, NotFound):
+                continue
+            if ip is not None:
+                ips[name] = ip
+        return ips
+
     def start(self, name: str, image: str, port: int, env: dict[str, str],
               memory: str = "512m", cpus: float = 1.0, extra_ports: tuple[int, ...] = ()) -> RunningService:
         """Run a service container on the run's network, its ports published to 127.0.0.1."""

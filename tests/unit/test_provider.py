@@ -6,6 +6,7 @@ real embedded server on loopback (and to a closed port for the unreachable case)
 
 from __future__ import annotations
 
+import contextlib
 import io
 import socket
 import struct
@@ -150,3 +151,140 @@ def test_listen_ports_and_external_addresses() -> None:
 def test_choose_needs_a_store() -> None:
     with pytest.raises(ValueError):
         provider.choose(environ={}, which=_nothing)
+
+
+# --- a user's own server (TOXIPROXY_URL): the pure parts -----------------------------------
+EXTERNAL_SCENARIO = """\
+name: ext
+description: A scenario for the TOXIPROXY_URL checks.
+services:
+  backend: {build: docker/backend, port: 8080}
+  gateway: {build: docker/gateway, port: 8000, env: {UPSTREAM_URL: "${proxy.backend}"}}
+proxies:
+  backend: {upstream: "backend:8080"}
+load:
+  target: gateway
+  users: 2
+  spawn_rate: 2
+  requests: [{name: get, path: /api/items/1}]
+phases:
+  - {name: baseline, duration: 1s}
+  - name: fault
+    duration: 1s
+    faults: [FAULT]
+assertions:
+  - {phase: baseline, success_rate: ">= 0.9"}
+"""
+
+
+def _scenario(tmp_path: Path, fault: str, extra: str = "") -> object:
+    from chaos.scenario.loader import load_scenario
+
+    path = tmp_path / "ext.yaml"
+    path.write_text(EXTERNAL_SCENARIO.replace("FAULT", fault) + extra)
+    return load_scenario(path)
+
+
+def test_external_names_are_unique_per_run_and_recognised() -> None:
+    name = provider.external_name("20261126-235959-ab12", "backend")
+    assert name == "chaos-20261126-235959-ab12-backend"
+    assert provider.owned_by_run(name, "20261126-235959-ab12")
+    assert not provider.owned_by_run(name, "20261126-235959-ab13")  # another run's
+    assert not provider.owned_by_run("backend", "20261126-235959-ab12")  # the user's own
+    assert not provider.owned_by_run("chaos-20261126-235959-ab12-", "20261126-235959-ab12")
+    assert provider.external_name("r1", "a") != provider.external_name("r2", "a")
+
+
+def test_upstream_service_and_placeholder() -> None:
+    services = {"backend": object(), "gateway": object()}
+    assert provider.upstream_service("backend:8080", services) == "backend"
+    assert provider.upstream_service("example:80", services) is None
+    assert provider.upstream_service("backend", services) is None
+    host, port = provider.PLACEHOLDER_UPSTREAM.rsplit(":", 1)
+    assert host == "127.0.0.1" and int(port) > 0  # refused on the host: nothing leaves it
+
+
+def test_external_conflicts_name_the_scenario_key(tmp_path: Path) -> None:
+    ok = _scenario(tmp_path, "{proxy: backend, toxic: {type: latency, attributes: {latency: 10}}}")
+    assert provider.external_conflicts(ok) == []  # type: ignore[arg-type]
+    peer = _scenario(tmp_path, "{service: backend, net: firewall_reset, peer: toxiproxy}")
+    conflicts = provider.external_conflicts(peer)  # type: ignore[arg-type]
+    assert [key for key, _ in conflicts] == ["phases[1].faults[0].peer"]
+    assert "TOXIPROXY_URL" in conflicts[0][1]
+    other_peer = _scenario(tmp_path, "{service: backend, net: firewall_reset, peer: gateway}")
+    assert provider.external_conflicts(other_peer) == []  # type: ignore[arg-type]
+    capture = _scenario(tmp_path, "{container: backend, action: kill}",
+                        "capture: {services: [gateway, toxiproxy]}\n")
+    assert [k for k, _ in provider.external_conflicts(capture)] == [  # type: ignore[arg-type]
+        "capture.services[1]"]
+
+
+def test_choose_order_with_a_live_url_still_comes_first(live_url: str, tmp_path: Path) -> None:
+    binary = _static_elf(tmp_path / "toxiproxy-server")
+    choice = provider.choose(images=Images(provider.REAL_IMAGE), which=lambda _: str(binary),
+                             environ={"TOXIPROXY_URL": live_url.removeprefix("http://")},
+                             external_supported=True)
+    assert choice.kind == "url" and choice.name.startswith(f"TOXIPROXY_URL {live_url} ")
+
+
+def test_scoped_client_maps_names_and_resets_only_its_own(live_url: str) -> None:
+    from chaos.proxy.client import ToxiproxyClient
+
+    with ToxiproxyClient(live_url) as plain, ToxiproxyClient(
+            live_url, names={"backend": "chaos-run1-backend"}) as scoped:
+        plain.create_proxy("users-own", "127.0.0.1:0", "127.0.0.1:1")
+        try:
+            plain.add_toxic("users-own", "latency", attributes={"latency": 5})
+            created = scoped.create_proxy("backend", "127.0.0.1:0", provider.PLACEHOLDER_UPSTREAM)
+            assert created.name == "chaos-run1-backend" and created.port > 0
+            scoped.add_toxic("backend", "reset_peer", attributes={"timeout": 0}, name="rst")
+            assert [t["name"] for t in plain.get_proxy("chaos-run1-backend").toxics] == ["rst"]
+            moved = scoped.update_proxy("backend", upstream="127.0.0.1:2")
+            assert moved.upstream == "127.0.0.1:2" and moved.port == created.port
+            assert [t["name"] for t in moved.toxics] == ["rst"]  # toxics survive an update
+            scoped.set_enabled("backend", False)
+            scoped.reset()
+            again = scoped.get_proxy("backend")
+            assert again.enabled and again.toxics == []
+            assert len(plain.get_proxy("users-own").toxics) == 1  # the user's proxy untouched
+            assert scoped.stats("backend") is not None
+        finally:
+            for name in ("users-own", "chaos-run1-backend"):
+                with contextlib.suppress(Exception):
+                    plain.delete_proxy(name)
+
+
+def test_ledger_proxy_remover_deletes_only_the_runs_proxies(live_url: str,
+                                                            tmp_path: Path) -> None:
+    from chaos.proxy.client import ToxiproxyClient
+    from chaos.runtime.ledger import Ledger, proxy_remover
+
+    run_id = "20261127-000000-beef"
+    mine = provider.external_name(run_id, "backend")
+    with ToxiproxyClient(live_url) as client:
+        for name in (mine, "users-own", provider.external_name("20261127-000000-dead", "x")):
+            client.create_proxy(name, "127.0.0.1:0", "127.0.0.1:1")
+        ledger = Ledger(run_id, "ext", folder=tmp_path)
+        ledger.intend("proxy", mine, api=live_url, external=True, proxy="backend")
+        ledger.intend("proxy", "users-own", api=live_url, external=True)  # a bare name: never
+        ledger.intend("proxy", "backend", api=live_url)  # inside a run's container: not here
+        ledger.intend("proxy", provider.external_name(run_id, "gone"), api=live_url,
+                      external=True)  # never created (the run died first): 404 is fine
+        assert ledger.unwind(proxy_remover(run_id)) == []
+        assert ledger.close()
+        left = set(client.list_proxies())
+        assert mine not in left
+        assert {"users-own", provider.external_name("20261127-000000-dead", "x")} <= left
+        for name in left:
+            client.delete_proxy(name)
+
+
+def test_ledger_proxy_remover_keeps_the_entry_when_the_server_is_gone(dead_url: str,
+                                                                      tmp_path: Path) -> None:
+    from chaos.runtime.ledger import Ledger, proxy_remover
+
+    ledger = Ledger("r9", "ext", folder=tmp_path)
+    ledger.intend("proxy", provider.external_name("r9", "backend"), api=dead_url, external=True)
+    problems = ledger.unwind(proxy_remover("r9", timeout=1.0))
+    assert len(problems) == 1 and "chaos-r9-backend" in problems[0]
+    assert not ledger.close()  # left for `chaos doctor`
