@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from chaos.errors import ChaosError, Interrupted
+from chaos.errors import ChaosError, Interrupted, ScenarioError
 from chaos.observe.console import Console
 from chaos.observe.events import (
     AssertionEvaluated,
@@ -100,6 +100,15 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
                     session.teardown()
     except (KeyboardInterrupt, Interrupted):
         verdict, error = "interrupted", "the run was interrupted; everything it created was removed"
+    except ScenarioError as exc:
+        # Found only once the run knew its environment (a user's Toxiproxy server cannot
+        # serve this scenario): bad input all the same, refused before anything started.
+        recorder.close()
+        console.close()
+        if file:
+            exc.file = file
+            exc.args = (exc.render(),)
+        raise
     except ChaosError as exc:
         verdict, error = "error", str(exc)
     result = Result(

@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 
 import docker
-from docker.errors import APIError
 
 from chaos.capture.sidecar import Captured, CaptureSet, start_capture
-from chaos.errors import EnvironmentProblem, ProxyError, ScenarioError
+from chaos.errors import EnvironmentProblem, ScenarioError
 from chaos.faults.base import FaultContext, Injected
 from chaos.faults.registry import inject
 from chaos.load.runner import LocustProcess
@@ -37,6 +36,8 @@ from chaos.observe.events import (
 from chaos.observe.probes import BreakerPoller, MetricPoller, counter_poller
 from chaos.proxy import provider
 from chaos.proxy.client import ToxiproxyClient
+from chaos.proxy.external import ExternalProxies
+from chaos.proxy.external import conflicts as external_conflicts
 from chaos.runtime import bootstrap
 from chaos.runtime.base_image import ensure_base
 from chaos.runtime.environment import RunEnvironment
@@ -54,12 +55,6 @@ from chaos.scenario.model import ContainerFault, NetFault, Phase, Scenario, Toxi
 from chaos.verdict.result import FaultRecord, PhaseWindow
 
 PROXY_SERVICE = "toxiproxy"
-_REACH = ("import socket, sys\n"
-          "try:\n"
-          "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()\n"
-          "except OSError as exc:\n"
-          "    print(exc)\n"
-          "    sys.exit(1)\n")
 NETFAULT_IMAGE = "netfault"
 CAPTURE_IMAGE = "capture"
 
@@ -81,7 +76,7 @@ class RunSession:
         self.provider = ""
         self.choice: provider.ProviderChoice | None = None
         self.proxy_host = PROXY_SERVICE  # where the services reach the proxies
-        self._upstreams: dict[str, str] = {}  # proxy -> upstream set on a user's server
+        self.external_proxies: ExternalProxies | None = None  # on a user's server
         self.images: dict[str, str] = {}
         self.tool_images: dict[str, str] = {}  # helper images faults need (not services)
         self.windows: list[PhaseWindow] = []
@@ -112,7 +107,8 @@ class RunSession:
             self._start_toxiproxy()
         self._start_services()
         if self.external:
-            self._check_external_reach()
+            assert self.external_proxies is not None
+            self.external_proxies.check_reach()
         self._start_probes()
         self._start_capture()
         self._run_phases()
@@ -128,7 +124,7 @@ class RunSession:
         self.provider = self.choice.name
         if not self.external:
             return
-        conflicts = provider.external_conflicts(self.scenario)
+        conflicts = external_conflicts(self.scenario)
         if conflicts:
             key, why = conflicts[0]
             raise ScenarioError(f"{why}; unset TOXIPROXY_URL to run this scenario with the "
@@ -182,92 +178,20 @@ class RunSession:
             self.proxies.create_proxy(name, f"0.0.0.0:{self.listen_ports[name]}", spec.upstream)
 
     def _create_external_proxies(self) -> None:
-        """The run's proxies on the user's server, under run-unique names, before any service.
-
-        Each listens on the host's address on the run's network (port 0: the server picks a
-        free one). Its upstream is set once the container it points at has an address.
-        """
+        """The run's proxies on the user's server, under run-unique names, before any service."""
         assert self.env is not None and self.choice is not None and self.choice.url
-        url = self.choice.url
-        gateway = self.env.gateway_ip()
-        if gateway is None:
-            raise EnvironmentProblem(f"the run's network {self.env.prefix} has no gateway "
-                                     "address for proxies on TOXIPROXY_URL to listen on")
-        self.proxy_host = provider.external_listen(gateway, 0).rsplit(":", 1)[0]
-        names = {name: provider.external_name(self.run_id, name) for name in self.scenario.proxies}
-        self.proxies = ToxiproxyClient(url, names=names)
-        try:
-            self.proxies.wait_ready(timeout=10)
-        except ProxyError as exc:
-            raise EnvironmentProblem(f"TOXIPROXY_URL {url} stopped answering: {exc}") from exc
-        for name, spec in self.scenario.proxies.items():
-            service = provider.upstream_service(spec.upstream, self.scenario.services)
-            upstream = spec.upstream if service is None else provider.PLACEHOLDER_UPSTREAM
-            if self.ledger is not None:
-                self.ledger.intend("proxy", names[name], api=url, external=True, proxy=name)
-            try:
-                info = self.proxies.create_proxy(name, provider.external_listen(gateway, 0),
-                                                  upstream)
-                if info.port == 0:  # a server that does not report the port it picked
-                    info = self.proxies.get_proxy(name)
-            except ProxyError as exc:
-                raise EnvironmentProblem(
-                    f"TOXIPROXY_URL {url}: cannot create proxy {names[name]!r} listening on "
-                    f"{gateway} (the host's address on the run's Docker network): {exc}. The "
-                    "server must run on the Docker host itself (not in a container or on "
-                    "another machine); unset TOXIPROXY_URL to let the run start its own."
-                ) from exc
-            if info.port == 0:
-                raise EnvironmentProblem(f"TOXIPROXY_URL {url}: proxy {names[name]!r} reports "
-                                         f"no port ({info.listen})")
-            self.listen_ports[name] = info.port
-            self._upstreams[name] = upstream
-            self.bus.emit(Setup(message=f"proxy {name}: {names[name]} on {url}, listening on "
-                                        f"{info.listen}"))
+        self.external_proxies = ExternalProxies(
+            self.choice.url, self.run_id, self.scenario, self.env, self.ledger,
+            lambda message: self.bus.emit(Setup(message=message)))
+        self.proxies = self.external_proxies.client
+        self.proxy_host = self.external_proxies.host
+        self.external_proxies.create()
+        self.listen_ports.update(self.external_proxies.ports)
 
     def _point_proxies(self, services: set[str] | None = None) -> None:
         """On a user's server: upstreams follow the containers' current addresses."""
-        if not self.external or self.proxies is None or self.env is None:
-            return
-        for name, spec in self.scenario.proxies.items():
-            target = provider.upstream_service(spec.upstream, self.scenario.services)
-            if target is None or (services is not None and target not in services):
-                continue
-            running = self.env.services.get(target)
-            ip = running.network_ip(self.env.prefix) if running is not None else None
-            if ip is None:
-                continue  # stopped: no address; the proxy keeps the last one
-            upstream = provider.external_upstream(spec.upstream, {target: ip})
-            if self._upstreams.get(name) != upstream:
-                self.proxies.update_proxy(name, upstream=upstream)
-                self._upstreams[name] = upstream
-
-    def _check_external_reach(self) -> None:
-        """A firewall on the host may drop what the bridge sends to the host: say so now,
-        not as a phase full of connect timeouts. Checked from a service that uses the
-        proxy, when its image has python3 (otherwise the check is skipped)."""
-        assert self.env is not None
-        users = [s for s, spec in self.scenario.services.items()
-                 if any(f"${{proxy.{p}}}" in v for v in spec.env_strings().values()
-                        for p in self.scenario.proxies)]
-        if not users or not self.listen_ports:
-            return
-        container = self.env.container(users[0])
-        host = self.proxy_host.strip("[]")
-        for name, port in self.listen_ports.items():
-            try:
-                code, output = container.exec_run(["python3", "-c", _REACH, host, str(port)])
-            except APIError:
-                return  # cannot exec (container gone, no shell): the run itself will tell
-            if code in (126, 127) or code is None:
-                return  # no python3 in this image: nothing to check with
-            if code != 0:
-                text = output.decode(errors="replace").strip() if output else ""
-                raise EnvironmentProblem(
-                    f"{users[0]} cannot reach proxy {name} at {host}:{port} on the host "
-                    f"(TOXIPROXY_URL): {text}. A host firewall probably drops traffic from the "
-                    f"run's Docker network ({self.env.prefix}) to the host; accept it, e.g. "
-                    f"`iptables -I INPUT -s <network subnet> -d {host} -j ACCEPT`.")
+        if self.external_proxies is not None:
+            self.external_proxies.point(services)
 
     def _substitute(self, value: str) -> str:
         def repl(match: re.Match[str]) -> str:

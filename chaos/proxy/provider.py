@@ -5,7 +5,7 @@
    next provider and the recorded provider name says why. A server outside the
    run's Docker network can serve a scenario when it sits on the Docker host
    itself (Linux engine): the run starts no Toxiproxy container; its proxies
-   get run-unique names (``external_name``: ``chaos-<run id>-<proxy>``, so two
+   get run-unique names (``chaos.proxy.external``; ``chaos-<run id>-<proxy>``, so two
    runs and the user's own proxies never collide), listen on the host's address
    on the run's bridge network (the network's gateway IP, which the containers
    reach; port 0, so the server picks a free one) and dial the services by
@@ -48,7 +48,7 @@ import tarfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -58,7 +58,6 @@ from chaos.errors import EnvironmentProblem
 if TYPE_CHECKING:
     import docker
 
-    from chaos.scenario.model import Scenario
 
 REAL_IMAGE = "ghcr.io/shopify/toxiproxy:latest"
 BINARY = "toxiproxy-server"
@@ -70,10 +69,6 @@ HOSTNAME = "toxiproxy"
 PROBE_TIMEOUT = 2.0
 
 EMBEDDED = "embedded (gateway-chaos)"
-EXTERNAL_PREFIX = "chaos-"  # a run's proxies on a user's server: chaos-<run id>-<name>
-# Where a proxy on a user's server points until its upstream container has an address:
-# refused at once on the host itself, so nothing leaves the machine meanwhile.
-PLACEHOLDER_UPSTREAM = "127.0.0.1:1"
 
 
 @dataclass(frozen=True)
@@ -252,80 +247,3 @@ def _project_base(client: docker.DockerClient | None) -> str:
 def listen_ports(proxy_names: list[str]) -> dict[str, int]:
     """Each proxy listens on its own port inside the Toxiproxy container."""
     return {name: FIRST_LISTEN_PORT + i for i, name in enumerate(proxy_names)}
-
-
-def external_listen(gateway_ip: str, port: int) -> str:
-    """Listen address on a user's server (TOXIPROXY_URL) that the run's containers reach:
-    the host's own address on the run's bridge network."""
-    return f"[{gateway_ip}]:{port}" if ":" in gateway_ip else f"{gateway_ip}:{port}"
-
-
-def external_upstream(upstream: str, service_ips: Mapping[str, str]) -> str:
-    """``backend:8080`` -> ``<container ip>:8080``: a server on the host cannot resolve the
-    names Docker's embedded DNS gives containers, but it can reach their addresses."""
-    host, sep, port = upstream.rpartition(":")
-    if sep and host in service_ips:
-        return external_listen(service_ips[host], int(port))
-    return upstream
-
-
-def external_prefix(run_id: str) -> str:
-    """What every proxy name of this run starts with on a user's server."""
-    return f"{EXTERNAL_PREFIX}{run_id}-"
-
-
-def external_name(run_id: str, name: str) -> str:
-    """A scenario proxy's name on a user's server: unique per run, recognisable by doctor."""
-    return external_prefix(run_id) + name
-
-
-def owned_by_run(proxy_name: str, run_id: str) -> bool:
-    """Is this proxy on a user's server one the run created? (Never trust a bare name.)"""
-    prefix = external_prefix(run_id)
-    return proxy_name.startswith(prefix) and len(proxy_name) > len(prefix)
-
-
-def upstream_service(upstream: str, services: Mapping[str, Any]) -> str | None:
-    """The scenario service a proxy's ``host:port`` upstream names, if any."""
-    host, sep, _ = upstream.rpartition(":")
-    return host if sep and host in services else None
-
-
-def external_conflicts(scenario: Scenario) -> list[tuple[str, str]]:
-    """(key path, why) for each scenario feature that needs the run's own Toxiproxy container.
-
-    With a user's server the proxy is the host itself, whose bridge address is also the
-    load generator's: a network rule or a capture aimed at "the proxy" would hit the
-    client traffic too, so these are refused before anything starts.
-    """
-    from chaos.scenario.model import ContainerFault, NetFault
-
-    found: list[tuple[str, str]] = []
-    where = "the proxies run on the user's server at TOXIPROXY_URL, not in a container"
-    for i, phase in enumerate(scenario.phases):
-        for j, fault in enumerate(phase.faults):
-            key = f"phases[{i}].faults[{j}]"
-            if isinstance(fault, NetFault) and fault.peer == HOSTNAME:
-                found.append((f"{key}.peer", f"peer {HOSTNAME} needs the run's own Toxiproxy "
-                              f"container; {where} (its address is also the load "
-                              "generator's), so the rule cannot single out proxy traffic"))
-            if isinstance(fault, NetFault) and fault.service == HOSTNAME:
-                found.append((f"{key}.service", f"{where}: there is no {HOSTNAME} "
-                              "container to apply the rule in"))
-            if isinstance(fault, ContainerFault) and fault.container == HOSTNAME \
-                    and HOSTNAME not in scenario.services:
-                found.append((f"{key}.container", f"{where}: there is no {HOSTNAME} "
-                              "container to act on"))
-    spec = scenario.capture_spec()
-    for i, name in enumerate(spec.services or [] if spec is not None else []):
-        if name == HOSTNAME and HOSTNAME not in scenario.services:
-            found.append((f"capture.services[{i}]", f"{where}: there is no {HOSTNAME} "
-                          "container to capture in"))
-    for i, assertion in enumerate(scenario.assertions):
-        for key in assertion.rst_from or {}:
-            ends = {part.strip() for part in key.split("->")}
-            if ends & {"proxy", "client"}:
-                found.append((f"assertions[{i}].rst_from.{key}", f"{where}: in the packet "
-                              "captures the proxy and the load generator share the host's "
-                              "address, so resets to or from either cannot be told apart"))
-    return found

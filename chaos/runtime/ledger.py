@@ -290,7 +290,7 @@ def proxy_remover(run_id: str, timeout: float = 5.0) -> dict[str, Remover]:
     """
     from chaos.errors import ProxyError
     from chaos.proxy.client import ToxiproxyClient
-    from chaos.proxy.provider import owned_by_run
+    from chaos.proxy.external import owned_by_run
 
     def proxy(entry: Entry) -> None:
         api = entry.info.get("api")

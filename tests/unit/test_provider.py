@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from chaos.errors import EnvironmentProblem
-from chaos.proxy import provider
+from chaos.proxy import external, provider
 from chaos.proxy.embedded import ServerThread
 
 
@@ -141,11 +141,11 @@ def test_reachable_url_is_refused_clearly_when_the_run_cannot_use_it(live_url: s
 
 def test_listen_ports_and_external_addresses() -> None:
     assert provider.listen_ports(["a", "b"]) == {"a": 20000, "b": 20001}
-    assert provider.external_listen("172.20.0.1", 20000) == "172.20.0.1:20000"
-    assert provider.external_listen("fd00::1", 20000) == "[fd00::1]:20000"
+    assert external.listen_address("172.20.0.1", 20000) == "172.20.0.1:20000"
+    assert external.listen_address("fd00::1", 20000) == "[fd00::1]:20000"
     ips = {"backend": "172.20.0.3"}
-    assert provider.external_upstream("backend:8080", ips) == "172.20.0.3:8080"
-    assert provider.external_upstream("example:80", ips) == "example:80"
+    assert external.upstream_address("backend:8080", ips) == "172.20.0.3:8080"
+    assert external.upstream_address("example:80", ips) == "example:80"
 
 
 def test_choose_needs_a_store() -> None:
@@ -186,36 +186,36 @@ def _scenario(tmp_path: Path, fault: str, extra: str = "") -> object:
 
 
 def test_external_names_are_unique_per_run_and_recognised() -> None:
-    name = provider.external_name("20261126-235959-ab12", "backend")
+    name = external.proxy_name("20261126-235959-ab12", "backend")
     assert name == "chaos-20261126-235959-ab12-backend"
-    assert provider.owned_by_run(name, "20261126-235959-ab12")
-    assert not provider.owned_by_run(name, "20261126-235959-ab13")  # another run's
-    assert not provider.owned_by_run("backend", "20261126-235959-ab12")  # the user's own
-    assert not provider.owned_by_run("chaos-20261126-235959-ab12-", "20261126-235959-ab12")
-    assert provider.external_name("r1", "a") != provider.external_name("r2", "a")
+    assert external.owned_by_run(name, "20261126-235959-ab12")
+    assert not external.owned_by_run(name, "20261126-235959-ab13")  # another run's
+    assert not external.owned_by_run("backend", "20261126-235959-ab12")  # the user's own
+    assert not external.owned_by_run("chaos-20261126-235959-ab12-", "20261126-235959-ab12")
+    assert external.proxy_name("r1", "a") != external.proxy_name("r2", "a")
 
 
 def test_upstream_service_and_placeholder() -> None:
     services = {"backend": object(), "gateway": object()}
-    assert provider.upstream_service("backend:8080", services) == "backend"
-    assert provider.upstream_service("example:80", services) is None
-    assert provider.upstream_service("backend", services) is None
-    host, port = provider.PLACEHOLDER_UPSTREAM.rsplit(":", 1)
+    assert external.upstream_service("backend:8080", services) == "backend"
+    assert external.upstream_service("example:80", services) is None
+    assert external.upstream_service("backend", services) is None
+    host, port = external.PLACEHOLDER_UPSTREAM.rsplit(":", 1)
     assert host == "127.0.0.1" and int(port) > 0  # refused on the host: nothing leaves it
 
 
 def test_external_conflicts_name_the_scenario_key(tmp_path: Path) -> None:
     ok = _scenario(tmp_path, "{proxy: backend, toxic: {type: latency, attributes: {latency: 10}}}")
-    assert provider.external_conflicts(ok) == []  # type: ignore[arg-type]
+    assert external.conflicts(ok) == []  # type: ignore[arg-type]
     peer = _scenario(tmp_path, "{service: backend, net: firewall_reset, peer: toxiproxy}")
-    conflicts = provider.external_conflicts(peer)  # type: ignore[arg-type]
+    conflicts = external.conflicts(peer)  # type: ignore[arg-type]
     assert [key for key, _ in conflicts] == ["phases[1].faults[0].peer"]
     assert "TOXIPROXY_URL" in conflicts[0][1]
     other_peer = _scenario(tmp_path, "{service: backend, net: firewall_reset, peer: gateway}")
-    assert provider.external_conflicts(other_peer) == []  # type: ignore[arg-type]
+    assert external.conflicts(other_peer) == []  # type: ignore[arg-type]
     capture = _scenario(tmp_path, "{container: backend, action: kill}",
                         "capture: {services: [gateway, toxiproxy]}\n")
-    assert [k for k, _ in provider.external_conflicts(capture)] == [  # type: ignore[arg-type]
+    assert [k for k, _ in external.conflicts(capture)] == [  # type: ignore[arg-type]
         "capture.services[1]"]
 
 
@@ -235,7 +235,7 @@ def test_scoped_client_maps_names_and_resets_only_its_own(live_url: str) -> None
         plain.create_proxy("users-own", "127.0.0.1:0", "127.0.0.1:1")
         try:
             plain.add_toxic("users-own", "latency", attributes={"latency": 5})
-            created = scoped.create_proxy("backend", "127.0.0.1:0", provider.PLACEHOLDER_UPSTREAM)
+            created = scoped.create_proxy("backend", "127.0.0.1:0", external.PLACEHOLDER_UPSTREAM)
             assert created.name == "chaos-run1-backend" and created.port > 0
             scoped.add_toxic("backend", "reset_peer", attributes={"timeout": 0}, name="rst")
             assert [t["name"] for t in plain.get_proxy("chaos-run1-backend").toxics] == ["rst"]
@@ -260,21 +260,21 @@ def test_ledger_proxy_remover_deletes_only_the_runs_proxies(live_url: str,
     from chaos.runtime.ledger import Ledger, proxy_remover
 
     run_id = "20261127-000000-beef"
-    mine = provider.external_name(run_id, "backend")
+    mine = external.proxy_name(run_id, "backend")
     with ToxiproxyClient(live_url) as client:
-        for name in (mine, "users-own", provider.external_name("20261127-000000-dead", "x")):
+        for name in (mine, "users-own", external.proxy_name("20261127-000000-dead", "x")):
             client.create_proxy(name, "127.0.0.1:0", "127.0.0.1:1")
         ledger = Ledger(run_id, "ext", folder=tmp_path)
         ledger.intend("proxy", mine, api=live_url, external=True, proxy="backend")
         ledger.intend("proxy", "users-own", api=live_url, external=True)  # a bare name: never
         ledger.intend("proxy", "backend", api=live_url)  # inside a run's container: not here
-        ledger.intend("proxy", provider.external_name(run_id, "gone"), api=live_url,
+        ledger.intend("proxy", external.proxy_name(run_id, "gone"), api=live_url,
                       external=True)  # never created (the run died first): 404 is fine
         assert ledger.unwind(proxy_remover(run_id)) == []
         assert ledger.close()
         left = set(client.list_proxies())
         assert mine not in left
-        assert {"users-own", provider.external_name("20261127-000000-dead", "x")} <= left
+        assert {"users-own", external.proxy_name("20261127-000000-dead", "x")} <= left
         for name in left:
             client.delete_proxy(name)
 
@@ -284,7 +284,7 @@ def test_ledger_proxy_remover_keeps_the_entry_when_the_server_is_gone(dead_url: 
     from chaos.runtime.ledger import Ledger, proxy_remover
 
     ledger = Ledger("r9", "ext", folder=tmp_path)
-    ledger.intend("proxy", provider.external_name("r9", "backend"), api=dead_url, external=True)
+    ledger.intend("proxy", external.proxy_name("r9", "backend"), api=dead_url, external=True)
     problems = ledger.unwind(proxy_remover("r9", timeout=1.0))
     assert len(problems) == 1 and "chaos-r9-backend" in problems[0]
     assert not ledger.close()  # left for `chaos doctor`
