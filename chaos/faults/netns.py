@@ -243,6 +243,19 @@ def device_for_ip(ip_addr_output: str, ip: str) -> str | None:
     return None
 
 
+def kernel_hint(fault: NetFault, error: str) -> str:
+    """What the host's kernel lacks, when a command's error says so (else "")."""
+    if "ifb" in error and fault.net == "rate_limit" and fault.flow != "egress":
+        return ("\nan ingress rate_limit needs the host kernel's ifb module (`modprobe ifb` "
+                "on the Docker host), or use direction: egress on the peer instead")
+    if "Unknown" in error and ("qdisc" in error or "filter" in error):
+        return ("\nthe host kernel lacks a traffic-control module this rate_limit needs "
+                "(htb, tbf, u32 or mirred)")
+    if "iptables" in error and ("No chain" in error or "Couldn't load" in error):
+        return "\nthe host kernel lacks an iptables module this fault needs"
+    return ""
+
+
 def _sh(sidecar: Container, script: str) -> str:
     code, output = sidecar.exec_run(["sh", "-c", script], demux=False)
     text = (output or b"").decode(errors="replace").strip()
@@ -282,9 +295,9 @@ def inject_net_fault(fault: NetFault, ctx: FaultContext, index: int) -> Injected
         rules = plan(fault, chain, peer_ip, device)
         try:
             _sh(sidecar, rules.apply_script())
-        except EnvironmentProblem:
+        except EnvironmentProblem as exc:
             _sh(sidecar, rules.remove_script())
-            raise
+            raise EnvironmentProblem(f"{exc}{kernel_hint(fault, str(exc))}") from exc
     except (EnvironmentProblem, APIError):
         _remove_sidecar(sidecar)
         raise

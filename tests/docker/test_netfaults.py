@@ -339,6 +339,33 @@ def test_ingress_rate_limit_caps_what_the_service_receives_from_the_peer(env):
     assert_clean(env)
 
 
+def test_both_directions_rate_limit_caps_each_way_with_the_peer(env):
+    """direction: both, peer: what the backend sends to the peer and what it receives from
+    the peer are each capped at the rate; what it sends to this process is not."""
+    ip, peer_ip = ip_of(env), ip_of(env, "peer")
+    size, cap = 3_000_000, 8_000_000
+    serve_blob(env, "peer", size)
+    sent_url = f"http://{ip}:{PORT}/api/items/1?size={size}"
+    received_url = f"http://{peer_ip}:{SIDE_PORT}/blob"
+    fault = net(net="rate_limit", rate="8mbit", direction="both", peer="peer")
+    injected = inject_net_fault(fault, ctx(env), 0)
+    try:
+        state = namespace_state(env)
+        assert "qdisc htb" in state and "ifb" in state, state
+        sent = _rate_inside(env, "peer", sent_url)
+        received = _rate_inside(env, "backend", received_url)
+        to_us = _rate_from_here(sent_url)
+    finally:
+        assert injected.undo is not None
+        injected.undo()
+    print(f"rate_limit 8mbit both peer=peer: backend->peer {sent / 1e6:.2f} mbit/s, "
+          f"peer->backend {received / 1e6:.2f} mbit/s, backend->us {to_us / 1e6:.0f} mbit/s")
+    assert abs(sent - cap) <= 0.2 * cap, sent
+    assert abs(received - cap) <= 0.2 * cap, received
+    assert to_us > 5 * cap, to_us
+    assert_clean(env)
+
+
 def test_run_sweep_removes_sidecars_left_active(env):
     """A run that dies with faults active (last test of the module: it sweeps the run).
 

@@ -343,3 +343,14 @@ def test_library_scenarios_validate_and_name_a_mutant(name):
     assert len(mutant) == 1 and "--set" in mutant[0]
     setting = mutant[0].split("--set", 1)[1].split()[0]
     load_scenario(path, [setting])  # the mutant is itself a valid scenario
+
+
+def test_a_missing_kernel_module_is_named_in_the_error() -> None:
+    from chaos.faults.netns import kernel_hint
+
+    ingress = NetFault(service="backend", net="rate_limit", rate="1mbit", direction="ingress")
+    egress = NetFault(service="backend", net="rate_limit", rate="1mbit")
+    error = "RTNETLINK answers: Operation not supported\nip link add cxab12 type ifb"
+    assert "modprobe ifb" in kernel_hint(ingress, error)
+    assert kernel_hint(egress, "exit 1: device busy") == ""
+    assert "traffic-control module" in kernel_hint(egress, 'Unknown qdisc "htb"')
