@@ -3,9 +3,16 @@
 Each pipe has a reader task and a writer task joined by a bounded queue. The
 queue is what lets a latency toxic delay every chunk by N ms from its arrival
 without cutting throughput to one chunk per N ms: the reader keeps reading
-(and timestamping) while the writer sleeps. When no toxic applies and nothing
-is queued, the reader writes straight through, so the common case costs one
-read and one write per 32 KiB.
+(and timestamping) while the writer sleeps.
+
+When no toxic applies and nothing is queued, the reader skips the queue. A
+direction that has shown it carries bulk data (a read filled a whole chunk)
+then moves its bytes with ``splice`` through a kernel pipe, never copying them
+into Python; otherwise it writes each read straight through. The choice is
+made again before every chunk, and a splice chunk is always passed on whole
+before the next decision, so a toxic added mid-stream applies from the next
+chunk on, with no byte lost, repeated or reordered; once it is removed and the
+queue has drained, the zero-copy path resumes.
 
 Unlike the real server, an EOF is passed on as a half-close, so request
 bodies followed by ``shutdown(SHUT_WR)`` still get their answer.
@@ -14,22 +21,22 @@ bodies followed by ``shutdown(SHUT_WR)`` still get their answer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import errno
 import logging
 import random
-import socket
-import struct
 import time
 from typing import TYPE_CHECKING
 
+from chaos.proxy.embedded.endpoint import SPLICE, Endpoint, SplicePipe
 from chaos.proxy.embedded.toxics import BEHAVIOURS, Behaviour, Toxic
 
 if TYPE_CHECKING:
     from chaos.proxy.embedded.proxy import Proxy
 
 CHUNK = 64 * 1024
-QUEUE_CHUNKS = 64  # bounds memory per direction (2 MiB) and keeps TCP back-pressure
-CLOSE_GRACE = 30.0  # a peer that never reads must not keep a closed link alive forever
+QUEUE_CHUNKS = 64  # bounds memory per direction (4 MiB) and keeps TCP back-pressure
+BULK_BYTES = 1 << 20  # or a full chunk: then a direction moves its bytes with splice
+SPLICE_CHUNK = 1 << 20  # at most this much per splice; the pipe's size bounds it further
 
 log = logging.getLogger("chaos.proxy.embedded")
 
@@ -39,8 +46,7 @@ Item = tuple[bytes, float] | None  # (data, arrival) or None for EOF
 class Pipe:
     """One direction: ``src`` -> toxics of ``stream`` -> ``dst``."""
 
-    def __init__(self, conn: Connection, stream: str, src: asyncio.StreamReader,
-                 dst: asyncio.StreamWriter) -> None:
+    def __init__(self, conn: Connection, stream: str, src: Endpoint, dst: Endpoint) -> None:
         self.conn = conn
         self.stream = stream
         self.src = src
@@ -51,6 +57,9 @@ class Pipe:
         self.counted: set[str] = set()
         self.changed = asyncio.Event()
         self.busy = False
+        self.bulk = False  # a read filled a whole chunk, or 1 MiB passed: worth a kernel pipe
+        self.copied = 0
+        self.pipe: SplicePipe | None = None
 
     def refresh(self, toxics: list[Toxic]) -> None:
         """Follow the proxy's toxic list; toxicity is drawn once per toxic here."""
@@ -79,19 +88,39 @@ class Pipe:
         for behaviour in self.draws.values():
             if behaviour is not None:
                 behaviour.stop()
+        if self.pipe is not None:
+            self.pipe.close()
+
+    def _direct(self) -> bool:
+        """No toxic applies and nothing is queued or being written: skip the queue."""
+        return not self.active and not self.busy and self.queue.empty()
 
     async def write(self, data: bytes) -> None:
-        self.dst.write(data)
         self.conn.proxy.stats.add_bytes(self.stream, len(data))
-        await self.dst.drain()
+        await self.dst.send(data)
 
     async def read_loop(self) -> None:
+        drained = False
         try:
             while True:
-                data = await self.src.read(CHUNK)
+                if not self.active and (self.busy or not self.queue.empty()):
+                    # The toxics are gone but chunks they saw are still queued: let them
+                    # out first, or a steady stream would keep the queue full forever.
+                    await self.queue.join()
+                    continue
+                if self.pipe is not None and self._direct():
+                    moved = await self._splice_chunk()
+                    if moved == 0:
+                        break
+                    continue  # moved, or -1: a toxic came while waiting; decide again
+                data = await self.src.recv(CHUNK, drained)
                 if not data:
                     break
-                if not self.active and not self.busy and self.queue.empty():
+                drained = len(data) < CHUNK
+                if self._direct():
+                    self.copied += len(data)
+                    if not self.bulk and (len(data) == CHUNK or self.copied >= BULK_BYTES):
+                        self._go_bulk()
                     await self.write(data)
                 else:
                     await self.queue.put((data, time.monotonic()))
@@ -99,6 +128,43 @@ class Pipe:
             self.conn.failed(self.stream, exc)
             return
         await self.queue.put(None)
+
+    def _go_bulk(self) -> None:
+        self.bulk = True
+        if SPLICE and not self.conn.closed:
+            try:
+                self.pipe = SplicePipe()
+            except OSError as exc:  # out of descriptors: stay on the copying path
+                log.debug("proxy %s: no splice pipe: %r", self.conn.proxy.name, exc)
+
+    async def _splice_chunk(self) -> int:
+        """Move one chunk src -> pipe -> dst; 0 at EOF, -1 if it should not splice now."""
+        pipe = self.pipe
+        assert pipe is not None
+        while True:
+            try:
+                moved = pipe.fill(self.src, SPLICE_CHUNK)
+                break
+            except (BlockingIOError, InterruptedError):
+                await self.src.readable()
+                if not self._direct():  # a toxic arrived while the socket was quiet
+                    return -1
+            except OSError as exc:
+                if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    raise
+                pipe.close()  # this socket type cannot splice: copy instead
+                self.pipe = None
+                return -1
+        left = moved
+        while left:  # the whole chunk goes out before anything else is decided
+            try:
+                sent = pipe.drain(self.dst, left)
+            except (BlockingIOError, InterruptedError):
+                await self.dst.writable()
+                continue
+            left -= sent
+            self.conn.proxy.stats.add_bytes(self.stream, sent)
+        return moved
 
     async def write_loop(self) -> None:
         try:
@@ -110,6 +176,7 @@ class Pipe:
                 await self._hold()
                 await self._through(list(self.active), 0, item[0], item[1])
                 self.busy = False
+                self.queue.task_done()
             await self._hold()
             for behaviour in list(self.active):
                 await behaviour.on_eof()
@@ -136,15 +203,13 @@ class Pipe:
 class Connection:
     """A client connection and its upstream connection, proxied both ways."""
 
-    def __init__(self, proxy: Proxy, client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-                 upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
+    def __init__(self, proxy: Proxy, client: Endpoint, upstream: Endpoint) -> None:
         self.proxy = proxy
-        self.client = client[1]
-        self.server = upstream[1]
-        peer = self.client.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        self.up = Pipe(self, "upstream", client[0], upstream[1])
-        self.down = Pipe(self, "downstream", upstream[0], client[1])
+        self.client = client
+        self.server = upstream
+        self.peer = client.peername()
+        self.up = Pipe(self, "upstream", client, upstream)
+        self.down = Pipe(self, "downstream", upstream, client)
         self.tasks: list[asyncio.Task[None]] = []
         self.finished: set[str] = set()
         self.closed = False
@@ -162,9 +227,7 @@ class Connection:
 
     def eof(self, pipe: Pipe) -> None:
         """The source of ``pipe`` closed and its toxics let the close through."""
-        with contextlib.suppress(OSError, RuntimeError):
-            if pipe.dst.can_write_eof():
-                pipe.dst.write_eof()
+        pipe.dst.shutdown_write()
         self.finished.add(pipe.stream)
         if len(self.finished) == 2:
             self.close(False)
@@ -182,23 +245,7 @@ class Connection:
         self.down.stop()
         for task in self.tasks:
             task.cancel()
-        if reset:
-            _abort_with_rst(self.client)
-        else:
-            _close(self.client)
-        _close(self.server)
+        self.client.close(reset)
+        self.server.close()
         self.proxy.connection_closed(self, "reset" if reset else "closed")
 
-
-def _close(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    transport = writer.transport
-    asyncio.get_running_loop().call_later(CLOSE_GRACE, transport.abort)
-
-
-def _abort_with_rst(writer: asyncio.StreamWriter) -> None:
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.transport.abort()

@@ -8,20 +8,22 @@ not only the ones it opens later.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaos.proxy.embedded.endpoint import Endpoint
 from chaos.proxy.embedded.errors import TOXIC_EXISTS, TOXIC_NOT_FOUND, ApiError, bad_request
-from chaos.proxy.embedded.link import CHUNK, Connection
+from chaos.proxy.embedded.link import Connection
 from chaos.proxy.embedded.toxics import Toxic, update_toxic
 
 log = logging.getLogger("chaos.proxy.embedded")
 
 DIAL_TIMEOUT = 5.0
 BACKLOG = 1024  # bursts of new connections (a gateway warming its pool) must not see SYN drops
+ACCEPT_BATCH = 128  # accepts per readiness callback, so a burst cannot starve the loop
+ACCEPT_RETRY = 1.0  # seconds to pause accepting after EMFILE/ENFILE, as asyncio's server does
 
 
 def split_hostport(address: str) -> tuple[str, int]:
@@ -90,7 +92,8 @@ class Proxy:
         self.toxics: dict[str, Toxic] = {}
         self.connections: set[Connection] = set()
         self.stats = ProxyStats()
-        self._server: asyncio.Server | None = None
+        self._listener: socket.socket | None = None
+        self._dialling: set[asyncio.Task[None]] = set()
 
     # --- JSON -------------------------------------------------------------------------------
     def toxic_list(self) -> list[Toxic]:
@@ -116,11 +119,12 @@ class Proxy:
             return
         sock = _bind(self.listen)
         try:
-            self._server = await asyncio.start_server(self._accept, sock=sock, limit=CHUNK * 4,
-                                                      backlog=BACKLOG)
+            sock.listen(BACKLOG)
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._on_acceptable, sock)
         except OSError as exc:
             sock.close()
             raise ApiError(f"listen tcp {self.listen}: {exc.strerror or exc}", 500) from exc
+        self._listener = sock
         self.listen = format_hostport(sock.getsockname())
         self.enabled = True
         log.info("proxy %s: listening on %s -> %s", self.name, self.listen, self.upstream)
@@ -130,36 +134,63 @@ class Proxy:
         if not self.enabled:
             return
         self.enabled = False
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            asyncio.get_running_loop().remove_reader(listener.fileno())
+            listener.close()
+        for task in list(self._dialling):
+            task.cancel()
         for conn in list(self.connections):
             conn.close(False)
-        if server is not None:  # on 3.12+ this waits for the connections just closed
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(server.wait_closed(), 2.0)
         log.info("proxy %s: stopped (was %s)", self.name, self.listen)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        server = self._server
-        peer = writer.get_extra_info("peername")
-        peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else peer
+    def _on_acceptable(self, listener: socket.socket) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                sock, _addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE and friends: back off rather than spin
+                log.warning("proxy %s: accept failed: %s; retrying in %.0f s", self.name, exc,
+                            ACCEPT_RETRY)
+                loop = asyncio.get_running_loop()
+                loop.remove_reader(listener.fileno())
+                loop.call_later(ACCEPT_RETRY, self._resume_accepting, listener)
+                return
+            task = asyncio.create_task(self._accept(sock, listener))
+            self._dialling.add(task)
+            task.add_done_callback(self._dialling.discard)
+
+    def _resume_accepting(self, listener: socket.socket) -> None:
+        if listener is self._listener:  # not closed (or replaced) in the meantime
+            asyncio.get_running_loop().add_reader(listener.fileno(), self._on_acceptable, listener)
+
+    async def _accept(self, sock: socket.socket, listener: socket.socket) -> None:
+        try:
+            client = Endpoint(sock)
+        except OSError:
+            sock.close()
+            return
+        peer = client.peername()
         self.stats.total += 1
         try:
             host, port = split_hostport(self.upstream)
             upstream = await asyncio.wait_for(  # resolved at every dial: containers move
-                asyncio.open_connection(host, port, limit=CHUNK * 4), self.dial_timeout)
+                _dial(host, port), self.dial_timeout)
         except (OSError, ValueError) as exc:  # TimeoutError is an OSError
             self.stats.dial_failures += 1
             log.warning("proxy %s: client %s: cannot reach upstream %s: %s", self.name, peer,
                         self.upstream, str(exc) or "dial timed out")
-            writer.close()
+            client.close()
             return
-        if server is not self._server or server is None:  # disabled while dialling
-            writer.close()
-            upstream[1].close()
+        except asyncio.CancelledError:  # disabled while dialling
+            client.close()
+            raise
+        if listener is not self._listener:  # disabled (or moved) while dialling
+            client.close()
+            upstream.close()
             return
-        conn = Connection(self, (reader, writer), upstream)
+        conn = Connection(self, client, upstream)
         self.connections.add(conn)
         log.info("proxy %s: accepted %s -> %s", self.name, peer, self.upstream)
         conn.start(self.toxic_list())
@@ -206,6 +237,26 @@ class Proxy:
             self.toxics.clear()
             self._push()
             log.info("proxy %s: all toxics removed", self.name)
+
+
+async def _dial(host: str, port: int) -> Endpoint:
+    """Connect to the first address of ``host`` that answers, as open_connection does."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    error: OSError = OSError(f"{host}: no address")
+    for family, kind, proto, _, addr in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, addr)
+            return Endpoint(sock)
+        except OSError as exc:
+            sock.close()
+            error = exc
+        except BaseException:
+            sock.close()
+            raise
+    raise error
 
 
 def check_upstream(upstream: object) -> str:

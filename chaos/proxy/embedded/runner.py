@@ -58,10 +58,12 @@ async def serve(host: str, port: int, stop: asyncio.Event, config: Any = None,
 class ServerThread:
     """The server on a daemon thread with its own loop; ``url`` once started."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, config: Any = None) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, config: Any = None,
+                 loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> None:
         self.host = host
         self.port = port
         self.config = config
+        self.loop_factory = loop_factory  # e.g. uvloop.new_event_loop; None: the standard loop
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -83,7 +85,8 @@ class ServerThread:
             await serve(self.host, self.port, self._stop, self.config, self._started)
 
         try:
-            asyncio.run(main())
+            with asyncio.Runner(loop_factory=self.loop_factory) as runner:
+                runner.run(main())
         except BaseException as exc:  # reported to the starting thread
             self._error = exc
         finally:
