@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from chaos.verdict.evaluate import healthy_from
 from chaos.verdict.result import BreakerTransition, FaultRecord, Result
 
 HEALTHY = 0.95  # per-second success rate counted as healthy for the recovery time
@@ -85,25 +86,27 @@ def _success_rate(row: dict[str, Any]) -> float | None:
 
 
 def recovery_time(result: Result) -> tuple[float | None, bool | None]:
-    """(seconds, recovered); (0.0, True) when clients never saw degraded service."""
+    """(seconds, recovered); (0.0, True) when clients never saw degraded service.
+
+    The rule of `recovers_within` (chaos.verdict.evaluate.healthy_from) at HEALTHY, over
+    the seconds from the first fault on, counted from the last fault change before it.
+    """
     if not result.faults or not result.timeline:
         return None, None
     first_fault = min(f.start for f in result.faults)
-    rated = [(int(row["t"]), _success_rate(row)) for row in result.timeline]
-    rated = [(t, rate) for t, rate in rated if rate is not None and t + 1 > first_fault]
+    rated = [(float(row["t"]), rate) for row in result.timeline
+             if (rate := _success_rate(row)) is not None and int(row["t"]) + 1 > first_fault]
     if not rated:
         return None, None
-    degraded = [t for t, rate in rated if rate is not None and rate < HEALTHY]
-    if not degraded:
-        return 0.0, True
-    last_bad = degraded[-1]
-    if last_bad == rated[-1][0]:
+    healthy = healthy_from(rated, HEALTHY, start=-1.0)
+    if healthy is None:
         return None, False
-    healthy_from = float(last_bad + 1)
+    if healthy < 0:
+        return 0.0, True
     changes = [f.start for f in result.faults] + [f.end for f in result.faults if f.end is not None]
-    before = [c for c in changes if c <= healthy_from]
+    before = [c for c in changes if c <= healthy]
     reference = max(before) if before else first_fault
-    return round(max(0.0, healthy_from - reference), 2), True
+    return round(max(0.0, healthy - reference), 2), True
 
 
 # -- score -------------------------------------------------------------------------------

@@ -306,7 +306,9 @@ class Assertion(Model):
     p99: ComparisonField | None = None
     max_latency: ComparisonField | None = None
     breaker: BreakerAssertion | None = None
-    recovers_within: Duration | None = None
+    recovers_within: Duration | None = Field(
+        None, description="time from the phase start until every later second with requests "
+        "has a success rate (ok + ok_after_retry) of at least recovery_success_rate")
     recovery_success_rate: float = Field(0.95, gt=0, le=1)
     rst_from: dict[str, ComparisonField] | None = Field(
         None, description="TCP RSTs sent during the phase, from packet captures: "

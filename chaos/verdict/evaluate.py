@@ -181,29 +181,41 @@ def _latency(phase: str, kind: str, bound: Comparison, observed: float | None) -
     return _result(phase, kind, bound.text, shown, status, message, observed)
 
 
-def recovery_from_buckets(buckets: dict[int, Sample], length: float, threshold: float,
-                          bucket: float = 1.0) -> float | None:
-    """Seconds until a bucket (and the next one, if it has traffic) meets the threshold."""
-    count = max(1, int(length // bucket + (1 if length % bucket else 0)))
-
-    def good(s: Sample | None) -> bool:
-        return s is not None and s.total > 0 and (s.success_rate or 0.0) >= threshold
-
-    for i in range(count):
-        following = buckets.get(i + 1)
-        if good(buckets.get(i)) and (following is None or following.total == 0 or good(following)):
-            return i * bucket
-    return None
+BUCKET = 1.0  # seconds: recovery is judged second by second
 
 
-def recovery_time(records: list[Record], start: float, end: float, threshold: float,
-                  bucket: float = 1.0) -> float | None:
-    """Seconds from start until two consecutive buckets (or the last one) meet threshold."""
+def healthy_from(rated: list[tuple[float, float]], threshold: float, start: float) -> float | None:
+    """The one definition of "recovered", used by `recovers_within` and the report card.
+
+    `rated` is (bucket start, success rate) of each bucket with requests, in time order.
+    Healthy from: the start of the first bucket after which every bucket with requests
+    meets `threshold` (`start` when none fell short); None when the last one falls short.
+    """
+    bad = [i for i, (_, rate) in enumerate(rated) if rate < threshold]
+    if not bad:
+        return start
+    if bad[-1] == len(rated) - 1:
+        return None
+    return rated[bad[-1]][0] + BUCKET
+
+
+def recovery_from_buckets(buckets: dict[int, Sample], length: float, threshold: float) -> float | None:
+    """Seconds into a window (buckets of BUCKET seconds) until it is healthy from then on."""
+    count = max(1, int(length // BUCKET + (1 if length % BUCKET else 0)))
+    rated = [(i * BUCKET, rate) for i in sorted(buckets) if i < count
+             and (rate := buckets[i].success_rate) is not None and buckets[i].total > 0]
+    if not rated:
+        return None
+    return healthy_from(rated, threshold, 0.0)
+
+
+def recovery_time(records: list[Record], start: float, end: float, threshold: float) -> float | None:
+    """Seconds from start until every later second (with requests) meets threshold."""
     buckets: dict[int, Sample] = {}
     for record in records:
         if start <= record.t < end:
-            buckets.setdefault(int((record.t - start) / bucket), Sample()).add(record)
-    return recovery_from_buckets(buckets, end - start, threshold, bucket)
+            buckets.setdefault(int((record.t - start) / BUCKET), Sample()).add(record)
+    return recovery_from_buckets(buckets, end - start, threshold)
 
 
 def _recovery(phase: str, a: Assertion, ev: Evidence) -> AssertionResult:

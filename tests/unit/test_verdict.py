@@ -370,12 +370,15 @@ def test_recovery_threshold_is_configurable() -> None:
     assert result.passed and result.observed == "0.0s"
 
 
-def test_recovery_time_needs_two_good_buckets() -> None:
+def test_recovered_means_every_later_second_is_healthy() -> None:
     records = ([rec(0.5, "r", OK)] + [rec(1.5, "r", RESET)]
                + [rec(2.5, "r", OK), rec(3.5, "r", OK)])
     assert recovery_time(records, 0.0, 5.0, 0.95) == 2.0
     assert recovery_time([], 0.0, 5.0, 0.95) is None
-    assert recovery_time([rec(4.5, "r", OK)], 0.0, 5.0, 0.95) == 4.0  # last bucket alone
+    assert recovery_time([rec(4.5, "r", OK)], 0.0, 5.0, 0.95) == 0.0  # never degraded
+    relapse = records + [rec(4.5, "r", RESET), rec(5.5, "r", OK)]  # good, good, bad, good
+    assert recovery_time(relapse, 0.0, 6.0, 0.95) == 5.0
+    assert recovery_time(relapse, 0.0, 5.0, 0.95) is None  # still failing when the window ends
 
 
 def test_min_requests() -> None:
