@@ -6,7 +6,8 @@ ends' captures; each hop is counted from one vantage point only (the first captu
 in the order captures were asked for, that saw it), so a packet is never counted twice.
 SYN counts connection attempts (SYN without ACK); FIN and RST count every packet carrying
 the flag. Traffic from the host to a service that is not the load target (health checks,
-probes) also shows as "client".
+probes) also shows as "client". `connection()` picks the packets of one TCP connection
+(its 4-tuple), for a failed request whose client port the load generator recorded.
 """
 
 from __future__ import annotations
@@ -45,6 +46,29 @@ class CaptureAnalysis:
     files: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
+    # (client port, server ip, server port) -> (hop, t, packet), built on first use
+    _by_conn: dict[tuple[int, str, int], list[tuple[str, float, Packet]]] | None = field(
+        default=None, repr=False, compare=False)
+
+    def connection(self, local_ip: str | None, local_port: int, remote_ip: str,
+                   remote_port: int) -> list[tuple[str, float, Packet]]:
+        """The kept packets (SYN/FIN/RST or data; pure ACKs are not kept) of one TCP
+        connection, both directions, in time order, each with its hop. local_ip None:
+        any client address (the kernel no longer reports it for a refused connect)."""
+        if self._by_conn is None:
+            index: dict[tuple[int, str, int], list[tuple[str, float, Packet]]] = defaultdict(list)
+            for hop, packets in self.packets.items():
+                for t, p in packets:
+                    index[(p.sport, p.dst, p.dport)].append((hop, t, p))  # p sent by the client
+                    if (p.dport, p.src, p.sport) != (p.sport, p.dst, p.dport):
+                        index[(p.dport, p.src, p.sport)].append((hop, t, p))  # sent to it
+            self._by_conn = dict(index)
+        found = self._by_conn.get((local_port, remote_ip, remote_port), [])
+        if local_ip is not None:
+            found = [item for item in found
+                     if (item[2].src, item[2].sport) == (local_ip, local_port)
+                     or (item[2].dst, item[2].dport) == (local_ip, local_port)]
+        return sorted(found, key=lambda item: item[1])
 
     def rst_count(self, sender: str, receiver: str | None, start: float, end: float) -> int:
         return sum(1 for r in self.rsts if r.sender == sender and start <= r.t < end
@@ -91,7 +115,7 @@ def analyse(packets_by_vantage: dict[str, Iterable[Packet]], names: dict[str, st
             t = p.ts - t0
             second = math.floor(t)
             row = result.seconds.setdefault(hop, {}).setdefault(second, [0, 0, 0])
-            keep = False
+            keep = p.syn  # SYN-ACKs too: a connection's evidence shows its handshake
             if p.syn and not p.flags & ACK:
                 row[0] += 1
                 counters[hop]["syn"] += 1

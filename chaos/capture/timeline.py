@@ -1,13 +1,17 @@
 """One time axis for everything: phases, faults, outcome spikes, RST bursts, service logs.
 
 The "what happened at 12.4 s" table of the report, and a few failed requests each shown
-with what the gateway logged in the same second and, when captured, the packets of the
-client↔gateway hop around it. Records carry no client port, so packets are matched by
-time only (the request's start to its end, plus 50 ms): best effort, said so in the page.
+with what the gateway logged in the same second and, when captured, the packets of its
+own TCP connection: the locustfile records each request's 4-tuple (chaos.load.connections),
+and the capture is searched for exactly that connection while the request ran
+(`match: "connection"`). A record without a client port (an older run, or a failure before
+any socket existed) falls back to packets matched by time (`match: "time window"`); the
+sample says which, and so does the page.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 import math
@@ -17,12 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from chaos.capture.analysis import CLIENT, CaptureAnalysis, hop_name
+from chaos.capture.pcap import ACK, Packet
 from chaos.verdict.result import FaultRecord, PhaseWindow
 
 GOOD = ("ok", "ok_after_retry")
 MAX_ROWS = 400
 MAX_LOG_LINES_PER_SERVICE = 80
 MAX_SAMPLES = 8
+MAX_PACKETS = 16
+SLACK = 0.05  # seconds either side of a request's span when picking its packets
 _TROUBLE = re.compile(r"(?i)\b[45]\d\d\b|error|reset|retr|fail|except|timeout|refused|broken")
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z\s?")
 
@@ -110,7 +117,10 @@ def events(windows: list[PhaseWindow], faults: list[FaultRecord], timeline: list
 
 def samples(failures: list[dict[str, Any]], logs: dict[str, list[tuple[float, str]]], t0: float,
             target: str, capture: CaptureAnalysis | None) -> list[dict[str, Any]]:
-    """A few failed requests (one per outcome first, then spread over the run), with context."""
+    """A few failed requests (one per outcome first, then spread over the run), with context:
+    the gateway's log lines of that second and, with a capture, the packets of the request's
+    own connection ("match": "connection") or, without a recorded client port, those of its
+    time span ("match": "time window")."""
     picked: list[dict[str, Any]] = []
     seen: set[str] = set()
     for row in failures:
@@ -134,15 +144,97 @@ def samples(failures: list[dict[str, Any]], logs: dict[str, list[tuple[float, st
         # lines that look like trouble first, then the ones closest to the request's end
         same.sort(key=lambda item: (not _TROUBLE.search(item[1]), abs(item[0] - end)))
         gateway = [text for _, text in same[:10]]
-        packets: list[str] = []
+        conn = record_connection(row)
+        sample: dict[str, Any] = {
+            "t": round(end, 3), "outcome": row["outcome"], "detail": str(row.get("detail", ""))[:300],
+            "status": row.get("status"), "latency_ms": row.get("latency_ms"), "name": row.get("name"),
+            "gateway_logs": gateway,
+            "connection": None if conn is None else {
+                "local": _endpoint(conn[0], conn[1]), "remote": _endpoint(conn[2], conn[3]),
+                "client_port": conn[1]},
+            "match": None, "match_note": "", "packets": [], "nearby_rsts": [],
+        }
         if capture is not None:
-            for name, hop_packets in capture.packets.items():
-                for t, p in hop_packets:
-                    if start - 0.05 <= t <= end + 0.05 and (p.rst or (name == hop and (p.fin or p.syn))):
-                        packets.append(f"{t:.3f}s {name} {p.src}:{p.sport} → {p.dst}:{p.dport} "
-                                       f"[{p.flag_text()}]")
-            packets = sorted(packets, key=lambda line: float(line.split("s ", 1)[0]))[:16]
-        out.append({"t": round(end, 3), "outcome": row["outcome"], "detail": str(row.get("detail", ""))[:300],
-                    "status": row.get("status"), "latency_ms": row.get("latency_ms"),
-                    "name": row.get("name"), "gateway_logs": gateway, "packets": packets})
+            sample.update(_packets(capture, conn, start, end, hop))
+        out.append(sample)
     return out
+
+
+def record_connection(row: dict[str, Any]) -> tuple[str | None, int, str, int] | None:
+    """A record's "conn" ([local ip or null, local port, remote ip, remote port]), if usable."""
+    conn = row.get("conn")
+    if not isinstance(conn, list) or len(conn) != 4:
+        return None
+    try:
+        local_ip, local_port, remote_ip, remote_port = conn
+        if not int(local_port) or not remote_ip:
+            return None
+        return (str(local_ip) if local_ip else None, int(local_port), str(remote_ip), int(remote_port))
+    except (TypeError, ValueError):
+        return None
+
+
+def _endpoint(ip: str | None, port: int) -> str:
+    host = "*" if ip is None else f"[{ip}]" if ":" in ip else ip
+    return f"{host}:{port}"
+
+
+def _line(hop: str, t: float, p: Packet) -> str:
+    size = f" {p.payload} B" if p.payload else ""
+    return f"{t:.3f}s {hop} {p.src}:{p.sport} → {p.dst}:{p.dport} [{p.flag_text()}]{size}"
+
+
+def _first_and_last(lines: list[str]) -> list[str]:
+    """At most MAX_PACKETS lines, keeping the end: a connection's last packets (its FIN or
+    RST) matter more than the middle of a long stream."""
+    if len(lines) <= MAX_PACKETS:
+        return lines
+    head, tail = MAX_PACKETS // 3, MAX_PACKETS - MAX_PACKETS // 3 - 1
+    return [*lines[:head], f"… {len(lines) - head - tail} more packets of this connection …",
+            *lines[-tail:]]
+
+
+def _packets(capture: CaptureAnalysis, conn: tuple[str | None, int, str, int] | None, start: float,
+             end: float, hop: str) -> dict[str, Any]:
+    """The sample's packets: its own connection's when the port is known, else by time."""
+    low, high = start - SLACK, end + SLACK
+    if conn is None:
+        lines = []
+        for name, hop_packets in capture.packets.items():
+            for t, p in hop_packets:
+                if low <= t <= high and (p.rst or (name == hop and (p.fin or p.syn))):
+                    lines.append((t, _line(name, t, p)))
+        lines.sort()
+        return {"match": "time window", "packets": [text for _, text in lines[:MAX_PACKETS]],
+                "match_note": "the load generator recorded no client port for this request, so "
+                              f"packets are matched by time only (its start to its end, ±{SLACK * 1000:g} "
+                              "ms): SYN/FIN/RST on the client hop, RSTs on every hop; packets of "
+                              "neighbouring connections appear too."}
+    whole = capture.connection(*conn)
+    mine = [(name, t, p) for name, t, p in whole if low <= t <= high]
+    where = f"{_endpoint(conn[0], conn[1])} → {_endpoint(conn[2], conn[3])}"
+    if not whole:
+        note = (f"no packet of this request's connection ({where}) is in the capture: it did not "
+                "cross a captured interface (a target reached through a port published on the "
+                "host shows the host's side only), or the ring buffer or time limit dropped it.")
+    else:
+        opened = [t for _, t, p in whole if p.syn and not p.flags & ACK and t <= high]
+        note = f"packets of exactly this request's connection ({where}) while it ran"
+        if opened and opened[-1] < low:
+            note += f"; the connection was opened at {opened[-1]:.3f}s and reused (keep-alive)"
+        note += "; pure ACKs are not kept."
+        if not mine:
+            note += " None fell inside the request's time span."
+    ports = {(conn[1], conn[3]), (conn[3], conn[1])}
+    first = bisect.bisect_left(capture.rsts, low, key=lambda r: r.t)
+    target = hop.split("↔")[1]
+    nearby: list[str] = []
+    for r in capture.rsts[first:]:
+        if r.t > high or len(nearby) >= MAX_PACKETS:
+            break
+        if not (CLIENT in (r.sender, r.receiver) and (r.sport, r.dport) in ports):
+            nearby.append(f"{r.t:.3f}s {hop_name(r.sender, r.receiver, target)} "
+                          f"RST {r.sender}:{r.sport} → {r.receiver}:{r.dport}")
+    return {"match": "connection", "match_note": note,
+            "packets": _first_and_last([_line(name, t, p) for name, t, p in mine]),
+            "nearby_rsts": nearby}

@@ -9,6 +9,10 @@ and local `--processes` workers append to the records file directly (one
 O_APPEND write per flush, so lines never interleave); workers on other machines
 (CHAOS_RECORDS_MODE=forward) attach their records to Locust's worker reports and
 the master writes them.
+
+Each record also names the TCP connection the request used ("conn": [local ip, local
+port, remote ip, remote port], see chaos.load.connections), so that the evidence can show
+a failed request with the packets of exactly its connection.
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ from typing import Any
 import gevent
 from locust import HttpUser, constant, constant_throughput, events, task
 
+from chaos.load import connections
 from chaos.load.classify import classify_exception, classify_response
+
+connections.install()
 
 with open(os.environ["CHAOS_LOAD_CONFIG"]) as _config:
     CONFIG: dict[str, Any] = json.load(_config)
@@ -70,11 +77,19 @@ def flush() -> None:
     lines = [
         f'{{"t":{r["t"]},"phase":{dumps(phase_at(r["t"] + r["latency_ms"] / 1000.0))},'
         f'"name":{dumps(r["name"])},"status":{r["status"]},"latency_ms":{r["latency_ms"]},'
-        f'"bytes":{r["bytes"]},"outcome":"{r["outcome"]}","detail":{dumps(r["detail"])}}}'
+        f'"bytes":{r["bytes"]},"outcome":"{r["outcome"]}","detail":{dumps(r["detail"])}'
+        f'{_conn_field(r.get("conn"))}}}'
         for r in PENDING
     ]
     PENDING.clear()
     os.write(_records_fd(), ("\n".join(lines) + "\n").encode())
+
+
+def _conn_field(conn: Any) -> str:
+    if not conn:
+        return ""
+    local = "null" if conn[0] is None else f'"{conn[0]}"'
+    return f',"conn":[{local},{int(conn[1])},"{conn[2]}",{int(conn[3])}]'
 
 
 def _background() -> None:
@@ -124,7 +139,7 @@ def _on_request(request_type: str, name: str, response_time: float, response_len
     PENDING.append({
         "t": round(started, 4), "name": name, "status": status,
         "latency_ms": round(response_time, 2), "bytes": response_length or 0,
-        "outcome": outcome, "detail": detail,
+        "outcome": outcome, "detail": detail, "conn": connections.take(),
     })
 
 

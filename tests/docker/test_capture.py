@@ -2,8 +2,10 @@
 
 The reference gateway absorbs the proxy's resets (RSTs on gateway↔proxy, none on
 client↔gateway); with error mapping off it passes them on (RSTs from the gateway to the
-client). The pcaps parse (our reader, and tcpdump -r inside the capture image), the
-socket-state snapshots exist, and no container of the run is left behind.
+client), and each failed-request sample shows the packets of exactly its own connection,
+down to the gateway's RST on that client port. The pcaps parse (our reader, and tcpdump -r
+inside the capture image), the socket-state snapshots exist, and no container of the run
+is left behind.
 """
 
 from __future__ import annotations
@@ -92,3 +94,12 @@ def test_gateway_without_error_mapping_passes_resets_to_the_client(tmp_path: Pat
     assert result["evidence"]["capture"]["findings"][0].startswith("Clients received")
     resets = [s for s in result["evidence"]["samples"] if s["outcome"] == "reset"]
     assert resets and any("client↔gateway" in p for s in resets for p in s["packets"])
+    # the samples carry their own connection, and its packets are exactly that connection's
+    matched = [s for s in result["evidence"]["samples"] if s["match"] == "connection"]
+    assert matched, [(s["outcome"], s["match"], s["match_note"]) for s in result["evidence"]["samples"]]
+    for sample in matched:
+        port, remote = sample["connection"]["client_port"], sample["connection"]["remote"]
+        assert all(f":{port} " in line and remote in line for line in sample["packets"]), sample
+    rst_on_own_port = [s for s in matched if s["outcome"] == "reset" and any(
+        f"→ {s['connection']['local']} [R" in line for line in s["packets"])]
+    assert rst_on_own_port, [(s["outcome"], s["connection"], s["packets"]) for s in matched]

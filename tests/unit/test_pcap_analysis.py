@@ -19,8 +19,10 @@ from chaos.capture.pcap import (
     PSH,
     RST,
     SYN,
+    Packet,
     PcapError,
     ReadStats,
+    parse_frame,
     read_packets,
     tcp_frame,
     write_pcap,
@@ -185,3 +187,97 @@ def test_limits_hit_are_noted_and_evidence_builds_without_docker(tmp_path: Path)
     assert sample["outcome"] == "graceful_error" and "502 upstream reset" in sample["gateway_logs"][0]
     assert any("gateway↔proxy" in p and "[R" in p for p in sample["packets"])
     json.dumps(evidence)
+
+
+def several_connections() -> list[Packet]:
+    """Three client connections to the gateway in the same second, each reset by it, and
+    a proxy reset upstream; plus a refused connect (SYN, RST) on a fourth port."""
+    f = tcp_frame
+    frames = []
+    for i, port in enumerate((40001, 40002, 40003)):
+        at = T0 + 3.10 + i * 0.01
+        frames += [
+            (at, f(CLIENT, GATEWAY, port, 8000, SYN)),
+            (at + 0.001, f(GATEWAY, CLIENT, 8000, port, SYN | ACK)),
+            (at + 0.002, f(CLIENT, GATEWAY, port, 8000, ACK)),  # a pure ACK: not kept
+            (at + 0.003, f(CLIENT, GATEWAY, port, 8000, PSH | ACK, b"GET /%d HTTP/1.1\r\n\r\n" % i)),
+            (at + 0.200, f(GATEWAY, CLIENT, 8000, port, RST | ACK)),
+        ]
+    frames += [(T0 + 3.15, f(PROXY, GATEWAY, 9001, 50000, RST)),
+               (T0 + 3.16, f(CLIENT, GATEWAY, 40009, 8000, SYN)),
+               (T0 + 3.161, f(GATEWAY, CLIENT, 8000, 40009, RST | ACK))]
+    packets = [parse_frame(LINK_ETHERNET, ts, frame) for ts, frame in sorted(frames)]
+    return [p for p in packets if p is not None]
+
+
+def record(port: int | None, start: float, latency_ms: float, outcome: str = "reset",
+           local: str | None = CLIENT) -> dict[str, object]:
+    row: dict[str, object] = {"t": T0 + start, "t_rel": start, "phase": "fault", "name": "x",
+                              "status": 0, "latency_ms": latency_ms, "outcome": outcome,
+                              "detail": outcome}
+    if port is not None:
+        row["conn"] = [local, port, GATEWAY, 8000]
+    return row
+
+
+def test_a_sample_holds_the_packets_of_its_own_connection_only() -> None:
+    from chaos.capture.timeline import samples
+
+    capture = analyse({"gateway": several_connections()}, NAMES, T0, "gateway")
+    assert [round(t, 3) for _, t, _ in capture.connection(CLIENT, 40002, GATEWAY, 8000)] == [
+        3.11, 3.111, 3.113, 3.31]  # SYN, SYN-ACK, request, RST; not the pure ACK
+    assert capture.connection("172.30.0.99", 40002, GATEWAY, 8000) == []
+    # all three connections' requests ran in the same second; each sample gets its own
+    got = samples([record(40001, 3.10, 202.0), record(40002, 3.11, 202.0, "read_timeout"),
+                   record(40003, 3.12, 202.0, "closed")], {}, T0, "gateway", capture)
+    assert [s["match"] for s in got] == ["connection"] * 3
+    for sample, port in zip(got, (40001, 40002, 40003), strict=True):
+        assert sample["connection"] == {"local": f"{CLIENT}:{port}", "remote": f"{GATEWAY}:8000",
+                                        "client_port": port}
+        assert len(sample["packets"]) == 4, sample["packets"]
+        assert all(f":{port} " in line for line in sample["packets"]), sample["packets"]
+        assert sample["packets"][-1].endswith(f"{GATEWAY}:8000 → {CLIENT}:{port} [R.]")
+        assert any("[P.] 19 B" in line for line in sample["packets"])
+        # the other connections' resets and the upstream one are listed apart, by time
+        assert any("RST proxy:9001 → gateway:50000" in line for line in sample["nearby_rsts"])
+        assert not any(f":{port}" in line for line in sample["nearby_rsts"])
+        assert "exactly this request's connection" in sample["match_note"]
+
+
+def test_a_refused_connect_matches_by_port_and_unknown_ports_fall_back_to_time() -> None:
+    from chaos.capture.timeline import samples
+
+    capture = analyse({"gateway": several_connections()}, NAMES, T0, "gateway")
+    got = samples([record(40009, 3.159, 3.0, "refused", local=None), record(None, 3.10, 202.0),
+                   record(40077, 3.40, 5.0, "closed")], {}, T0, "gateway", capture)
+    by_outcome = {s["outcome"]: s for s in got}
+    refused, by_time, absent = by_outcome["refused"], by_outcome["reset"], by_outcome["closed"]
+    assert refused["match"] == "connection" and refused["connection"]["local"] == "*:40009"
+    assert [line.rsplit("[", 1)[1] for line in refused["packets"]] == ["S]", "R.]"]
+    # no client port: every hop's RSTs in the window, other connections' too; said so
+    assert by_time["match"] == "time window" and by_time["connection"] is None
+    assert {p.split(" → ")[1].split(" ")[0] for p in by_time["packets"] if "[R" in p} >= {
+        f"{CLIENT}:40001", f"{CLIENT}:40002", f"{CLIENT}:40003", "172.30.0.5:50000"}
+    assert "matched by time only" in by_time["match_note"]
+    # a known port the capture never saw: still the connection's (empty), with the reason
+    assert absent["match"] == "connection" and absent["packets"] == []
+    assert "no packet of this request's connection" in absent["match_note"]
+    # without a capture: the connection is still shown, nothing is matched
+    bare = samples([record(40001, 3.10, 202.0)], {}, T0, "gateway", None)[0]
+    assert bare["match"] is None and bare["packets"] == [] and bare["connection"]["client_port"] == 40001
+
+
+def test_a_long_connection_keeps_its_last_packets() -> None:
+    from chaos.capture.timeline import MAX_PACKETS, samples
+
+    f = tcp_frame
+    frames = [(T0 + 1.0, f(CLIENT, GATEWAY, 40100, 8000, SYN))]
+    frames += [(T0 + 1.01 + i * 0.01, f(GATEWAY, CLIENT, 8000, 40100, PSH | ACK, b"data: x\n\n"))
+               for i in range(40)]
+    frames += [(T0 + 1.5, f(GATEWAY, CLIENT, 8000, 40100, RST | ACK))]
+    packets = [p for ts, fr in frames if (p := parse_frame(LINK_ETHERNET, ts, fr))]
+    capture = analyse({"gateway": packets}, NAMES, T0, "gateway")
+    sample = samples([record(40100, 1.0, 500.0, "truncated")], {}, T0, "gateway", capture)[0]
+    lines = sample["packets"]
+    assert len(lines) == MAX_PACKETS and lines[0].endswith("[S]") and lines[-1].endswith("[R.]")
+    assert any("more packets of this connection" in line for line in lines)
