@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from typing import Any
 import docker
 import pytest
 import requests
+from loopback import free_port
 
 from chaos.proxy.client import ToxiproxyClient
 
@@ -45,17 +45,10 @@ def engine() -> docker.DockerClient:
     return client
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture()
 def users_server(tmp_path: Path) -> Iterator[ToxiproxyClient]:
     """A Toxiproxy server on the host, with one proxy the run must not touch."""
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / "users-server.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([sys.executable, "-m", "chaos.proxy.embedded", "--host", "127.0.0.1",
                              "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)

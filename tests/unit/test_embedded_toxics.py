@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import socket
 import socketserver
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
+from loopback import serving
 
 from chaos.proxy.embedded import ServerThread
 
@@ -45,12 +45,8 @@ class _Server(socketserver.ThreadingTCPServer):
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[str]:
-    server = _Server((LOOPBACK, 0), _Upstream)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"{LOOPBACK}:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(_Server((LOOPBACK, 0), _Upstream)) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")

@@ -6,40 +6,24 @@ the records the harness would judge.
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from loopback import free_port, http_server, text_handler
 
 from chaos.load.runner import LocustProcess
 from chaos.scenario.model import Load
 
 
-class Quiet(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        body = b"ok"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture()
 def server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    for address in http_server(text_handler(b"ok")):
+        yield f"http://{address}"
 
 
 def records(path: Path) -> list[dict]:
@@ -69,7 +53,7 @@ def test_local_worker_processes_all_write_whole_lines(server: str, tmp_path: Pat
 
 
 def test_a_master_writes_what_forwarding_workers_report(server: str, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     load = Load(target="t", users=2, spawn_rate=2, wait=0.02, expect_workers=1,
                 master_bind=f"127.0.0.1:{port}", requests=[{"name": "root", "path": "/"}])
     proc = LocustProcess(load, server, tmp_path, 30)
@@ -88,11 +72,3 @@ def test_a_master_writes_what_forwarding_workers_report(server: str, tmp_path: P
     assert rows, proc.log_tail()
     assert {r["outcome"] for r in rows} == {"ok"}
     assert "measure" in {r["phase"] for r in rows}, "the master assigns phases on its clock"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

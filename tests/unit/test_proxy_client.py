@@ -4,31 +4,19 @@ from __future__ import annotations
 
 import http.server
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from loopback import http_server, text_handler
 
 from chaos.errors import ProxyError
 from chaos.proxy.client import ProxyInfo, ToxiproxyClient
 from chaos.proxy.embedded import ServerThread
 
 LOOPBACK = "127.0.0.1"
-
-
-class _Hello(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        body = b"hello"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 class _OldToxiproxy(http.server.BaseHTTPRequestHandler):
@@ -44,18 +32,9 @@ class _OldToxiproxy(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def _http_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer((LOOPBACK, 0), handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"{LOOPBACK}:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
 @pytest.fixture(scope="module")
 def backend() -> Iterator[str]:
-    yield from _http_server(_Hello)
+    yield from http_server(text_handler(b"hello"))
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +130,7 @@ def test_stats_extension(client: ToxiproxyClient, backend: str) -> None:
 
 
 def test_stats_is_none_on_a_server_without_it() -> None:
-    for address in _http_server(_OldToxiproxy):
+    for address in http_server(_OldToxiproxy):
         with ToxiproxyClient(f"http://{address}", timeout=2) as old:
             assert old.stats("web") is None
 

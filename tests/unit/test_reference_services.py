@@ -25,6 +25,7 @@ from types import ModuleType
 
 import pytest
 import requests
+from loopback import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BACKEND_APP = REPO / "docker" / "backend" / "app.py"
@@ -35,13 +36,6 @@ HTTP_TIMEOUT_S = 5.0
 
 
 # ---------------------------------------------------------------- process helpers
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on (also used as the 'upstream is down' address)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
-from report_cases import RUNS, hand_built, with_evil_text  # noqa: E402
+from report_cases import RUNS, hand_built, with_evil_text
 
-from chaos.cli import main  # noqa: E402
-from chaos.report.html import render_compare  # noqa: E402
-from chaos.report.writer import result_json  # noqa: E402
+from chaos.cli import main
+from chaos.report.html import render_compare
+from chaos.report.writer import result_json
 
 
 def test_report_rerenders_html_from_json(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from pathlib import Path
 
 import pytest
+from report_cases import hand_built, recorded
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
-from report_cases import hand_built, recorded  # noqa: E402
-
-from chaos.report import derive  # noqa: E402
-from chaos.verdict.result import FaultRecord  # noqa: E402
+from chaos.report import derive
+from chaos.verdict.result import FaultRecord
 
 
 def test_score_formula() -> None:

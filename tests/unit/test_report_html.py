@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import re
-import sys
-from pathlib import Path
 
 import pytest
+from report_cases import hand_built, recorded, with_evil_text
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
-from report_cases import hand_built, recorded, with_evil_text  # noqa: E402
-
-from chaos.report import derive  # noqa: E402
-from chaos.report.html import render_html  # noqa: E402
-from chaos.verdict.result import FaultRecord, PhaseStats, PhaseWindow  # noqa: E402
+from chaos.report import derive
+from chaos.report.html import render_html
+from chaos.verdict.result import FaultRecord, PhaseStats, PhaseWindow
 
 
 def _assert_self_contained(html: str) -> None:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 from lxml import etree
+from report_cases import EVIL, FIXTURES, RUNS, hand_built, recorded, with_evil_text
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
-from report_cases import EVIL, FIXTURES, RUNS, hand_built, recorded, with_evil_text  # noqa: E402
-
-from chaos.report.junit import render_junit  # noqa: E402
+from chaos.report.junit import render_junit
 
 
 @pytest.fixture(scope="module")

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import io
-import sys
 from pathlib import Path
 
 import pytest
+from report_cases import SECRET, hand_built
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
-from report_cases import SECRET, hand_built  # noqa: E402
-
-from chaos.observe.events import ConsoleProgress, FaultInjected, Setup  # noqa: E402
-from chaos.report.mask import MASK, Masker, masked, secret_values  # noqa: E402
-from chaos.report.writer import write_reports  # noqa: E402
+from chaos.observe.events import ConsoleProgress, FaultInjected, Setup
+from chaos.report.mask import MASK, Masker, masked, secret_values
+from chaos.report.writer import write_reports
 
 ENVS = [{"UPSTREAM_URL": "http://toxiproxy:20000", "OPENAI_API_KEY": SECRET},
         {"db_password": "hunter2-long", "Auth_Token": "tok-999999", "MODE": "on", "TOKEN_X": "1"}]

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
+from report_cases import RUNS, hand_built
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
-from report_cases import RUNS, hand_built  # noqa: E402
-
-from chaos.report.schema import result_schema  # noqa: E402
-from chaos.report.writer import ReportInputError, load_result, result_json, write_reports  # noqa: E402
-from chaos.verdict.result import Result  # noqa: E402
+from chaos.report.schema import result_schema
+from chaos.report.writer import ReportInputError, load_result, result_json, write_reports
+from chaos.verdict.result import Result
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "schemas" / "result.schema.json"
