@@ -29,6 +29,7 @@ from chaos.report.mask import Masker, masked, secret_values
 from chaos.report.writer import write_reports
 from chaos.scenario.model import Scenario
 from chaos.session import RunSession
+from chaos.session_api import RunSessionLike, SessionFactory
 from chaos.verdict.evaluate import Evidence, evaluate, overall
 from chaos.verdict.result import Result
 from chaos.verdict.stats import read_records
@@ -68,11 +69,15 @@ def shielded() -> Iterator[None]:
 def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
                  report_root: Path = Path("reports"), quiet: bool = False,
                  command: str = "", bus: EventBus | None = None,
-                 baseline: tuple[str, Result, float] | None = None) -> Result:
+                 baseline: tuple[str, Result, float] | None = None,
+                 session_factory: SessionFactory | None = None) -> Result:
     """Run a validated scenario and return its Result (reports are written too).
 
     `baseline` (path, old result, tolerance): compare with a previous run before the
     reports are written, so result.json and report.html carry the regression check.
+    `session_factory` is the transport seam: what brings the environment up, runs the
+    phases and tears it down (default RunSession, on Docker); tests pass one that runs
+    the services on loopback, so the rest of the engine runs unchanged without Docker.
     """
     run_id = new_run_id()
     run_dir = report_root / f"{scenario.name}-{run_id}"
@@ -88,7 +93,8 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     started = time.monotonic()
     bus.emit(RunStarted(scenario=scenario.name, run_id=run_id))
-    session = RunSession(scenario, run_id, run_dir, bus)
+    factory: SessionFactory = session_factory or RunSession
+    session = factory(scenario, run_id, run_dir, bus)
     error: str | None = None
     verdict = ""
     try:
@@ -137,7 +143,7 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
 _EXIT = {"pass": 0, "fail": 1, "error": 3, "inconclusive": 4, "interrupted": 130}
 
 
-def _judge(scenario: Scenario, session: RunSession, result: Result, bus: EventBus,
+def _judge(scenario: Scenario, session: RunSessionLike, result: Result, bus: EventBus,
            masker: Masker) -> None:
     end = session.windows[-1].end if session.windows else 0.0
     result.breaker = [(round(t - session.t0, 3), v) for t, v in session.breaker_samples]
@@ -160,7 +166,7 @@ def _judge(scenario: Scenario, session: RunSession, result: Result, bus: EventBu
     result.exit_code = _EXIT[result.verdict]
 
 
-def _collect_evidence(scenario: Scenario, session: RunSession, result: Result,
+def _collect_evidence(scenario: Scenario, session: RunSessionLike, result: Result,
                       evidence: Evidence, masker: Masker) -> object:
     """result.evidence (chaos.capture.evidence); the capture analysis for rst_from, if any."""
     from chaos.capture.evidence import build

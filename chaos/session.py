@@ -228,15 +228,19 @@ class RunSession:
         self.bus.emit(ServiceReady(service=name, image=self.images[name], seconds=seconds))
 
     def _start_probes(self) -> None:
-        assert self.env is not None
         probe = self.scenario.probes.breaker
         if probe is not None:
-            self.poller = BreakerPoller(probe, self.env.services[probe.service].host_url)
+            self.poller = BreakerPoller(probe, self._service_url(probe.service))
             self.poller.start()
         counter = self.scenario.probes.upstream_requests
         if counter is not None:
-            self.upstream_poller = counter_poller(counter, self.env.services[counter.service].host_url)
+            self.upstream_poller = counter_poller(counter, self._service_url(counter.service))
             self.upstream_poller.start()
+
+    def _service_url(self, name: str) -> str:
+        """Where the harness reaches a service (its probes); a subclass may run it elsewhere."""
+        assert self.env is not None
+        return self.env.services[name].host_url
 
     def _start_capture(self) -> None:
         """tcpdump + ss sidecars before the load starts, so the first SYNs are in the pcaps."""
@@ -250,9 +254,18 @@ class RunSession:
             spec.ss_interval)
 
     # -- phases -----------------------------------------------------------------------
-    def _run_phases(self) -> None:
+    def _load_target(self) -> str:
+        """Where Locust sends the load; a subclass may run the target elsewhere."""
+        assert self.env is not None
+        return self.env.services[self.scenario.load.target].direct_url(self.env.prefix)
+
+    def _fault_context(self) -> FaultContext:
         assert self.env is not None and self.proxies is not None
-        target = self.env.services[self.scenario.load.target].direct_url(self.env.prefix)
+        return FaultContext(self.proxies, self.env)
+
+    def _run_phases(self) -> None:
+        ctx = self._fault_context()
+        target = self._load_target()
         budget = self.scenario.total_duration() + 30
         self.locust = LocustProcess(self.scenario.load, target, self.run_dir, budget,
                                     ledger=self.ledger)
@@ -261,7 +274,6 @@ class RunSession:
         if not self.locust.wait_for_traffic(timeout=30):
             raise EnvironmentProblem("Locust produced no requests:\n" + self.locust.log_tail())
         self.t0 = time.time()
-        ctx = FaultContext(self.proxies, self.env)
         for phase in self.scenario.phases:
             self._run_phase(phase, ctx)
 
