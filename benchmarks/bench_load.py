@@ -91,7 +91,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--users", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians shown")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds; medians shown")
     args = parser.parse_args()
     port = free_port()
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])

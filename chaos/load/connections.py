@@ -6,7 +6,8 @@ Locust's request listener the connection is closed, so the addresses are read ea
 by two small hooks into urllib3 2.x (what requests, hence Locust's HttpUser, runs on):
 
 - ``HTTPConnectionPool._make_request``: a connection reused from the keep-alive pool
-  already has a socket; its addresses are read (two syscalls) before the request goes out.
+  already has a socket; its addresses are read (two syscalls, once per socket: kept on the
+  connection) before the request goes out.
 - ``urllib3.util.connection.create_connection``: a fresh connection's socket, read right
   after connect(), and also when connect() fails (refused, timed out): the kernel keeps
   the port of the SYN it sent until the socket is closed (a refused socket reports no
@@ -59,9 +60,12 @@ def _make_request(self: Any, conn: Any, *args: Any, **kwargs: Any) -> Any:
     if sock is None:  # connects inside; create_connection below fills the slot
         _SLOT.pop(getcurrent(), None)
     else:
-        found = _addresses(sock)
-        if found is not None:
-            _SLOT[getcurrent()] = found
+        cached = getattr(conn, "_chaos_addresses", None)
+        if cached is None or cached[0] is not sock:  # first reuse of this socket: ask once
+            cached = (sock, _addresses(sock))
+            conn._chaos_addresses = cached
+        if cached[1] is not None:
+            _SLOT[getcurrent()] = cached[1]
     return _ORIGINAL["make_request"](self, conn, *args, **kwargs)
 
 
