@@ -10,18 +10,14 @@ served this way; container and network faults need Docker and are refused up fro
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
 import pytest
-import requests
+from apps import AppProcess, launch
 from loopback import LOOPBACK, free_port
 
 from chaos.engine import run_scenario
@@ -44,39 +40,9 @@ SCENARIO = REPO / "scenarios" / "backend-reset.yaml"
 # before their confidence interval can decide (10 users for 2s leave them inconclusive).
 SHORT = ["phases.0.duration=3s", "phases.1.duration=4s", "phases.2.duration=3s",
          "load.users=20", "load.spawn_rate=20"]
-START_TIMEOUT_S = 15.0
 
 
 # ---------------------------------------------------------------- the loopback session
-
-
-@dataclass
-class LocalService:
-    """A reference app as a subprocess; its output goes to a file so a full pipe never blocks it."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=3)
 
 
 class _NoDocker:
@@ -85,15 +51,6 @@ class _NoDocker:
     def __getattr__(self, name: str) -> object:
         raise EnvironmentProblem("container and network faults need Docker; "
                                  "the loopback session injects toxics only")
-
-
-def _clean_env(overrides: dict[str, str]) -> dict[str, str]:
-    """A container starts from a clean environment: no GATEWAY_* knobs from the caller's shell."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("GATEWAY_") and k not in ("UPSTREAM_URL", "DEFAULT_DELAY_MS")}
-    env.update({"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
-    env.update(overrides)
-    return env
 
 
 class LoopbackSession(RunSession):
@@ -105,7 +62,7 @@ class LoopbackSession(RunSession):
         self.proxy_host = LOOPBACK
         self.server: ServerThread | None = None
         self.ports: dict[str, int] = {}
-        self.local: dict[str, LocalService] = {}
+        self.local: dict[str, AppProcess] = {}
 
     # -- bring-up ---------------------------------------------------------------------
     def run(self) -> None:
@@ -165,29 +122,17 @@ class LoopbackSession(RunSession):
     def _start_local(self, name: str) -> None:
         service = self.scenario.services[name]
         env = {k: self._substitute(v) for k, v in service.env_strings().items()}
-        env.update({"HOST": LOOPBACK, "PORT": str(self.ports[name])})
-        log_path = self.run_dir / f"{name}.log"
         started = time.monotonic()
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, str(self._app(name))], env=_clean_env(env), stdout=log,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,  # like a container: a terminal's Ctrl-C is not for it
-            )
-        self.local[name] = LocalService(name, process, self.ports[name], log_path)
+        self.local[name] = launch(self._app(name), self.ports[name],
+                                  self.run_dir / f"{name}.log", env, name)
         self.images[name] = f"loopback: {self._app(name).relative_to(project_root())}"
         self._wait_healthy(self.local[name], service.health or "/healthz")
         self.bus.emit(ServiceReady(service=name, image=self.images[name],
                                    seconds=time.monotonic() - started))
 
-    def _wait_healthy(self, service: LocalService, path: str) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline and service.process.poll() is None:
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(service.url + path, timeout=0.5).status_code == 200:
-                    return
-            time.sleep(0.05)
-        raise EnvironmentProblem(f"{service.name} did not become healthy:\n{service.log()[-2000:]}")
+    def _wait_healthy(self, service: AppProcess, path: str) -> None:
+        if not service.healthy(path):
+            raise EnvironmentProblem(f"{service.name} did not become healthy:\n{service.log()[-2000:]}")
 
     # -- the seams RunSession's phase loop and probes go through ------------------------
     def _service_url(self, name: str) -> str:

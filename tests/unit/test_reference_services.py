@@ -11,91 +11,40 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
-import os
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 import requests
+from apps import AppProcess, launch
 from loopback import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BACKEND_APP = REPO / "docker" / "backend" / "app.py"
 GATEWAY_APP = REPO / "docker" / "gateway" / "app.py"
 LOOPBACK = "127.0.0.1"
-START_TIMEOUT_S = 10.0
 HTTP_TIMEOUT_S = 5.0
 
 
 # ---------------------------------------------------------------- process helpers
 
 
-@dataclass
-class Service:
-    """A running app subprocess; its stdout goes to a file so a full pipe never blocks it."""
-
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=3)
-
-
-def _clean_env(overrides: dict[str, str]) -> dict[str, str]:
-    """The caller's env minus any GATEWAY_* knobs, so a developer's shell can't skew tests."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("GATEWAY_") and k not in ("UPSTREAM_URL", "DEFAULT_DELAY_MS")}
-    env.update({"HOST": LOOPBACK, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
-    env.update(overrides)
-    return env
-
-
-def _wait_healthy(service: Service) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if service.process.poll() is not None:
-            break
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(f"{service.url}/healthz", timeout=0.5).status_code == 200:
-                return
-        time.sleep(0.05)
-    service.stop()
-    raise AssertionError(f"service did not become healthy; log:\n{service.log()}")
+Service = AppProcess
 
 
 def start_service(script: Path, log_dir: Path, port: int | None = None,
                   **env: str) -> Service:
     port = port or free_port()
-    log_path = log_dir / f"{script.parent.name}-{port}.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, str(script)], env=_clean_env({"PORT": str(port), **env}),
-            stdout=log_file, stderr=subprocess.STDOUT,
-        )
-    service = Service(process, port, log_path)
-    _wait_healthy(service)
+    service = launch(script, port, log_dir / f"{script.parent.name}-{port}.log", env)
+    if not service.healthy():
+        service.stop()
+        raise AssertionError(f"service did not become healthy; log:\n{service.log()}")
     return service
 
 
