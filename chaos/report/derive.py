@@ -31,8 +31,9 @@ SCORE_FORMULA = (
 )
 RECOVERY_DEFINITION = (
     "Recovery time: from the last fault change (a fault switched on or off) before the "
-    "service was healthy again, to the start of the first second after which every second "
-    "with requests had a success rate (ok + ok_after_retry) of at least 95%."
+    "service was healthy again, to the start of the first second after which no second "
+    "with requests had a success rate (ok + ok_after_retry) confidently below 95% (the "
+    "upper end of its 95% Wilson interval below 95%: 94 of 100 is noise, 80 of 100 is not)."
 )
 RETRY_DEFINITION = (
     "Retry amplification: requests that reached the upstream (the probes.upstream_requests "
@@ -78,11 +79,9 @@ def breaker_transitions(result: Result) -> list[BreakerTransition]:
 
 
 # -- recovery ----------------------------------------------------------------------------
-def _success_rate(row: dict[str, Any]) -> float | None:
-    total = float(row.get("total") or 0)
-    if total <= 0:
-        return None
-    return sum(float(row.get(k) or 0) for k in SUCCESS) / total
+def _counted(row: dict[str, Any]) -> tuple[int, int]:
+    """(successes, requests) of one timeline second."""
+    return int(sum(float(row.get(k) or 0) for k in SUCCESS)), int(float(row.get("total") or 0))
 
 
 def recovery_time(result: Result) -> tuple[float | None, bool | None]:
@@ -94,11 +93,12 @@ def recovery_time(result: Result) -> tuple[float | None, bool | None]:
     if not result.faults or not result.timeline:
         return None, None
     first_fault = min(f.start for f in result.faults)
-    rated = [(float(row["t"]), rate) for row in result.timeline
-             if (rate := _success_rate(row)) is not None and int(row["t"]) + 1 > first_fault]
-    if not rated:
+    counted = [(float(row["t"]), *_counted(row)) for row in result.timeline
+               if int(row["t"]) + 1 > first_fault]
+    counted = [row for row in counted if row[2] > 0]
+    if not counted:
         return None, None
-    healthy = healthy_from(rated, HEALTHY, start=-1.0)
+    healthy = healthy_from(counted, HEALTHY, start=-1.0)
     if healthy is None:
         return None, False
     if healthy < 0:

@@ -110,7 +110,7 @@ def _evaluate_one(a: Assertion, scenario: Scenario, ev: Evidence) -> list[Assert
     if a.breaker is not None and scenario.probes.breaker is not None and phase != WHOLE_RUN:
         out.extend(breaker_checks.evaluate_breaker(phase, a.breaker, scenario.probes.breaker, ev))
     if a.recovers_within is not None:
-        out.append(_recovery(phase, a, ev))
+        out.append(_recovery(phase, a, ev, scenario.confidence))
     if a.retry_amplification is not None:
         out.append(_amplification(phase, a.retry_amplification.defaulting("<="), sample.total, ev))
     for key, bound in (a.rst_from or {}).items():
@@ -184,41 +184,47 @@ def _latency(phase: str, kind: str, bound: Comparison, observed: float | None) -
 BUCKET = 1.0  # seconds: recovery is judged second by second
 
 
-def healthy_from(rated: list[tuple[float, float]], threshold: float, start: float) -> float | None:
+def healthy_from(counted: list[tuple[float, int, int]], threshold: float, start: float,
+                 confidence: float = 0.95) -> float | None:
     """The one definition of "recovered", used by `recovers_within` and the report card.
 
-    `rated` is (bucket start, success rate) of each bucket with requests, in time order.
-    Healthy from: the start of the first bucket after which every bucket with requests
-    meets `threshold` (`start` when none fell short); None when the last one falls short.
+    `counted` is (bucket start, successes, requests) of each bucket with requests, in time
+    order. A bucket fell short when its success rate is confidently below `threshold`: the
+    upper end of its Wilson interval is below it (94 of 100 is not: that is noise around
+    95%; 80 of 100 or 0 of 3 is). Healthy from: the start of the first bucket after which
+    no bucket fell short (`start` when none did); None when the last one fell short.
     """
-    bad = [i for i, (_, rate) in enumerate(rated) if rate < threshold]
+    bad = [i for i, (_, ok, total) in enumerate(counted)
+           if wilson(ok, total, confidence)[1] < threshold]
     if not bad:
         return start
-    if bad[-1] == len(rated) - 1:
+    if bad[-1] == len(counted) - 1:
         return None
-    return rated[bad[-1]][0] + BUCKET
+    return counted[bad[-1]][0] + BUCKET
 
 
-def recovery_from_buckets(buckets: dict[int, Sample], length: float, threshold: float) -> float | None:
+def recovery_from_buckets(buckets: dict[int, Sample], length: float, threshold: float,
+                          confidence: float = 0.95) -> float | None:
     """Seconds into a window (buckets of BUCKET seconds) until it is healthy from then on."""
     count = max(1, int(length // BUCKET + (1 if length % BUCKET else 0)))
-    rated = [(i * BUCKET, rate) for i in sorted(buckets) if i < count
-             and (rate := buckets[i].success_rate) is not None and buckets[i].total > 0]
-    if not rated:
+    counted = [(i * BUCKET, buckets[i].successes, buckets[i].total) for i in sorted(buckets)
+               if i < count and buckets[i].total > 0]
+    if not counted:
         return None
-    return healthy_from(rated, threshold, 0.0)
+    return healthy_from(counted, threshold, 0.0, confidence)
 
 
-def recovery_time(records: list[Record], start: float, end: float, threshold: float) -> float | None:
-    """Seconds from start until every later second (with requests) meets threshold."""
+def recovery_time(records: list[Record], start: float, end: float, threshold: float,
+                  confidence: float = 0.95) -> float | None:
+    """Seconds from start until no later second (with requests) falls short of threshold."""
     buckets: dict[int, Sample] = {}
     for record in records:
         if start <= record.t < end:
             buckets.setdefault(int((record.t - start) / BUCKET), Sample()).add(record)
-    return recovery_from_buckets(buckets, end - start, threshold)
+    return recovery_from_buckets(buckets, end - start, threshold, confidence)
 
 
-def _recovery(phase: str, a: Assertion, ev: Evidence) -> AssertionResult:
+def _recovery(phase: str, a: Assertion, ev: Evidence, confidence: float) -> AssertionResult:
     assert a.recovers_within is not None
     window = ev.windows.get(phase)
     bound = f"<= {format_duration(a.recovers_within)}"
@@ -226,7 +232,8 @@ def _recovery(phase: str, a: Assertion, ev: Evidence) -> AssertionResult:
         return _result(phase, "recovers_within", bound, "n/a", INCONCLUSIVE,
                        "recovery is measured within one phase; name the phase")
     buckets = ev.aggregate.phase_seconds.get(phase, {})
-    seen = recovery_from_buckets(buckets, window.end - window.start, a.recovery_success_rate)
+    seen = recovery_from_buckets(buckets, window.end - window.start, a.recovery_success_rate,
+                                 confidence)
     if seen is None:
         return _result(phase, "recovers_within", bound, "never", FAIL,
                        f"success rate never got back to {a.recovery_success_rate:.0%} "

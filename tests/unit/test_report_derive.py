@@ -53,6 +53,8 @@ def _timeline(rates: list[float]) -> list[dict[str, object]]:
 @pytest.mark.parametrize("rates, expected", [
     ([1, 1, 0, 0, 0, 0.5, 1, 1, 1, 1], (1.6, True)),  # fault change at 4.4, healthy from 6.0
     ([1, 1, 1, 1, 1, 1, 1, 1, 1, 1], (0.0, True)),    # never degraded
+    ([1, 1, 1, 1, 1, 0.94, 1, 1, 1, 1], (0.0, True)),  # 94 of 100 is noise around 95%
+    ([1, 1, 1, 1, 1, 0.8, 1, 1, 1, 1], (1.6, True)),   # 80 of 100 is not
     ([1, 1, 0, 0, 0, 0, 0, 0, 0, 0], (None, False)),  # still degraded at the end
 ])
 def test_recovery_time(rates: list[float], expected: tuple[float | None, bool]) -> None:

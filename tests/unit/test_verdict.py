@@ -412,3 +412,15 @@ def test_assertions_keep_scenario_order() -> None:
                     {"phase": "baseline", "success_rate": ">= 0.99", "p95": "< 1s"})
     assert [(r.phase, r.kind) for r in results] == [
         ("fault", "resets"), ("baseline", "success_rate"), ("baseline", "p95")]
+
+
+def test_a_second_falls_short_only_when_confidently_below_the_threshold() -> None:
+    from chaos.verdict.evaluate import healthy_from
+
+    noise = [(0.0, 100, 100), (1.0, 94, 100), (2.0, 100, 100)]  # 94% is noise around 95%
+    assert healthy_from(noise, 0.95, start=0.0) == 0.0
+    dip = [(0.0, 100, 100), (1.0, 80, 100), (2.0, 100, 100)]
+    assert healthy_from(dip, 0.95, start=0.0) == 2.0
+    few = [(0.0, 0, 3), (1.0, 3, 3)]  # three failures out of three are not noise
+    assert healthy_from(few, 0.95, start=0.0) == 1.0
+    assert healthy_from(dip[:2], 0.95, start=0.0) is None  # still short at the end
