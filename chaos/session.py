@@ -136,10 +136,10 @@ class RunSession:
     def _build_images(self, client: docker.DockerClient) -> None:
         self.bus.emit(Setup(message="checking images (built only when their sources changed)"))
         base = ensure_base(client)
-        choice = self.choice or provider.choose(client, external_supported=True)
-        if choice.starts_container:
-            self.images[PROXY_SERVICE] = choice.image or ensure_image(client, toxiproxy_spec(),
-                                                                      base)
+        assert self.choice is not None  # _choose_provider ran first
+        if self.choice.starts_container:
+            self.images[PROXY_SERVICE] = self.choice.image or ensure_image(
+                client, toxiproxy_spec(), base)
         for name, service in self.scenario.services.items():
             if service.image is not None:
                 self.images[name] = service.image

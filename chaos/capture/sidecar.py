@@ -171,13 +171,9 @@ def ip_names(env: RunEnvironment, proxy_service: str = "toxiproxy") -> dict[str,
             ip = service.network_ip(env.prefix)
             if ip is not None:
                 names[ip] = "proxy" if name == proxy_service else name
-    if env.network is not None:
-        with contextlib.suppress(APIError, NotFound):
-            env.network.reload()
-            for config in (env.network.attrs.get("IPAM") or {}).get("Config") or []:
-                gateway = config.get("Gateway")
-                if gateway:
-                    names[gateway] = "client"  # the load generator on the host
+    with contextlib.suppress(APIError, NotFound):
+        for gateway in env.gateway_ips():
+            names[gateway] = "client"  # the load generator on the host
     return names
 
 

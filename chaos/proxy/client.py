@@ -117,10 +117,6 @@ class ToxiproxyClient:
         self._transport = _Transport(self._session, timeout)
         self.names: dict[str, str] = dict(names or {})  # scenario name -> name on the server
 
-    def scoped(self, names: Mapping[str, str]) -> ToxiproxyClient:
-        """A client of the same server that maps scenario proxy names to ``names``."""
-        return ToxiproxyClient(self.base_url, self.timeout, {**self.names, **names})
-
     def server_name(self, name: str) -> str:
         """The proxy's name on the server (the scenario's name unless scoped)."""
         return self.names.get(name, name)

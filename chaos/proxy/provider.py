@@ -2,22 +2,10 @@
 
 1. ``TOXIPROXY_URL``: a server the user runs. It is used only when it answers
    ``GET /version`` within two seconds; otherwise the run falls through to the
-   next provider and the recorded provider name says why. A server outside the
-   run's Docker network can serve a scenario when it sits on the Docker host
-   itself (Linux engine): the run starts no Toxiproxy container; its proxies
-   get run-unique names (``chaos.proxy.external``; ``chaos-<run id>-<proxy>``, so two
-   runs and the user's own proxies never collide), listen on the host's address
-   on the run's bridge network (the network's gateway IP, which the containers
-   reach; port 0, so the server picks a free one) and dial the services by
-   their container IPs (which the host reaches; ``external_upstream``), set as
-   soon as each upstream container has started. ``${proxy.x}`` becomes
-   ``http://<gateway ip>:<port>``; teardown and ``chaos doctor`` delete exactly
-   those proxies. A server elsewhere (another machine, Docker Desktop's VM, a
-   container on another network) fails at proxy creation with "listen ...
-   cannot assign address", reported as an environment problem. What only the
-   run's own container offers (``peer: toxiproxy`` in network faults, capturing
-   the proxy's traffic) is refused before anything starts
-   (``external_conflicts``). Callers that cannot do all this leave
+   next provider and the recorded provider name says why. Such a server must sit
+   on the Docker host itself; how a run uses it (no Toxiproxy container, run-unique
+   proxy names, addresses on the run's bridge, exact cleanup, what is refused) is
+   ``chaos.proxy.external``. Callers that cannot do all that leave
    ``external_supported=False``, and ``choose`` then refuses a reachable URL
    with an ``EnvironmentProblem`` rather than record a server they would not use.
 2. ``ghcr.io/shopify/toxiproxy`` present locally (nothing is pulled): run as the

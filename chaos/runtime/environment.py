@@ -84,31 +84,22 @@ class RunEnvironment:
         )
         return self.prefix
 
-    def gateway_ip(self) -> str | None:
-        """The host's own address on the run's bridge network (IPv4 first).
+    def gateway_ips(self) -> list[str]:
+        """The host's own addresses on the run's bridge network, IPv4 first.
 
-        Containers reach the host there; a Toxiproxy server on the host (TOXIPROXY_URL)
-        listens on it so that the services can connect to its proxies.
+        Containers reach the host there: the load generator's traffic comes from them, and
+        a Toxiproxy server on the host (TOXIPROXY_URL) listens on the first.
         """
         if self.network is None:
-            return None
+            return []
         self.network.reload()
         gateways = [c.get("Gateway") for c in (self.network.attrs.get("IPAM") or {}).get(
             "Config") or [] if c.get("Gateway")]
-        gateways.sort(key=lambda ip: ":" in ip)  # IPv4 before IPv6
-        return gateways[0] if gateways else None
+        return sorted(gateways, key=lambda ip: ":" in ip)  # IPv4 before IPv6
 
-    def service_ips(self) -> dict[str, str]:
-        """Service name -> its address on the run's network (started services only)."""
-        ips: dict[str, str] = {}
-        for name, service in self.services.items():
-            try:
-                ip = service.network_ip(self.prefix)
-            except (APIError, NotFound):
-                continue
-            if ip is not None:
-                ips[name] = ip
-        return ips
+    def gateway_ip(self) -> str | None:
+        gateways = self.gateway_ips()
+        return gateways[0] if gateways else None
 
     def start(self, name: str, image: str, port: int, env: dict[str, str],
               memory: str = "512m", cpus: float = 1.0, extra_ports: tuple[int, ...] = ()) -> RunningService:

@@ -269,6 +269,9 @@ def _check_net_fault(scenario: Scenario, doc: MarkedDocument, fault: NetFault,
         raise doc.error((*at, "rate"), f"{fault.net} takes no rate (only rate_limit does)")
 
 
+_SHAPED_SIDES = {"egress": ["egress"], "ingress": ["ingress"], "both": ["egress", "ingress"]}
+
+
 def _check_rate_limits(doc: MarkedDocument, faults: list[Any], phase: int) -> None:
     """A device holds one root qdisc and one ingress qdisc: one rate_limit per service and
     direction in a phase (scope one fault with peer/port, or run them in separate phases)."""
@@ -276,8 +279,7 @@ def _check_rate_limits(doc: MarkedDocument, faults: list[Any], phase: int) -> No
     for j, fault in enumerate(faults):
         if not isinstance(fault, NetFault) or fault.net != "rate_limit":
             continue
-        sides = {"egress": ["egress"], "ingress": ["ingress"], "both": ["egress", "ingress"]}
-        for side in sides[fault.flow]:
+        for side in _SHAPED_SIDES[fault.flow]:
             if (fault.service, side) in seen:
                 first = seen[(fault.service, side)]
                 raise doc.error(("phases", phase, "faults", j, "service"),

@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.load.classify import OUTCOMES, SUCCESSES
-from chaos.verdict.histogram import LatencyHistogram, percentile
-
-__all__ = ["Aggregate", "Record", "Sample", "by_phase", "percentile", "read_records", "timeline"]
+from chaos.verdict.histogram import LatencyHistogram
 
 
 @dataclass(frozen=True)

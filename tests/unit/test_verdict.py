@@ -23,8 +23,9 @@ from chaos.load.classify import (
 from chaos.scenario.loader import load_scenario
 from chaos.scenario.model import Scenario
 from chaos.verdict.evaluate import WHOLE_RUN, Evidence, evaluate, recovery_time
+from chaos.verdict.histogram import percentile
 from chaos.verdict.result import AssertionResult, PhaseWindow
-from chaos.verdict.stats import Record, Sample, by_phase, percentile, read_records, timeline
+from chaos.verdict.stats import Record, Sample, by_phase, read_records, timeline
 from chaos.verdict.summary import phase_stats
 
 WINDOWS = [PhaseWindow("baseline", 0.0, 10.0), PhaseWindow("fault", 10.0, 20.0, ["kill"]),
