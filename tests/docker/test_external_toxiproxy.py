@@ -103,6 +103,31 @@ def _env(server: ToxiproxyClient) -> dict[str, str]:
     return {**os.environ, "TOXIPROXY_URL": server.base_url}
 
 
+def _run_into_its_fault(server: ToxiproxyClient, report_dir: Path
+                        ) -> tuple[subprocess.Popen[str], list[str], str]:
+    """Start backend-reset with a 30 s fault phase; return once its fault is on (or after 240 s):
+    the process, the output read so far, and the run id."""
+    proc = subprocess.Popen(
+        [*CHAOS, "run", "backend-reset", "--report-dir", str(report_dir),
+         "--set", "phases.0.duration=2s", "--set", "phases.1.duration=30s",
+         "--set", "assertions=[]"],
+        cwd=ROOT, env=_env(server), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    assert proc.stdout is not None
+    seen: list[str] = []
+    run_id = ""
+    deadline = time.monotonic() + 240
+    for line in proc.stdout:
+        seen.append(line)
+        match = RUN_LINE.search(line)
+        if match:
+            run_id = match.group(1)
+        if "fault on:" in line or time.monotonic() > deadline:
+            break
+    time.sleep(0.5)  # a toxic is active on the run's proxy
+    return proc, seen, run_id
+
+
 def _labelled(engine: docker.DockerClient, run_id: str) -> list[str]:
     label = {"label": [f"gateway-chaos.run={run_id}"]}
     return ([c.name for c in engine.containers.list(all=True, filters=label)]
@@ -183,25 +208,8 @@ def test_doctor_removes_the_proxies_of_a_killed_run(
     from chaos.runtime import doctor
     from chaos.runtime.bootstrap import connect
 
-    proc = subprocess.Popen(
-        [*CHAOS, "run", "backend-reset", "--report-dir", str(tmp_path),
-         "--set", "phases.0.duration=2s", "--set", "phases.1.duration=30s",
-         "--set", "assertions=[]"],
-        cwd=ROOT, env=_env(users_server), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True)
-    assert proc.stdout is not None
-    seen: list[str] = []
-    run_id = ""
-    deadline = time.monotonic() + 240
+    proc, seen, run_id = _run_into_its_fault(users_server, tmp_path)
     try:
-        for line in proc.stdout:
-            seen.append(line)
-            match = RUN_LINE.search(line)
-            if match:
-                run_id = match.group(1)
-            if "fault on:" in line or time.monotonic() > deadline:
-                break
-        time.sleep(0.5)
         assert run_id and f"chaos-{run_id}-backend" in users_server.list_proxies(), "".join(seen)
         proc.kill()  # SIGKILL: no teardown at all
         proc.wait(timeout=30)
@@ -226,20 +234,7 @@ def test_doctor_removes_the_proxies_of_a_killed_run(
 
 def test_an_interrupted_run_deletes_its_proxies_from_the_users_server(
         engine: docker.DockerClient, users_server: ToxiproxyClient, tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [*CHAOS, "run", "backend-reset", "--report-dir", str(tmp_path),
-         "--set", "phases.0.duration=2s", "--set", "phases.1.duration=30s",
-         "--set", "assertions=[]"],
-        cwd=ROOT, env=_env(users_server), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True)
-    assert proc.stdout is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + 240
-    for line in proc.stdout:
-        seen.append(line)
-        if "fault on:" in line or time.monotonic() > deadline:
-            break
-    time.sleep(0.5)  # a toxic is active on the run's proxy
+    proc, seen, _ = _run_into_its_fault(users_server, tmp_path)
     proc.send_signal(signal.SIGTERM)
     rest, _ = proc.communicate(timeout=120)
     output = "".join(seen) + rest

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import requests
+from loopback import listening_socket
 
 from chaos.load.classify import (
     CLOSED,
@@ -150,11 +151,7 @@ class MisbehavingServer:
     """HTTP/1.1 over plain sockets, keep-alive, one thread per connection."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((LOOPBACK, 0))
-        self.sock.listen(128)
-        self.port: int = self.sock.getsockname()[1]
+        self.sock, self.port = listening_socket()
         self.url = f"http://{LOOPBACK}:{self.port}"
         self._closing = False
         threading.Thread(target=self._accept, daemon=True).start()

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import requests
+from loopback import listening_socket
 
 from chaos.capture import timeline
 from chaos.capture.analysis import analyse
@@ -42,11 +43,7 @@ class ResettingServer:
     """HTTP/1.1 keep-alive; "/reset" answers with a TCP RST. Notes every client address."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((LOOPBACK, 0))
-        self.sock.listen(128)
-        self.port: int = self.sock.getsockname()[1]
+        self.sock, self.port = listening_socket()
         self.url = f"http://{LOOPBACK}:{self.port}"
         self.accepted: list[tuple[str, int]] = []
         self.reset: list[tuple[str, int]] = []

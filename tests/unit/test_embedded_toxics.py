@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import requests
-from loopback import serving
+from loopback import serving, toxiproxy_proxy
 
 from chaos.proxy.embedded import ServerThread
 
@@ -58,14 +58,7 @@ def api() -> Iterator[str]:
 @pytest.fixture()
 def proxy(api: str, upstream: str, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     name = request.node.name.replace("[", "_").replace("]", "")
-    response = requests.post(f"{api}/proxies", json={
-        "name": name, "listen": f"{LOOPBACK}:0", "upstream": upstream}, timeout=5)
-    assert response.status_code == 201, response.text
-    info = response.json()
-    info["port"] = int(info["listen"].rsplit(":", 1)[1])
-    info["api"] = f"{api}/proxies/{name}"
-    yield info
-    requests.delete(info["api"], timeout=5)
+    yield from toxiproxy_proxy(api, name, upstream)
 
 
 def _toxic(proxy: dict[str, Any], **body: Any) -> dict[str, Any]:
