@@ -265,15 +265,7 @@ def breaker_band(result: Result) -> str:
     f = frame(result)
     height = 22
     parts = ['<text x="4" y="15" font-size="10" fill="#455a64">breaker</text>']
-    samples = [(t, v) for t, v in result.breaker if t <= f.span]
-    ends = [t for t, _ in samples[1:]] + [f.span]
-    merged: list[tuple[float, float, float]] = []
-    for (t, value), end in zip(samples, ends, strict=True):
-        if merged and merged[-1][2] == value:
-            merged[-1] = (merged[-1][0], end, value)
-        else:
-            merged.append((max(t, 0.0), end, value))
-    for start, end, value in merged:
+    for start, end, value in _breaker_spans(result.breaker, f.span):
         if end <= 0:
             continue
         name = state_name(value)
@@ -285,6 +277,22 @@ def breaker_band(result: Result) -> str:
     return (f'<svg id="timeline-breaker" class="chart breaker" role="img" aria-label="circuit breaker '
             f'state" viewBox="0 0 {WIDTH} {height}" width="100%" '
             f'xmlns="http://www.w3.org/2000/svg">{"".join(parts)}</svg>')
+
+
+def _breaker_spans(breaker: list[tuple[float, float]],
+                   span: float) -> list[tuple[float, float, float]]:
+    """(start, end, state) runs of equal state inside [0, span]; a state holds until the next
+    sample. Samples after the run's end are dropped; none left (a probe that only answered
+    after the last phase) draws an empty band, not an error."""
+    samples = sorted(((t, v) for t, v in breaker if t <= span), key=lambda s: s[0])
+    merged: list[tuple[float, float, float]] = []
+    for i, (t, value) in enumerate(samples):
+        end = samples[i + 1][0] if i + 1 < len(samples) else span
+        if merged and merged[-1][2] == value:
+            merged[-1] = (merged[-1][0], end, value)
+        else:
+            merged.append((max(t, 0.0), end, value))
+    return merged
 
 
 def _svg(ident: str, label: str, f: Frame, parts: list[str]) -> str:
