@@ -159,16 +159,56 @@ def test_timeout_stops_data_then_closes(proxy: dict[str, Any]) -> None:
         assert time.monotonic() - started >= 0.39
 
 
-def test_timeout_zero_holds_until_removed(proxy: dict[str, Any]) -> None:
+def test_timeout_zero_drops_data_and_removal_closes(proxy: dict[str, Any]) -> None:
+    # The real server (toxics/timeout.go) drops what meets the toxic and, when the
+    # toxic is deleted, closes the connection: nothing held comes out later.
     with _connect(proxy) as sock:
+        _roundtrip(sock)
         _toxic(proxy, type="timeout", attributes={"timeout": 0})
-        sock.sendall(b"held")
+        sock.sendall(b"lost")
         sock.settimeout(0.3)
         with pytest.raises(TimeoutError):
             sock.recv(10)
         requests.delete(f"{proxy['api']}/toxics/timeout_downstream", timeout=5)
         sock.settimeout(5)
-        assert sock.recv(10) == b"held"
+        started = time.monotonic()
+        assert _closed_by_peer(sock)
+        assert time.monotonic() - started < 1.0
+
+
+def test_timeout_passes_the_peers_close_at_once(proxy: dict[str, Any]) -> None:
+    _toxic(proxy, type="timeout", attributes={"timeout": 0})
+    with _connect(proxy, "close") as sock:  # the upstream sends "bye" and closes
+        sock.settimeout(2)
+        started = time.monotonic()
+        assert _read_all(sock) == b""  # "bye" dropped, the close passed on
+        assert time.monotonic() - started < 1.0
+
+
+def test_timeout_timer_restarts_on_every_chunk(proxy: dict[str, Any]) -> None:
+    _toxic(proxy, type="timeout", stream="upstream", attributes={"timeout": 500})
+    with _connect(proxy) as sock:
+        for _ in range(8):  # 1.2 s of traffic every 150 ms outlives timeout=500
+            time.sleep(0.15)
+            sock.sendall(b".")
+        sock.settimeout(0.05)
+        with pytest.raises(TimeoutError):  # still open: no EOF, no reset
+            sock.recv(10)
+        sock.settimeout(5)
+        started = time.monotonic()
+        assert _closed_by_peer(sock)  # quiet now: closed after 500 ms
+        assert 0.35 <= time.monotonic() - started < 1.5
+
+
+def test_timeout_toxic_update_keeps_connection(proxy: dict[str, Any]) -> None:
+    _toxic(proxy, type="timeout", attributes={"timeout": 0})
+    with _connect(proxy) as sock:
+        response = requests.post(f"{proxy['api']}/toxics/timeout_downstream",
+                                 json={"attributes": {"timeout": 300}}, timeout=5)
+        assert response.status_code == 200, response.text
+        started = time.monotonic()
+        assert _closed_by_peer(sock)
+        assert 0.25 <= time.monotonic() - started < 1.5
 
 
 def test_reset_peer_gives_econnreset(proxy: dict[str, Any]) -> None:

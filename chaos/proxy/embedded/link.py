@@ -52,10 +52,9 @@ class Pipe:
         self.src = src
         self.dst = dst
         self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=QUEUE_CHUNKS)
-        self.draws: dict[int, Behaviour | None] = {}  # toxic uid -> behaviour if drawn
+        self.draws: dict[int, tuple[Toxic, Behaviour | None]] = {}  # uid -> behaviour if drawn
         self.active: list[Behaviour] = []
         self.counted: set[str] = set()
-        self.changed = asyncio.Event()
         self.busy = False
         self.bulk = False  # a read filled a whole chunk, or 1 MiB passed: worth a kernel pipe
         self.copied = 0
@@ -63,29 +62,35 @@ class Pipe:
 
     def refresh(self, toxics: list[Toxic]) -> None:
         """Follow the proxy's toxic list; toxicity is drawn once per toxic here."""
-        mine = [t for t in toxics if t.stream == self.stream]
+        mine = [t for t in toxics if t.direction == self.stream]
         live = {t.uid for t in mine}
+        names = {t.name for t in mine}
         for uid in [u for u in self.draws if u not in live]:
-            gone = self.draws.pop(uid)
-            if gone is not None:
-                gone.stop()
+            toxic, gone = self.draws.pop(uid)
+            if toxic.name in names:  # updated: the new version is drawn below
+                if gone is not None:
+                    gone.stop()
+            elif gone is not None:
+                gone.removed()
+            elif toxic.type == "timeout":  # upstream's Cleanup closes even undrawn links
+                self.conn.close(False)
+        if self.conn.closed:
+            return
         for toxic in mine:
             if toxic.uid in self.draws:
                 continue
+            behaviour = None
             if random.random() < toxic.toxicity:
                 behaviour = BEHAVIOURS[toxic.type](toxic, self.conn.close)
-                self.draws[toxic.uid] = behaviour
                 if toxic.name not in self.counted:
                     self.counted.add(toxic.name)
                     self.conn.proxy.stats.toxic_applied(toxic)
                 behaviour.start()
-            else:
-                self.draws[toxic.uid] = None
-        self.active = [b for t in mine if (b := self.draws[t.uid]) is not None]
-        self.changed.set()
+            self.draws[toxic.uid] = (toxic, behaviour)
+        self.active = [b for t in mine if (b := self.draws[t.uid][1]) is not None]
 
     def stop(self) -> None:
-        for behaviour in self.draws.values():
+        for _toxic, behaviour in self.draws.values():
             if behaviour is not None:
                 behaviour.stop()
         if self.pipe is not None:
@@ -173,23 +178,15 @@ class Pipe:
                 if item is None:
                     break
                 self.busy = True
-                await self._hold()
                 await self._through(list(self.active), 0, item[0], item[1])
                 self.busy = False
                 self.queue.task_done()
-            await self._hold()
             for behaviour in list(self.active):
                 await behaviour.on_eof()
         except Exception as exc:  # OSError mostly; anything else must not strand the peer
             self.conn.failed(self.stream, exc)
             return
         self.conn.eof(self)
-
-    async def _hold(self) -> None:
-        """Keep data (and EOF) back while a blocking toxic (timeout) applies."""
-        while any(b.blocks for b in self.active):
-            self.changed.clear()
-            await self.changed.wait()
 
     async def _through(self, chain: list[Behaviour], index: int, data: bytes,
                        arrival: float) -> None:
@@ -221,9 +218,9 @@ class Connection:
             self.tasks.append(asyncio.create_task(pipe.write_loop()))
 
     def refresh(self, toxics: list[Toxic]) -> None:
-        if not self.closed:
-            self.up.refresh(toxics)
-            self.down.refresh(toxics)
+        for pipe in (self.up, self.down):
+            if not self.closed:
+                pipe.refresh(toxics)
 
     def eof(self, pipe: Pipe) -> None:
         """The source of ``pipe`` closed and its toxics let the close through."""

@@ -98,7 +98,7 @@ class Proxy:
     # --- JSON -------------------------------------------------------------------------------
     def toxic_list(self) -> list[Toxic]:
         """Upstream toxics first, then downstream, each in creation order (as upstream)."""
-        return sorted(self.toxics.values(), key=lambda t: t.stream != "upstream")
+        return sorted(self.toxics.values(), key=lambda t: t.direction != "upstream")
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "listen": self.listen, "upstream": self.upstream,

@@ -3,7 +3,10 @@
 The real server decodes attributes into Go structs without checking them, so a
 negative rate or a zero slicer size stalls or crashes it. Here every attribute
 is declared once (default, minimum, unit) and checked on create and update, so
-that a bad scenario fails at the API with a message naming the attribute.
+that a value that would crash the real server fails at the API with a message
+naming the attribute. Everything else the real server accepts is accepted:
+``null`` means absent, unknown attributes are ignored, ``stream`` is matched
+without regard to case, and a missing bandwidth ``rate`` means unlimited.
 
 A ``Behaviour`` is one toxic applied to one direction of one connection: it
 holds the per-connection state (bandwidth credit, bytes sent, timers) while the
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import math
 import random
 import time
@@ -22,6 +26,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chaos.proxy.embedded.errors import bad_request
+
+log = logging.getLogger("chaos.proxy.embedded")
 
 STREAMS = ("upstream", "downstream")
 MAX_VALUE = 10**12  # far beyond any sane duration or size; stops int overflow games
@@ -33,19 +39,19 @@ CloseFn = Callable[[bool], None]  # close(reset): end the whole connection
 @dataclass(frozen=True)
 class Attr:
     default: int
-    minimum: int
+    minimum: int  # for a value the request gives; the default may lie below it
     unit: str
 
 
 SPECS: dict[str, dict[str, Attr]] = {
     "noop": {},
     "latency": {"latency": Attr(0, 0, "ms"), "jitter": Attr(0, 0, "ms")},
-    "bandwidth": {"rate": Attr(0, 1, "KB/s")},
+    "bandwidth": {"rate": Attr(0, 0, "KB/s")},  # 0: unlimited
     "slow_close": {"delay": Attr(0, 0, "ms")},
     "timeout": {"timeout": Attr(0, 0, "ms")},
     "reset_peer": {"timeout": Attr(0, 0, "ms")},
     "slicer": {
-        "average_size": Attr(0, 1, "bytes"),
+        "average_size": Attr(0, 1, "bytes"),  # absent (0): chunks pass whole
         "size_variation": Attr(0, 0, "bytes"),
         "delay": Attr(0, 0, "µs"),
     },
@@ -66,6 +72,11 @@ class Toxic:
     toxicity: float
     attributes: dict[str, int]
     uid: int = field(default_factory=lambda: next(_uids))
+
+    @property
+    def direction(self) -> str:
+        """``stream`` as given may be any case ("Downstream"), as upstream allows."""
+        return self.stream.lower()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -99,7 +110,9 @@ def _whole(kind: str, key: str, value: object, spec: Attr) -> int:
 
 def validate_attributes(kind: str, raw: object, base: dict[str, int] | None = None
                         ) -> dict[str, int]:
-    """Merge ``raw`` over ``base`` (or the defaults) and check the result."""
+    """Merge ``raw`` over ``base`` (or the defaults) and check what it gives.
+
+    As Go's JSON decoder does, a ``null`` value or an unknown key changes nothing."""
     spec = SPECS[kind]
     if raw is None:
         raw = {}
@@ -107,27 +120,25 @@ def validate_attributes(kind: str, raw: object, base: dict[str, int] | None = No
         raise bad_request(f"{kind}: attributes must be an object, got {_json_type(raw)}")
     unknown = sorted(set(raw) - set(spec))
     if unknown:
-        known = ", ".join(spec) or "none"
-        raise bad_request(f"{kind}: unknown attribute(s) {', '.join(unknown)} (known: {known})")
+        log.warning("%s: ignoring unknown attribute(s) %s", kind, ", ".join(unknown))
     result = dict(base) if base is not None else {k: a.default for k, a in spec.items()}
     for key, value in raw.items():
-        result[key] = _whole(kind, key, value, spec[key])
-    for key, attr in spec.items():  # defaults must satisfy the minimum too (bandwidth rate)
-        if result[key] < attr.minimum:
-            raise bad_request(f"{kind}: attribute {key!r} must be >= {attr.minimum} "
-                              f"({attr.unit}), got {result[key]}")
-    if kind == "slicer" and result["size_variation"] >= result["average_size"]:
+        if key in spec and value is not None:
+            result[key] = _whole(kind, key, value, spec[key])
+    if kind == "slicer" and result["size_variation"] and (
+            result["size_variation"] >= result["average_size"]):
         raise bad_request("slicer: attribute 'size_variation' must be less than 'average_size'")
     return result
 
 
-def _toxicity(value: object) -> float:
+def _toxicity(value: object, default: float = 1.0) -> float:
+    """Any number, as upstream takes it (above 1: always; below 0: never); null: ``default``."""
     if value is None:
-        return 1.0
+        return default
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise bad_request(f"toxicity must be a number between 0 and 1, got {_json_type(value)}")
-    if not 0.0 <= float(value) <= 1.0:
-        raise bad_request(f"toxicity must be between 0 and 1, got {value}")
+    if not math.isfinite(value):
+        raise bad_request(f"toxicity must be a number between 0 and 1, got {value}")
     return float(value)
 
 
@@ -135,8 +146,10 @@ def parse_toxic(body: object) -> Toxic:
     """Build a new toxic from a create request, with the real server's defaults."""
     if not isinstance(body, dict):
         raise bad_request(f"bad request body: expected a JSON object, got {_json_type(body)}")
-    stream = body.get("stream") or "downstream"
-    if stream not in STREAMS:
+    stream = body.get("stream")
+    if stream is None:
+        stream = "downstream"
+    if not isinstance(stream, str) or stream.lower() not in STREAMS:
         raise bad_request("stream was invalid, can be either upstream or downstream")
     kind = body.get("type")
     if not isinstance(kind, str) or kind not in SPECS:
@@ -149,14 +162,11 @@ def parse_toxic(body: object) -> Toxic:
 
 
 def update_toxic(old: Toxic, body: object) -> Toxic:
-    """Apply an update request: attributes merge, toxicity replaces."""
+    """Apply an update request: attributes merge, toxicity replaces; as upstream, any
+    ``type``, ``stream`` or ``name`` in the body is ignored and ``null`` keeps a value."""
     if not isinstance(body, dict):
         raise bad_request(f"bad request body: expected a JSON object, got {_json_type(body)}")
-    for key in ("type", "stream", "name"):
-        if key in body and body[key] not in (None, "", getattr(old, key)):
-            raise bad_request(f"cannot change the {key} of toxic {old.name!r}; "
-                              "delete it and create a new one")
-    toxicity = _toxicity(body["toxicity"]) if "toxicity" in body else old.toxicity
+    toxicity = _toxicity(body.get("toxicity"), old.toxicity)
     attributes = validate_attributes(old.type, body.get("attributes"), old.attributes)
     return replace(old, toxicity=toxicity, attributes=attributes, uid=next(_uids))
 
@@ -166,8 +176,6 @@ def update_toxic(old: Toxic, body: object) -> Toxic:
 
 class Behaviour:
     """A toxic on one connection direction; the default passes data through."""
-
-    blocks = False  # True: the direction holds its data while this toxic applies
 
     def __init__(self, toxic: Toxic, close: CloseFn) -> None:
         self.toxic = toxic
@@ -179,9 +187,14 @@ class Behaviour:
         """The toxic begins to apply (connection opened, or toxic added)."""
 
     def stop(self) -> None:
+        """The toxic stops applying: updated, or its connection closed."""
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+
+    def removed(self) -> None:
+        """The toxic was deleted (or /reset) while this connection was open."""
+        self.stop()
 
     async def on_data(self, data: bytes, arrival: float, emit: Emit) -> None:
         await emit(data)
@@ -209,6 +222,9 @@ class Bandwidth(Behaviour):
 
     async def on_data(self, data: bytes, arrival: float, emit: Emit) -> None:
         rate = self.attrs["rate"] * 1000  # bytes per second (KB = 1000 bytes, as upstream)
+        if rate <= 0:  # unlimited, as upstream means it (its loop then stalls on empty chunks)
+            await emit(data)
+            return
         step = max(1, rate // 10)  # pieces of 100 ms, so that slow rates still trickle
         view = memoryview(data)
         for offset in range(0, len(data), step):
@@ -225,12 +241,28 @@ class SlowClose(Behaviour):
 
 
 class Timeout(Behaviour):
-    blocks = True
+    """As upstream's toxics/timeout.go: data is dropped, never delivered later; a
+    close from the sending peer passes at once; with ``timeout`` > 0 the connection
+    closes after that long without data, the timer restarting on every chunk;
+    deleting the toxic closes the connection (upstream's Cleanup)."""
 
     def start(self) -> None:
+        self._arm()
+
+    def _arm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.attrs["timeout"] > 0:
             loop = asyncio.get_running_loop()
             self.timer = loop.call_later(self.attrs["timeout"] / 1000.0, self.close, False)
+
+    async def on_data(self, data: bytes, arrival: float, emit: Emit) -> None:
+        self._arm()  # dropped on the ground; the countdown starts again
+
+    def removed(self) -> None:
+        self.stop()
+        self.close(False)
 
 
 class ResetPeer(Behaviour):
@@ -260,6 +292,9 @@ class Slicer(Behaviour):
         return cuts
 
     async def on_data(self, data: bytes, arrival: float, emit: Emit) -> None:
+        if not self.attrs["average_size"]:  # not given: upstream would panic; pass it whole
+            await emit(data)
+            return
         start = 0
         for end in self._cuts(len(data)):
             await emit(data[start:end])
