@@ -1,13 +1,15 @@
 """`chaos doctor`: leftovers of runs whose process is gone, and their removal.
 
 Two sources, because either alone misses something: Docker labels (every
-container and network a run creates carries the run id and its owner's pid),
+container, network and per-run image a run creates carries the run id and its
+owner's pid),
 and the cleanup ledgers in ``.chaos/runs/`` (which also know the Locust process
 group, proxies created on a user's Toxiproxy server at TOXIPROXY_URL, and
 anything whose creation was cut short). A run counts as dead when its
 owner process no longer exists on this host; runs of live processes and of
 other hosts are never touched, and nothing without this project's label or run
-marker is ever removed.
+marker is ever removed. Resources that vanish while doctor looks (another run's
+teardown on the same engine) count as gone, not as errors (chaos.runtime.cleanup).
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from chaos.errors import EnvironmentProblem
+from chaos.runtime import cleanup
 from chaos.runtime import labels as L
 from chaos.runtime import ledger as ledgers_mod
 from chaos.runtime.bootstrap import connect
-from chaos.runtime.environment import sweep as sweep_labels
 
 if TYPE_CHECKING:
     import docker
@@ -43,17 +45,11 @@ class Leftovers:
 
 
 def _by_label(client: docker.DockerClient, found: dict[str, Leftovers]) -> None:
-    filters = {"label": [L.RUN]}
-    for container in client.containers.list(all=True, filters=filters):
-        labels = container.labels
-        if not L.owner_alive(labels):
-            run = found.setdefault(labels[L.RUN], Leftovers(labels[L.RUN]))
-            run.resources.append(f"container {container.name}")
-    for network in client.networks.list(filters=filters):
-        labels = network.attrs.get("Labels") or {}
-        if not L.owner_alive(labels):
-            run = found.setdefault(labels[L.RUN], Leftovers(labels[L.RUN]))
-            run.resources.append(f"network {network.name}")
+    """Labelled resources of dead owners; listing never inspects, so nothing can vanish under it."""
+    for item in cleanup.listed(client, [L.RUN]):
+        if not L.owner_alive(item.labels):
+            run = found.setdefault(item.labels[L.RUN], Leftovers(item.labels[L.RUN]))
+            run.resources.append(str(item))
 
 
 def leftovers(client: docker.DockerClient | None = None) -> dict[str, Leftovers]:
@@ -92,9 +88,9 @@ def remove(run: Leftovers, client: docker.DockerClient | None) -> list[str]:
         problems += ledgers_mod.unwind(run.ledger, removers)
     ledgers_mod.kill_run_processes(run.run_id)
     if client is not None:
-        problems += sweep_labels(client, {L.RUN: run.run_id})
+        problems += cleanup.sweep(client, {L.RUN: run.run_id})
     if run.ledger is not None and not problems:
-        if client is None and any(e.kind in ("container", "network") for e in run.ledger.entries):
+        if client is None and any(e.kind in ("container", "network", "image") for e in run.ledger.entries):
             return problems  # keep it: Docker resources could not be checked
         run.ledger.path.unlink(missing_ok=True)
     return problems

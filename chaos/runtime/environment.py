@@ -20,6 +20,7 @@ from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wa
 
 from chaos.errors import EnvironmentProblem, ServiceNotReady
 from chaos.runtime import labels as L
+from chaos.runtime.cleanup import sweep
 from chaos.runtime.ledger import Ledger
 
 
@@ -206,26 +207,7 @@ class RunEnvironment:
         return tails
 
     def teardown(self) -> list[str]:
-        """Remove everything labelled with this run id; returns what could not be removed."""
+        """Remove everything labelled with this run id (its own images too); returns what
+        could not be removed. Resources that vanish meanwhile count as removed."""
         return sweep(self.client, {L.RUN: self.run_id})
 
-
-def sweep(client: docker.DockerClient, match: dict[str, str]) -> list[str]:
-    """Remove containers, then networks, carrying all the given labels."""
-    filters = {"label": [f"{k}={v}" for k, v in match.items()]}
-    problems: list[str] = []
-    for container in client.containers.list(all=True, filters=filters):
-        try:
-            container.remove(force=True, v=True)
-        except NotFound:
-            pass
-        except APIError as exc:
-            problems.append(f"container {container.name}: {exc}")
-    for network in client.networks.list(filters=filters):
-        try:
-            network.remove()
-        except NotFound:
-            pass
-        except APIError as exc:
-            problems.append(f"network {network.name}: {exc}")
-    return problems

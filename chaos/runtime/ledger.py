@@ -183,27 +183,36 @@ def unwind(ledger: Ledger | LedgerFile, removers: Mapping[str, Remover]) -> list
 
 # -- removers ---------------------------------------------------------------------------
 def docker_removers(client: docker.DockerClient, run_id: str) -> dict[str, Remover]:
-    """Containers and networks by name, but only when they carry this run's label."""
+    """Containers, networks and images by name, but only when they carry this run's label.
+
+    One that vanishes meanwhile (another teardown, a removal already in progress) is gone.
+    """
     from docker.errors import NotFound
 
-    def container(entry: Entry) -> None:
+    from chaos.runtime.cleanup import Found, remove
+
+    def ours(kind: str, key: str, inspect: Callable[[str], dict[str, Any]]) -> Found | None:
         try:
-            found = client.containers.get(entry.name)
+            attrs = inspect(key)
         except NotFound:
-            return
-        if (found.labels or {}).get(L.RUN) != run_id:
-            return  # same name, not ours: never touch it
-        with contextlib.suppress(NotFound):
-            found.remove(force=True, v=True)
+            return None
+        labels = attrs.get("Labels") or (attrs.get("Config") or {}).get("Labels") or {}
+        if labels.get(L.RUN) != run_id:
+            return None  # same name, not ours: never touch it
+        return Found(kind, str(attrs.get("Id") or key), key, labels)
 
-    def network(entry: Entry) -> None:
-        for found in client.networks.list(names=[entry.name]):
-            if found.name != entry.name or (found.attrs.get("Labels") or {}).get(L.RUN) != run_id:
-                continue
-            with contextlib.suppress(NotFound):
-                found.remove()
+    def remover(kind: str, inspect: Callable[[str], dict[str, Any]]) -> Remover:
+        def remove_entry(entry: Entry) -> None:
+            found = ours(kind, entry.name, inspect)
+            if found is not None and (problem := remove(client, found)) is not None:
+                raise RuntimeError(problem)
 
-    return {"container": container, "network": network}
+        return remove_entry
+
+    api = client.api
+    return {"container": remover("container", api.inspect_container),
+            "network": remover("network", api.inspect_network),
+            "image": remover("image", api.inspect_image)}
 
 
 def run_processes(run_id: str) -> list[int]:

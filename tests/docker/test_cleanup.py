@@ -64,8 +64,9 @@ def bystanders(engine: docker.DockerClient):
     network.remove()
 
 
-def start(report_dir: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([*CHAOS, "run", "backend-reset", *SHORT, "--report-dir", str(report_dir)],
+def start(report_dir: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([*CHAOS, "run", "backend-reset", *SHORT, *extra,
+                             "--report-dir", str(report_dir)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             bufsize=1)
 
@@ -191,6 +192,32 @@ def test_doctor_sweep_spares_lookalikes_and_live_runs(engine, bystanders):
             engine.containers.get(container.id)
         except NotFound:  # pragma: no cover - the assertion below says what happened
             pytest.fail(f"doctor removed {container.name}, which the harness never created")
+
+
+def test_doctor_sweeps_a_dead_run_while_a_live_run_on_the_same_engine_finishes(engine, tmp_path):
+    """Two runs on one engine: only the SIGKILLed one's leftovers go; the live one ends with
+    its verdict. Both start together, so doctor also meets resources in motion."""
+    dead = start(tmp_path / "dead")
+    live = start(tmp_path / "live", "--set", "phases.1.duration=25s")
+    dead_id, _ = read_until(dead, "fault on:")
+    dead.kill()
+    dead.communicate(timeout=30)
+    live_id, seen = read_until(live, "phase fault")
+    mine = labelled(engine, live_id)
+    listed = doctor()
+    assert dead_id in listed.stdout and live_id not in listed.stdout, listed.stdout + listed.stderr
+    swept = doctor("--sweep")
+    assert swept.returncode == 0, swept.stdout + swept.stderr
+    assert "Traceback" not in swept.stderr
+    assert live.poll() is None, "the live run ended before doctor finished: the test proves nothing"
+    assert labelled(engine, live_id) == mine, "doctor touched the live run"
+    assert (LEDGERS / f"{live_id}.ndjson").exists(), "doctor took the live run's ledger"
+    assert_clean(engine, dead_id)
+    rest, _ = live.communicate(timeout=120)
+    output = "".join(seen) + rest
+    assert live.returncode == 0, output
+    assert "Traceback" not in output and "teardown problems" not in output, output
+    assert_clean(engine, live_id)
 
 
 def test_a_new_run_works_after_all_that(engine, tmp_path):
