@@ -97,6 +97,7 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
     session = factory(scenario, run_id, run_dir, bus)
     error: str | None = None
     verdict = ""
+    part_failure = None
     try:
         with _signals_raise():
             try:
@@ -117,13 +118,14 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
         raise
     except ChaosError as exc:
         verdict, error = "error", str(exc)
+        part_failure = getattr(exc, "record", None)  # a harness part died (PartFailed)
     result = Result(
         scenario=scenario.name, file=file, run_id=run_id, started_at=started_at,
         duration_s=round(time.monotonic() - started, 2), verdict=verdict, exit_code=0,
         description=scenario.description, provider=session.provider, images=session.images,
         command=command, error=error, phases=session.windows, faults=session.fault_records,
         logs={name: masker.log(text) for name, text in session.logs.items()},
-        scenario_yaml=scenario_yaml, report_dir=str(run_dir),
+        scenario_yaml=scenario_yaml, report_dir=str(run_dir), environment_error=part_failure,
     )
     _judge(scenario, session, result, bus, masker)
     result.environment = report_environment()

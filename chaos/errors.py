@@ -57,6 +57,26 @@ class ServiceNotReady(EnvironmentProblem):
         super().__init__(text)
 
 
+class PartFailed(EnvironmentProblem):
+    """A part of the harness itself (the proxy server, Locust, a sidecar) died mid-run.
+
+    The traffic after that measures the harness, not the gateway: the run ends with
+    exit 3 and names the part, how it died, and when (seconds since the first phase).
+    """
+
+    def __init__(self, part: str, how: str, detail: str = "", at: float | None = None) -> None:
+        self.part = part
+        self.how = how
+        self.detail = detail
+        self.at = at
+        self.record: object | None = None  # the watchdog's PartFailure, for result.json
+        when = "" if at is None else f" at {at:.1f}s"
+        text = f"harness part failed{when}: {part}: {how}; the run's verdict is void"
+        if detail:
+            text += f"\n--- last lines of {part} ---\n{detail}"
+        super().__init__(text)
+
+
 class ProxyError(ChaosError):
     """The Toxiproxy API refused or failed a request."""
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import docker
 
 from chaos.capture.sidecar import Captured, CaptureSet, start_capture
-from chaos.errors import EnvironmentProblem, ScenarioError
+from chaos.errors import EnvironmentProblem, Interrupted, ScenarioError
 from chaos.faults.base import FaultContext, Injected
 from chaos.faults.registry import inject
 from chaos.load.runner import LocustProcess
@@ -34,6 +34,7 @@ from chaos.observe.events import (
     Setup,
 )
 from chaos.observe.probes import BreakerPoller, MetricPoller, counter_poller
+from chaos.observe.watchdog import Watchdog, container_check, process_check, url_check
 from chaos.proxy import provider
 from chaos.proxy.client import ToxiproxyClient
 from chaos.proxy.external import ExternalProxies
@@ -41,6 +42,7 @@ from chaos.proxy.external import conflicts as external_conflicts
 from chaos.runtime import bootstrap
 from chaos.runtime.base_image import ensure_base
 from chaos.runtime.environment import RunEnvironment
+from chaos.runtime.health import ready_timeout
 from chaos.runtime.images import ensure_image, spec_for_build_dir, toxiproxy_spec
 from chaos.runtime.ledger import (
     Entry,
@@ -91,6 +93,9 @@ class RunSession:
         self.capture: CaptureSet | None = None  # evidence sidecars (scenario capture: true)
         self.captured: Captured | None = None
         self.capture_names: dict[str, str] = {}  # run network IP -> service name
+        self.ready_timeout = ready_timeout()  # CHAOS_READY_TIMEOUT: a bad value is refused here
+        self.watchdog = Watchdog(lambda: self.t0)  # the harness's own parts (issue 15 item 4)
+        self.harness_containers: dict[str, str] = {}  # container name -> part, must stay up
 
     # -- bring-up ---------------------------------------------------------------------
     def run(self) -> None:
@@ -111,6 +116,8 @@ class RunSession:
             self.external_proxies.check_reach()
         self._start_probes()
         self._start_capture()
+        self.watchdog.watch("containers", container_check(
+            self.env.client, self.run_id, lambda: dict(self.harness_containers)))
         self._run_phases()
 
     @property
@@ -172,6 +179,8 @@ class RunSession:
             ) from exc
         self.bus.emit(ServiceReady(service=PROXY_SERVICE, image=self.images[PROXY_SERVICE],
                                    seconds=time.monotonic() - started))
+        name = self.env.container(PROXY_SERVICE).name or PROXY_SERVICE
+        self.harness_containers[name] = f"the Toxiproxy server ({self.provider})"
         for name, spec in self.scenario.proxies.items():
             if self.ledger is not None:
                 self.ledger.intend("proxy", name, api=url)
@@ -187,6 +196,8 @@ class RunSession:
         self.proxy_host = self.external_proxies.host
         self.external_proxies.create()
         self.listen_ports.update(self.external_proxies.ports)
+        self.watchdog.watch("toxiproxy", url_check(f"the Toxiproxy server ({self.provider})",
+                                                   self.choice.url))
 
     def _point_proxies(self, services: set[str] | None = None) -> None:
         """On a user's server: upstreams follow the containers' current addresses."""
@@ -223,7 +234,7 @@ class RunSession:
         if name in ready:
             return
         service = self.scenario.services[name]
-        seconds = self.env.wait_healthy(name, service.health, timeout=60)
+        seconds = self.env.wait_healthy(name, service.health, timeout=self.ready_timeout)
         ready.add(name)
         self.bus.emit(ServiceReady(service=name, image=self.images[name], seconds=seconds))
 
@@ -252,6 +263,8 @@ class RunSession:
         self.capture, self.capture_names = start_capture(
             self.env, self.tool_images[CAPTURE_IMAGE], services, spec.max_mb, spec.max_seconds,
             spec.ss_interval)
+        for service, sidecar in self.capture.sidecars.items():
+            self.harness_containers[sidecar.name or service] = f"the capture sidecar on {service}"
 
     # -- phases -----------------------------------------------------------------------
     def _load_target(self) -> str:
@@ -269,13 +282,23 @@ class RunSession:
         budget = self.scenario.total_duration() + 30
         self.locust = LocustProcess(self.scenario.load, target, self.run_dir, budget,
                                     ledger=self.ledger)
-        self.locust.start()
+        pid = self.locust.start()
+        assert self.locust.proc is not None
+        self.watchdog.watch("locust", process_check(
+            f"the Locust load generator (pid {pid})", self.locust.proc, self.locust.log_tail))
         self.bus.emit(Setup(message=f"load: {self.scenario.load.users} users -> {target}"))
         if not self.locust.wait_for_traffic(timeout=30):
             raise EnvironmentProblem("Locust produced no requests:\n" + self.locust.log_tail())
         self.t0 = time.time()
-        for phase in self.scenario.phases:
-            self._run_phase(phase, ctx)
+        try:
+            for phase in self.scenario.phases:
+                self._run_phase(phase, ctx)
+        except Interrupted:
+            raise
+        except Exception:
+            # a fault that failed because a harness part is gone: name the part, not the fault
+            self.watchdog.check(force=True)
+            raise
 
     def _run_phase(self, phase: Phase, ctx: FaultContext) -> None:
         assert self.locust is not None
@@ -330,8 +353,7 @@ class RunSession:
         assert self.locust is not None
         due = {id(item): time.time() + (item.every or 0) for item in periodic}
         while (left := deadline - time.time()) > 0:
-            if not self.locust.running():
-                raise EnvironmentProblem("Locust stopped early:\n" + self.locust.log_tail())
+            self.watchdog.check()  # Locust, the proxy server, the sidecars
             for item in periodic:
                 if item.again is not None and item.every and time.time() >= due[id(item)]:
                     item.again()

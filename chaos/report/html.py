@@ -16,6 +16,7 @@ from markupsafe import Markup
 
 from chaos.capture import charts as evidence_charts
 from chaos.report import charts, derive
+from chaos.report.harness_banner import harness_banner
 from chaos.report.text import clean
 from chaos.verdict.result import AssertionResult, PhaseStats, Result
 
@@ -65,6 +66,7 @@ def _context(result: Result) -> dict[str, Any]:
         "outcome_chart": Markup(charts.outcome_chart(result)),
         "latency_chart": Markup(charts.latency_chart(result)),
         "breaker_band": Markup(charts.breaker_band(result)),
+        "harness_banner": harness_banner(result),
         "legend": Markup(charts.legend()),
         "latency_legend": Markup(charts.latency_legend()),
         "breaker_legend": Markup(charts.breaker_legend()),

@@ -67,6 +67,22 @@ class BreakerTransition:
 
 
 @dataclass
+class PartFailure:
+    """A part of the harness that died mid-run (chaos.observe.watchdog): the run is void.
+
+    Times are seconds since the first phase; ``affected_from``..``affected_to`` are the
+    seconds whose traffic measured the broken harness, not the gateway.
+    """
+
+    part: str
+    how: str
+    at: float
+    affected_from: float
+    affected_to: float
+    detail: str = ""
+
+
+@dataclass
 class Result:
     """What a run found; `verdict` is pass, fail, error or interrupted."""
 
@@ -107,6 +123,8 @@ class Result:
     # Evidence (chaos.capture.evidence): the one-axis event table, failed-request samples,
     # and with capture on, per-hop SYN/FIN/RST counts, RST attribution, socket states.
     evidence: dict[str, Any] = field(default_factory=dict)
+    # Set when a part of the harness itself died (verdict error, exit 3); None otherwise.
+    environment_error: PartFailure | None = None
 
     @property
     def passed(self) -> bool:
@@ -137,5 +155,8 @@ class Result:
                          for item in value]
             elif key in ("breaker", "upstream") and isinstance(value, list):
                 value = [(float(t), float(v)) for t, v in value]
+            elif key == "environment_error" and isinstance(value, dict):
+                allowed = {f.name for f in fields(PartFailure)}
+                value = PartFailure(**{k: v for k, v in value.items() if k in allowed})
             kwargs[key] = value
         return cls(**kwargs)

@@ -258,3 +258,42 @@ def test_faults_that_need_docker_are_refused_before_anything_starts(tmp_path: Pa
     with pytest.raises(ScenarioError, match="needs Docker"):
         run_scenario(scenario, report_root=tmp_path, quiet=True, session_factory=factory)
     assert sessions and sessions[0].server is None and not sessions[0].local
+
+
+def test_locust_killed_mid_run_is_a_harness_failure_not_a_verdict(tmp_path: Path) -> None:
+    """SIGKILL to the load generator in the fault phase: exit 3 naming Locust and the signal,
+    result.json's environment_error and the report's banner, and everything torn down."""
+    import json
+    import signal
+
+    sessions: list[LoopbackSession] = []
+    bus = EventBus()
+
+    def kill_locust(event: object) -> None:
+        if isinstance(event, FaultInjected) and sessions and sessions[0].locust is not None:
+            assert sessions[0].locust.proc is not None
+            os.kill(sessions[0].locust.proc.pid, signal.SIGKILL)
+
+    def factory(scenario: Scenario, run_id: str, run_dir: Path, bus: EventBus) -> LoopbackSession:
+        sessions.append(LoopbackSession(scenario, run_id, run_dir, bus))
+        return sessions[-1]
+
+    bus.subscribe(kill_locust)
+    started = time.monotonic()
+    result = run_scenario(load_scenario(SCENARIO, SHORT), file=str(SCENARIO),
+                          report_root=tmp_path / "reports", quiet=True, bus=bus,
+                          session_factory=factory)
+    assert (result.verdict, result.exit_code) == ("error", 3), result.error
+    assert result.error is not None and "Locust" in result.error, result.error
+    assert "killed by SIGKILL" in result.error, result.error
+    assert not result.assertions, "a broken harness gets no verdict on the gateway"
+    assert time.monotonic() - started < 25, "the run stopped when Locust died, not at its end"
+    run_dir = Path(result.report_dir)
+    record = json.loads((run_dir / "result.json").read_text())["environment_error"]
+    assert "Locust" in record["part"] and record["how"] == "killed by SIGKILL", record
+    fault = next(w for w in result.phases if w.name == "fault")
+    assert fault.start <= record["at"] <= record["affected_to"] <= fault.end + 1, (record, fault)
+    assert record["affected_from"] <= record["at"], record
+    html = (run_dir / "report.html").read_text()
+    assert 'id="harness-failure"' in html and "killed by SIGKILL" in html
+    assert_torn_down(sessions[0])
