@@ -22,6 +22,7 @@ import docker
 
 from chaos.capture.sidecar import Captured, CaptureSet, start_capture
 from chaos.errors import EnvironmentProblem, Interrupted, ScenarioError
+from chaos.faults import netns
 from chaos.faults.base import FaultContext, Injected
 from chaos.faults.registry import inject
 from chaos.load.runner import LocustProcess
@@ -59,6 +60,13 @@ from chaos.verdict.result import FaultRecord, PhaseWindow
 PROXY_SERVICE = "toxiproxy"
 NETFAULT_IMAGE = "netfault"
 CAPTURE_IMAGE = "capture"
+
+
+def netfault_sidecar(labels: dict[str, str]) -> str | None:
+    """A network fault's sidecar (it lives while its fault is on), by its labels."""
+    if netns.LABEL_CHAIN not in labels:
+        return None
+    return f"the network-fault sidecar on {labels.get(netns.LABEL_TARGET, '?')}"
 
 
 class RunSession:
@@ -117,7 +125,8 @@ class RunSession:
         self._start_probes()
         self._start_capture()
         self.watchdog.watch("containers", container_check(
-            self.env.client, self.run_id, lambda: dict(self.harness_containers)))
+            self.env.client, self.run_id, lambda: dict(self.harness_containers),
+            netfault_sidecar))
         self._run_phases()
 
     @property

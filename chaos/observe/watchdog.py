@@ -108,23 +108,26 @@ def url_check(part: str, url: str, timeout: float = 2.0, misses: int = 2) -> Che
 
 
 def container_check(client: docker.DockerClient, run_id: str,
-                    parts: Callable[[], dict[str, str]]) -> Check:
+                    parts: Callable[[], dict[str, str]],
+                    transient: Callable[[dict[str, str]], str | None] | None = None) -> Check:
     """The harness's own containers of this run, by name -> part description.
 
-    ``parts()`` is asked each time, so sidecars that come and go (a network fault's)
-    are watched while they exist; one expected to exist and gone is a failure too.
+    ``parts()`` (asked each time) must exist and run; ``transient`` names, from its labels,
+    a part that comes and goes (a network fault's sidecar): watched while it exists.
     """
     from docker.errors import DockerException
 
     def check() -> Finding | None:
         expected = parts()
-        if not expected:
-            return None
         try:
             found = client.containers.list(all=True, filters={"label": f"{L.RUN}={run_id}"})
         except DockerException:
             return None  # the engine itself: the next call will tell
         by_name = {c.name: c for c in found}
+        for container in found:
+            part = transient(container.labels or {}) if transient is not None else None
+            if part is not None and container.name not in expected:
+                expected[str(container.name)] = part
         for name, part in expected.items():
             container = by_name.get(name)
             if container is None:

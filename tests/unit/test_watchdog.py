@@ -34,8 +34,10 @@ def test_how_a_container_died() -> None:
 
 
 class _Container:
-    def __init__(self, name: str, status: str, code: int = 0) -> None:
+    def __init__(self, name: str, status: str, code: int = 0,
+                 labels: dict[str, str] | None = None) -> None:
         self.name = name
+        self.labels = labels or {}
         self.attrs: dict[str, Any] = {"State": {
             "Status": status, "ExitCode": code, "OOMKilled": False,
             "FinishedAt": "2020-01-01T00:00:00.123456789Z" if status == "exited" else ""}}
@@ -84,4 +86,20 @@ def test_a_process_that_exits_is_found_and_one_miss_of_a_url_is_not() -> None:
     assert check() is not None
     dog.watch("p", process_check("load", proc, lambda: "tail"))
     with pytest.raises(PartFailed, match="load: exited with code 5"):
+        dog.check()
+
+
+def test_a_network_fault_sidecar_is_watched_while_it_exists() -> None:
+    from chaos.session import netfault_sidecar
+
+    labels = {"gateway-chaos.netfault.chain": "CHAOS-1", "gateway-chaos.netfault.target": "backend"}
+    client = _Client(_Container("run-netfault-backend-1", "running", labels=labels))
+    dog = Watchdog(time.time, interval=0)
+    dog.watch("containers", container_check(client, "r", dict, netfault_sidecar))
+    dog.check()
+    client.found.clear()  # its fault was removed, and the sidecar with it: fine
+    dog.check()
+    client.found.append(_Container("run-netfault-backend-2", "exited", 137, labels))
+    with pytest.raises(PartFailed, match="the network-fault sidecar on backend: container "
+                                         "run-netfault-backend-2 exited with code 137"):
         dog.check()
