@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker
-import requests
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 from docker.models.networks import Network
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from chaos.errors import EnvironmentProblem, ServiceNotReady
+from chaos.runtime import health
 from chaos.runtime import labels as L
 from chaos.runtime.cleanup import sweep
 from chaos.runtime.ledger import Ledger
@@ -156,33 +155,25 @@ class RunEnvironment:
     def host_port(self, name: str, port: int) -> int:
         return self._host_port(self.services[name].container, port)
 
-    def wait_healthy(self, name: str, path: str | None, timeout: float = 60.0) -> float:
-        """Wait until GET path answers < 500 on the published port; returns seconds waited."""
+    def wait_healthy(self, name: str, path: str | None, timeout: float | None = None) -> float:
+        """Wait until GET path answers 2xx/3xx on the published port; returns seconds waited.
+
+        timeout None: CHAOS_READY_TIMEOUT, else 60 s (chaos.runtime.health).
+        """
         service = self.services[name]
-        started = time.monotonic()
         if path is None:
             return 0.0
-        url = service.host_url + path
 
-        def probe() -> bool:
+        def alive() -> None:
             service.container.reload()
             if service.container.status in ("exited", "dead"):
                 raise ServiceNotReady(name, f"the container exited "
                                       f"(code {service.container.attrs['State']['ExitCode']})",
                                       self.logs(service.container))
-            try:
-                return requests.get(url, timeout=1.0).status_code < 500
-            except requests.RequestException:
-                return False
 
-        retrying = Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.2),
-                            retry=retry_if_result(lambda ok: not ok))
-        try:
-            retrying(probe)
-        except RetryError:
-            raise ServiceNotReady(name, f"GET {path} did not answer within {timeout:g}s",
-                                  self.logs(service.container)) from None
-        return time.monotonic() - started
+        return health.wait_healthy(name, service.host_url + path, path,
+                                   health.ready_timeout() if timeout is None else timeout,
+                                   alive, lambda: self.logs(service.container))
 
     def container(self, name: str) -> Container:
         return self.services[name].container
