@@ -44,7 +44,12 @@ from chaos.runtime import bootstrap
 from chaos.runtime.base_image import ensure_base
 from chaos.runtime.environment import RunEnvironment
 from chaos.runtime.health import ready_timeout
-from chaos.runtime.images import ensure_image, spec_for_build_dir, toxiproxy_spec
+from chaos.runtime.images import (
+    ensure_image,
+    image_for_build,
+    spec_for_build_dir,
+    toxiproxy_spec,
+)
 from chaos.runtime.ledger import (
     Entry,
     Ledger,
@@ -110,8 +115,9 @@ class RunSession:
         self.ledger = Ledger(self.run_id, self.scenario.name)
         client = bootstrap.ensure_engine()
         self._choose_provider(client)
-        self._build_images(client)
+        # before the builds: images built for this run alone carry its labels and go with it
         self.env = RunEnvironment(client, self.run_id, self.scenario.name, ledger=self.ledger)
+        self._build_images(client)
         self.env.tool_images.update(self.tool_images)
         self.env.create_network()
         if self.external:
@@ -163,7 +169,9 @@ class RunSession:
             build_dir = (project_root() / service.build).resolve() if service.build else None
             if build_dir is None or not build_dir.is_dir():
                 raise EnvironmentProblem(f"service {name}: build folder {service.build} not found")
-            self.images[name] = ensure_image(client, spec_for_build_dir(build_dir), base)
+            assert self.env is not None  # created first: per-run images carry its labels
+            self.images[name] = image_for_build(client, build_dir, base, self.env.labels,
+                                                self.ledger)
         if any(isinstance(f, NetFault) for p in self.scenario.phases for f in p.faults):
             # the sidecar that applies network faults in a service's namespace
             netfault = spec_for_build_dir(project_root() / "docker" / NETFAULT_IMAGE)

@@ -1,14 +1,22 @@
-"""Build the project's images with docker-py, tagged by a hash of their content.
+"""Build images with docker-py: the project's own kept by content hash, others per run.
 
 Python packages enter images from a wheelhouse made on the host, because
-containers here cannot reach PyPI over TLS. An image whose inputs did not
-change is not rebuilt: its tag (the content hash) already exists.
+containers here cannot reach PyPI over TLS. The project's own images (the
+folders under its ``docker/``) are tagged by a hash of their content and kept:
+an image whose inputs did not change is not rebuilt. An image a scenario builds
+from any other folder belongs to one run, as Testcontainers does it
+(``ImageFromDockerfile`` deletes on exit by default): it is tagged
+``gateway-chaos-run/<name>:<run id>``, carries the run's labels (run id,
+scenario, created-at, owner), is written to the run's ledger before the build,
+and is removed at teardown; after a SIGKILL, ``chaos doctor --sweep`` removes it.
+Its layers shared with other images stay in Docker's build cache.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import re
 import subprocess
 import sys
 import tarfile
@@ -19,11 +27,14 @@ import docker
 from docker.errors import BuildError, ImageNotFound
 
 from chaos.errors import EnvironmentProblem
+from chaos.runtime import labels as L
 from chaos.runtime.base_image import BaseImage
 from chaos.runtime.bootstrap import _log
+from chaos.runtime.ledger import Ledger
 from chaos.runtime.paths import project_root, state_dir
 
 IMAGE_LABEL = "gateway-chaos.image"
+RUN_IMAGE_REPO = "gateway-chaos-run"
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,31 @@ def toxiproxy_spec() -> ImageSpec:
 def spec_for_build_dir(build_dir: Path) -> ImageSpec:
     if not (build_dir / "Dockerfile").is_file():
         raise EnvironmentProblem(f"{build_dir} has no Dockerfile")
-    return ImageSpec(build_dir.name, build_dir)
+    return ImageSpec(_repo_name(build_dir.name), build_dir)
+
+
+def _repo_name(name: str) -> str:
+    """A folder name as a Docker repository component (lower case, [a-z0-9._-])."""
+    cleaned = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip(".-_")
+    return cleaned or "image"
+
+
+def is_project_image(build_dir: Path) -> bool:
+    """A folder under the project's own docker/: its image is kept by content hash."""
+    return build_dir.resolve().is_relative_to((project_root() / "docker").resolve())
+
+
+def image_for_build(client: docker.DockerClient, build_dir: Path, base: BaseImage,
+                    run_labels: dict[str, str], ledger: Ledger | None) -> str:
+    """The tag to run for a service's ``build:`` folder (see the module docstring)."""
+    spec = spec_for_build_dir(build_dir)
+    if is_project_image(build_dir):
+        return ensure_image(client, spec, base)
+    tag = f"{RUN_IMAGE_REPO}/{spec.name}:{run_labels[L.RUN]}"
+    if ledger is not None:
+        ledger.intend("image", tag, folder=str(build_dir))
+    _build(client, spec, base, tag, {**run_labels, IMAGE_LABEL: spec.name})
+    return tag
 
 
 def content_hash(spec: ImageSpec, base: BaseImage, base_id: str) -> str:
@@ -116,16 +151,21 @@ def ensure_image(client: docker.DockerClient, spec: ImageSpec, base: BaseImage) 
         return tag
     except ImageNotFound:
         pass
+    _build(client, spec, base, tag, {IMAGE_LABEL: spec.name})
+    return tag
+
+
+def _build(client: docker.DockerClient, spec: ImageSpec, base: BaseImage, tag: str,
+           labels: dict[str, str]) -> None:
     requirements = spec.context_dir / "requirements.txt"
     wheels = wheelhouse(requirements, base.python_version) if requirements.is_file() else None
     _log(f"building {tag}")
     try:
         client.images.build(
             fileobj=_context_tar(spec, wheels), custom_context=True, tag=tag, rm=True,
-            forcerm=True, buildargs={"BASE": base.tag}, labels={IMAGE_LABEL: spec.name},
+            forcerm=True, buildargs={"BASE": base.tag}, labels=labels,
         )
     except BuildError as exc:
         lines = [str(item.get("stream", item.get("error", ""))).rstrip() for item in exc.build_log]
         tail = "\n".join(line for line in lines if line)[-3000:]
         raise EnvironmentProblem(f"building {tag} failed: {exc.msg}\n{tail}") from exc
-    return tag
