@@ -191,6 +191,20 @@ def test_run_missing_scenario_name(tmp_path: Path) -> None:
     assert not reports.exists()
 
 
+def test_run_unknown_name_says_no_such_scenario_and_points_to_list(tmp_path: Path) -> None:
+    proc = _chaos("run", "backend-crsh", "--report-dir", str(tmp_path / "r"), tmp_path=tmp_path)
+    assert proc.returncode == 2
+    _no_traceback(proc)
+    assert proc.stderr.splitlines() == [
+        "backend-crsh: no scenario named 'backend-crsh' (no such file, and no "
+        "scenarios/backend-crsh.yaml; did you mean 'backend-crash'?); `chaos list` shows them"]
+    missing = tmp_path / "nope.yaml"
+    proc = _chaos("run", str(missing), tmp_path=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"{missing}: no such scenario file; `chaos list` shows the scenario library"]
+
+
 def test_list_prints_names_and_descriptions(tmp_path: Path) -> None:
     proc = _chaos("list", tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stderr
