@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -148,12 +149,14 @@ def test_toxic_defaults_and_lifecycle(api: str) -> None:
     ({"type": "latency", "attributes": {"latency": -1}}, ["latency", ">= 0"]),
     ({"type": "latency", "attributes": {"latency": "100"}}, ["latency", "number"]),
     ({"type": "latency", "attributes": {"latency": 1.5}}, ["whole"]),
-    ({"type": "latency", "attributes": {"latncy": 100}}, ["unknown", "latncy"]),
-    ({"type": "bandwidth", "attributes": {"rate": 0}}, ["rate", ">= 1"]),
+    ({"type": "bandwidth", "attributes": {"rate": -1}}, ["rate", ">= 0"]),  # crashes upstream
+    ({"type": "slicer", "attributes": {"average_size": 0}}, ["average_size", ">= 1"]),
     ({"type": "slicer", "attributes": {"average_size": 10, "size_variation": 10}},
      ["size_variation"]),
-    ({"type": "latency", "toxicity": 2}, ["toxicity"]),
+    ({"type": "slicer", "attributes": {"size_variation": 4}}, ["size_variation"]),
+    ({"type": "latency", "toxicity": "all"}, ["toxicity"]),
     ({"type": "latency", "stream": "sideways"}, ["stream"]),
+    ({"type": "latency", "stream": ""}, ["stream"]),
     ({"type": "teleport"}, ["invalid toxic type"]),
     ({"type": "latency", "attributes": [1]}, ["attributes", "object"]),
 ])
@@ -233,3 +236,128 @@ def test_module_entry_point_config_and_sigterm(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+# --- what the real server accepts (Go's JSON decoder: null is absent, case-free stream) ------
+
+
+@pytest.mark.parametrize(("body", "shown"), [
+    ({"type": "latency", "stream": "Downstream"},
+     {"name": "latency_Downstream", "stream": "Downstream"}),
+    ({"type": "latency", "stream": "UPSTREAM", "name": "up"}, {"stream": "UPSTREAM"}),
+    ({"type": "bandwidth"}, {"attributes": {"rate": 0}}),
+    ({"type": "bandwidth", "attributes": {"rate": 0}}, {"attributes": {"rate": 0}}),
+    ({"type": "slicer", "attributes": {"delay": 10}},
+     {"attributes": {"average_size": 0, "size_variation": 0, "delay": 10}}),
+    ({"type": "latency", "attributes": {"latency": None, "jitter": 3}},
+     {"attributes": {"latency": 0, "jitter": 3}}),
+    ({"type": "latency", "attributes": {"latency": 5, "extra": 1}},
+     {"attributes": {"latency": 5, "jitter": 0}}),
+    ({"type": "latency", "toxicity": None, "stream": None}, {"toxicity": 1.0,
+                                                             "stream": "downstream"}),
+    ({"type": "latency", "toxicity": 2}, {"toxicity": 2.0}),
+])
+def test_accepted_as_the_real_server_does(api: str, body: dict[str, Any],
+                                          shown: dict[str, Any]) -> None:
+    _create(api)
+    response = requests.post(f"{api}/proxies/p/toxics", json=body, timeout=5)
+    assert response.status_code == 200, response.text
+    toxic = response.json()
+    assert {key: toxic[key] for key in shown} == shown
+    assert requests.get(f"{api}/proxies/p/toxics/{toxic['name']}", timeout=5).json() == toxic
+
+
+def test_null_in_an_update_keeps_the_value(api: str) -> None:
+    _create(api)
+    requests.post(f"{api}/proxies/p/toxics", json={"type": "latency", "toxicity": 0.25,
+                                                   "attributes": {"latency": 7}}, timeout=5)
+    response = requests.post(f"{api}/proxies/p/toxics/latency_downstream",
+                             json={"toxicity": None, "attributes": {"latency": None}}, timeout=5)
+    assert response.status_code == 200, response.text
+    assert response.json()["toxicity"] == 0.25
+    assert response.json()["attributes"]["latency"] == 7
+    # type, stream and name in an update are ignored upstream, not refused
+    response = requests.post(f"{api}/proxies/p/toxics/latency_downstream",
+                             json={"type": "timeout", "stream": "upstream"}, timeout=5)
+    assert response.status_code == 200, response.text
+    assert (response.json()["type"], response.json()["stream"]) == ("latency", "downstream")
+
+
+def test_enabled_null_is_absent(api: str) -> None:
+    assert _create(api, enabled=None)["enabled"] is True
+    requests.post(f"{api}/proxies/p", json={"enabled": False}, timeout=5)
+    response = requests.post(f"{api}/proxies/p", json={"enabled": None}, timeout=5)
+    assert response.status_code == 200, response.text
+    assert response.json()["enabled"] is False
+
+
+@pytest.mark.parametrize("data", [
+    b"\xff\xfe\x00garbage",
+    b"[" * 1000 + b"]" * 1000,
+    b'{"name": "deep", "upstream": "127.0.0.1:9", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+])
+def test_undecodable_bodies_are_400(api: str, data: bytes) -> None:
+    response = requests.post(f"{api}/proxies", data=data, timeout=5)
+    assert "bad request body" in _error(response, 400)
+
+
+def test_non_utf8_bytes_in_a_string_are_replaced_as_go_does(api: str) -> None:
+    body = b'{"name": "caf\xe9", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9"}'
+    response = requests.post(f"{api}/proxies", data=body, timeout=5)
+    assert response.status_code == 201, response.text
+    assert response.json()["name"] == "caf\ufffd"
+
+
+def test_long_names_can_be_fetched_and_deleted(api: str) -> None:
+    name = "n" * 20_000  # past aiohttp's default 8 KB request line
+    _create(api, name)
+    assert requests.get(f"{api}/proxies/{name}", timeout=5).json()["name"] == name
+    toxic = {"type": "noop", "name": "t" * 20_000}
+    assert requests.post(f"{api}/proxies/{name}/toxics", json=toxic, timeout=5).ok
+    assert requests.get(f"{api}/proxies/{name}/toxics/{'t' * 20_000}", timeout=5).ok
+    assert requests.delete(f"{api}/proxies/{name}", timeout=5).status_code == 204
+
+
+def test_names_too_long_for_a_url_are_refused_at_create(api: str) -> None:
+    body = {"name": "n" * 300_000, "upstream": UPSTREAM}
+    assert "too long" in _error(requests.post(f"{api}/proxies", json=body, timeout=5), 400)
+    _create(api)
+    toxic = {"type": "noop", "name": "\u00e9" * 100_000}  # 600 KB percent-encoded
+    response = requests.post(f"{api}/proxies/p/toxics", json=toxic, timeout=5)
+    assert "too long" in _error(response, 400)
+    assert requests.get(f"{api}/proxies", timeout=5).json().keys() == {"p"}
+
+
+@pytest.fixture(scope="module")
+def quick_api() -> Iterator[ServerThread]:
+    with ServerThread(LOOPBACK, 0, read_timeout=0.5) as server:
+        yield server
+
+
+def _closed_within(sock: socket.socket, limit: float) -> tuple[bytes, float]:
+    started = time.monotonic()
+    sock.settimeout(limit + 2)
+    data = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(4096):
+            data += chunk
+    return data, time.monotonic() - started
+
+
+def test_slow_partial_headers_are_timed_out(quick_api: ServerThread) -> None:
+    with socket.create_connection((LOOPBACK, quick_api.port), timeout=5) as sock:
+        sock.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\n")
+        for _ in range(3):  # dribbling bytes does not extend the deadline
+            time.sleep(0.15)
+            sock.sendall(b"X-A: b\r\n")
+        data, elapsed = _closed_within(sock, 0.5)
+    assert data == b"" and elapsed < 1.5
+
+
+def test_slow_body_is_timed_out(quick_api: ServerThread) -> None:
+    with socket.create_connection((LOOPBACK, quick_api.port), timeout=5) as sock:
+        sock.sendall(b"POST /proxies HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        data, elapsed = _closed_within(sock, 0.5)
+    assert elapsed < 1.5
+    assert data.startswith(b"HTTP/1.1 400") and b"read timeout" in data
+    assert requests.get(f"{quick_api.url}/version", timeout=5).ok  # the server lives on

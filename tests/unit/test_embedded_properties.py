@@ -46,7 +46,7 @@ VALID = {
     "noop": st.just({}),
 }
 INVALID = st.sampled_from([
-    ("bandwidth", {"rate": -1}), ("slicer", {"average_size": 0}), ("latency", {"nope": 1}),
+    ("bandwidth", {"rate": -1}), ("slicer", {"average_size": 0}), ("latency", {"jitter": -1}),
     ("latency", {"latency": "10ms"}), ("bogus", {}),
 ])
 

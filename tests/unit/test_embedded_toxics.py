@@ -139,6 +139,19 @@ def test_bandwidth_paces_payload(proxy: dict[str, Any]) -> None:
     assert elapsed >= 0.4  # 200 KB at 400 KB/s is 0.5 s
 
 
+@pytest.mark.parametrize(("kind", "attributes"), [
+    ("bandwidth", {}), ("bandwidth", {"rate": 0}), ("slicer", {"delay": 5})])
+def test_toxics_without_their_size_pass_data_whole(proxy: dict[str, Any], kind: str,
+                                                    attributes: dict[str, int]) -> None:
+    # The real server accepts these; rate 0 means unlimited, a slicer with no
+    # average_size (which would panic upstream) passes chunks unsliced.
+    _toxic(proxy, type=kind, attributes=attributes)
+    with _connect(proxy, "send 300000") as sock:
+        started = time.monotonic()
+        assert len(_read_all(sock)) == 300_000
+        assert time.monotonic() - started < 1.0
+
+
 def test_slow_close_delays_eof(proxy: dict[str, Any]) -> None:
     _toxic(proxy, type="slow_close", attributes={"delay": 300})
     with _connect(proxy, "close") as sock:

@@ -176,14 +176,14 @@ def test_blocking_toxic_mid_stream_takes_over_then_zero_copy_resumes(
         reader.start()
         assert reader.paused.wait(10)
         assert splices() > 0, "a bulk stream with no toxic should move by splice"
-        _toxic(proxy, type="timeout", attributes={"timeout": 0})  # holds all data
+        _toxic(proxy, type="latency", attributes={"latency": 2000})  # holds data 2 s
         reader.release.set()
         held_at = _stalls(lambda: reader.received)
         assert held_at < TOTAL
         spliced = splices()
         time.sleep(0.2)
         assert splices() == spliced, "spliced while a toxic applied"
-        _untoxic(proxy, "timeout_downstream")
+        _untoxic(proxy, "latency_downstream")
         reader.join(15)
         assert not reader.is_alive() and reader.error is None
         assert reader.received == TOTAL
@@ -323,8 +323,7 @@ def test_toxics_flapping_during_transfers_lose_nothing(proxy: dict[str, Any],
         {"type": "latency", "attributes": {"latency": 2, "jitter": 1}},
         {"type": "slicer", "attributes": {"average_size": 8192, "size_variation": 1000}},
         {"type": "bandwidth", "attributes": {"rate": 200_000}},
-        {"type": "timeout", "attributes": {"timeout": 0}},
-    ]
+    ]  # not timeout: it drops data and closes the connection when removed, as upstream
     rng = random.Random(5)
     flips = 0
     with requests.Session() as http:

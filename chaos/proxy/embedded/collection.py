@@ -9,27 +9,37 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from chaos.proxy.embedded.errors import PROXY_EXISTS, PROXY_NOT_FOUND, ApiError, bad_request
+from chaos.proxy.embedded.errors import (
+    PROXY_EXISTS,
+    PROXY_NOT_FOUND,
+    ApiError,
+    bad_request,
+    check_name,
+)
 from chaos.proxy.embedded.proxy import DIAL_TIMEOUT, Proxy, check_upstream
 
 DEFAULT_LISTEN = "127.0.0.1:0"
 
 
 def _fields(body: object, base: Proxy | None = None) -> dict[str, Any]:
-    """Proxy fields from a request body; on update, missing fields keep their value."""
+    """Proxy fields from a request body; missing or null fields keep their value
+    on update and take the real server's default on create (Go's decoder)."""
     if not isinstance(body, dict):
         raise bad_request("bad request body: expected a JSON object")
-    name = body.get("name", base.name if base else None)
-    if base is None and (not isinstance(name, str) or not name):
+    name = body.get("name") if base is None else base.name
+    if not isinstance(name, str) or not name:
         raise bad_request("missing required field: name")
     listen = body.get("listen") or (base.listen if base else DEFAULT_LISTEN)
     if not isinstance(listen, str):
         raise bad_request("listen must be a string like 127.0.0.1:0")
     upstream = check_upstream(body.get("upstream") or (base.upstream if base else None))
-    enabled = body.get("enabled", base.enabled if base else True)
+    enabled = body.get("enabled")
+    if enabled is None:
+        enabled = base.enabled if base else True
     if not isinstance(enabled, bool):
         raise bad_request("enabled must be true or false")
-    return {"name": name, "listen": listen, "upstream": upstream, "enabled": enabled}
+    return {"name": check_name(name), "listen": listen, "upstream": upstream,
+            "enabled": enabled}
 
 
 class Collection:

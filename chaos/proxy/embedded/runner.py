@@ -20,7 +20,7 @@ from aiohttp import web
 
 from chaos.proxy.embedded.collection import Collection
 from chaos.proxy.embedded.proxy import DIAL_TIMEOUT
-from chaos.proxy.embedded.server import create_app
+from chaos.proxy.embedded.server import MAX_LINE, READ_TIMEOUT, create_app
 
 log = logging.getLogger("chaos.proxy.embedded")
 
@@ -33,10 +33,16 @@ def load_config(path: str | Path) -> Any:
 
 async def serve(host: str, port: int, stop: asyncio.Event, config: Any = None,
                 on_ready: Callable[[int], None] | None = None,
-                dial_timeout: float = DIAL_TIMEOUT) -> None:
-    """Serve the API on ``host:port`` until ``stop`` is set; port 0 picks one."""
+                dial_timeout: float = DIAL_TIMEOUT, read_timeout: float = READ_TIMEOUT) -> None:
+    """Serve the API on ``host:port`` until ``stop`` is set; port 0 picks one.
+
+    aiohttp's keep-alive timer closes a connection whose next request has not been
+    read whole by then, counted from its start or its last response (it does not
+    restart on partial data), which makes it the header read timeout."""
     collection = Collection(dial_timeout)
-    runner = web.AppRunner(create_app(collection), access_log=None, handle_signals=False)
+    runner = web.AppRunner(create_app(collection, read_timeout), access_log=None,
+                           handle_signals=False, keepalive_timeout=read_timeout,
+                           max_line_size=MAX_LINE, max_field_size=MAX_LINE)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, reuse_address=True)
@@ -59,10 +65,12 @@ class ServerThread:
     """The server on a daemon thread with its own loop; ``url`` once started."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, config: Any = None,
-                 loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> None:
+                 loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+                 read_timeout: float = READ_TIMEOUT) -> None:
         self.host = host
         self.port = port
         self.config = config
+        self.read_timeout = read_timeout
         self.loop_factory = loop_factory  # e.g. uvloop.new_event_loop; None: the standard loop
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -82,7 +90,8 @@ class ServerThread:
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
-            await serve(self.host, self.port, self._stop, self.config, self._started)
+            await serve(self.host, self.port, self._stop, self.config, self._started,
+                        read_timeout=self.read_timeout)
 
         try:
             with asyncio.Runner(loop_factory=self.loop_factory) as runner:

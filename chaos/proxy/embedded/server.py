@@ -7,6 +7,7 @@ so that a scenario's fault timeline can be read back from the server's stderr.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -20,10 +21,13 @@ from chaos.proxy.embedded.errors import ApiError, bad_request
 from chaos.proxy.embedded.toxics import parse_toxic
 
 VERSION = "2.12.0-chaos"
+READ_TIMEOUT = 15.0  # seconds for a request's headers, and for its body (upstream: 15 s)
+MAX_LINE = 1 << 20  # request line and header bytes, as Go's http.DefaultMaxHeaderBytes
 
 log = logging.getLogger("chaos.proxy.embedded")
 
 COLLECTION: web.AppKey[Collection] = web.AppKey("collection", Collection)
+BODY_TIMEOUT: web.AppKey[float] = web.AppKey("body_timeout", float)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -40,6 +44,12 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         response = await handler(request)
     except ApiError as exc:
         response = _json(exc.to_json(), exc.status)
+        if exc.close:  # answer now, then drop the client instead of reading on (lingering)
+            response.force_close()
+            await response.prepare(request)
+            await response.write_eof()
+            if request.transport is not None:
+                request.transport.close()
     except web.HTTPException as exc:  # unknown path or method: still the error JSON
         message = (exc.reason or "error").lower()
         response = _json({"error": message, "status": exc.status}, exc.status)
@@ -51,14 +61,26 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     return response
 
 
+async def _read(request: web.Request) -> bytes:
+    """The body within the read timeout: a slow sender (slowloris) is cut off."""
+    try:
+        async with asyncio.timeout(request.app[BODY_TIMEOUT]):
+            return await request.read()
+    except TimeoutError:  # answered, then the connection is closed: its rest is unread
+        raise ApiError("bad request body: read timeout", 400, close=True) from None
+
+
 async def _body(request: web.Request) -> Any:
-    text = await request.text()
+    # As Go's decoder: bytes that are not UTF-8 become U+FFFD; only bad JSON is refused.
+    text = (await _read(request)).decode("utf-8", errors="replace")
     if not text.strip():
         raise bad_request("bad request body: EOF")
     try:
         return json.loads(text)
     except ValueError as exc:
         raise bad_request(f"bad request body: {exc}") from None
+    except RecursionError:
+        raise bad_request("bad request body: JSON nested too deeply") from None
 
 
 def _collection(request: web.Request) -> Collection:
@@ -142,10 +164,12 @@ async def _close_proxies(app: web.Application) -> None:
     await app[COLLECTION].close_all()
 
 
-def create_app(collection: Collection | None = None) -> web.Application:
+def create_app(collection: Collection | None = None,
+               read_timeout: float = READ_TIMEOUT) -> web.Application:
     """The control API as an aiohttp application; closing it stops every proxy."""
     app = web.Application(middlewares=[api_middleware])
     app[COLLECTION] = collection if collection is not None else Collection()
+    app[BODY_TIMEOUT] = read_timeout
     app.on_shutdown.append(_close_proxies)
     router = app.router
     router.add_get("/version", version)

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from chaos.proxy.embedded.errors import bad_request
+from chaos.proxy.embedded.errors import bad_request, check_name
 
 log = logging.getLogger("chaos.proxy.embedded")
 
@@ -157,7 +157,8 @@ def parse_toxic(body: object) -> Toxic:
     name = body.get("name") or f"{kind}_{stream}"
     if not isinstance(name, str):
         raise bad_request(f"toxic name must be a string, got {_json_type(name)}")
-    return Toxic(name=name, type=kind, stream=stream, toxicity=_toxicity(body.get("toxicity")),
+    return Toxic(name=check_name(name, "toxic"), type=kind, stream=stream,
+                 toxicity=_toxicity(body.get("toxicity")),
                  attributes=validate_attributes(kind, body.get("attributes")))
 
 
