@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from chaos.errors import ScenarioError
+from chaos.scenario.lint import target_fault_warnings
 from chaos.scenario.model import ContainerFault, NetFault, Scenario, ToxicFault
 from chaos.scenario.yaml_marks import MarkedDocument, load_marked
 
@@ -39,7 +40,7 @@ def check_scenario(path: str | Path,
         apply_override(doc, item)
     scenario = validate(doc)
     cross_check(scenario, doc)
-    return scenario, bypass_warnings(scenario, doc)
+    return scenario, bypass_warnings(scenario, doc) + target_fault_warnings(scenario, doc)
 
 
 def scale_phases(scenario: Scenario, factor: float) -> Scenario:
