@@ -154,7 +154,7 @@ def cmd_mutate(args: argparse.Namespace) -> int:
 def cmd_toxiproxy(args: argparse.Namespace) -> int:
     from chaos.proxy.embedded.__main__ import main as serve
 
-    argv = ["--host", args.host, "--port", str(args.port)]
+    argv = ["--host", args.host, "--port", str(args.port), "--loop", args.loop]
     if args.config:
         argv += ["--config", args.config]
     result = serve(argv)
@@ -224,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8474)
     serve.add_argument("--config")
+    serve.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto",
+                       help="event loop: auto (uvloop when importable), uvloop, or asyncio")
     serve.set_defaults(func=cmd_toxiproxy)
     return parser
 

@@ -50,6 +50,7 @@ def _start(*args: str) -> tuple[subprocess.Popen[str], str]:
     for line in process.stderr:
         lines.append(line)
         if match := re.search(r"listening on (http://\S+:\d+)", line):
+            process.line = line.rstrip()  # type: ignore[attr-defined]
             return process, match.group(1)
         if len(lines) > 50:
             break
@@ -79,3 +80,21 @@ def test_main_returns_exit_codes(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         assert main(["--port", str(taken.getsockname()[1])]) == 3
+
+
+@pytest.mark.parametrize(("args", "loop"), [
+    (["--loop", "asyncio"], "asyncio"), (["--loop", "uvloop"], "uvloop"), ([], "uvloop")])
+def test_serve_loop_option_is_the_loop_it_runs(args: list[str], loop: str) -> None:
+    pytest.importorskip("uvloop")
+    process, url = _start("--port", "0", *args)
+    try:
+        assert requests.get(f"{url}/version", timeout=5).ok
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    assert process.line.endswith(f"(loop {loop})")  # type: ignore[attr-defined]
+
+
+def test_loop_uvloop_without_uvloop_is_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop -> ImportError
+    assert main(["--port", "0", "--loop", "uvloop"]) == 2

@@ -18,6 +18,15 @@ from chaos.proxy.embedded.proxy import DIAL_TIMEOUT
 from chaos.proxy.embedded.runner import load_config, serve
 from chaos.proxy.embedded.server import VERSION
 
+LOOPS = ("auto", "uvloop", "asyncio")
+
+
+def add_loop_option(parser: argparse.ArgumentParser) -> None:
+    """``--loop``, shared with ``chaos toxiproxy serve``."""
+    parser.add_argument("--loop", choices=LOOPS, default="auto",
+                        help="event loop: uvloop (fails if not installed), asyncio, or auto "
+                        "(uvloop when importable; the default). The image runs uvloop.")
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -30,8 +39,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="seconds to wait for an upstream connect (default 5)")
     parser.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--no-uvloop", action="store_true",
-                        help="use the standard asyncio loop even where uvloop is installed")
+    add_loop_option(parser)
+    parser.add_argument("--no-uvloop", dest="loop", action="store_const", const="asyncio",
+                        help="same as --loop asyncio")
     parser.add_argument("--version", action="version", version=VERSION)
     return parser
 
@@ -44,11 +54,16 @@ async def _main(host: str, port: int, config: Any, dial_timeout: float) -> None:
     await serve(host, port, stop, config, dial_timeout=dial_timeout)
 
 
-def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop where it is installed (it is optional); else the standard one."""
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The loop factory for ``--loop`` (None: the standard loop); ImportError for
+    ``uvloop`` when it is not installed."""
+    if choice == "asyncio":
+        return None
     try:
         import uvloop
     except ImportError:
+        if choice == "uvloop":
+            raise
         return None
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     return factory
@@ -68,7 +83,12 @@ def main(argv: list[str] | None = None) -> int:
             log.error("cannot read config %s: %s", args.config, exc)
             return 2
     try:
-        with asyncio.Runner(loop_factory=None if args.no_uvloop else _uvloop_factory()) as runner:
+        factory = loop_factory(args.loop)
+    except ImportError:
+        log.error("--loop uvloop: uvloop is not installed (pip install uvloop, or --loop auto)")
+        return 2
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(_main(args.host, args.port, config, args.dial_timeout))
     except OSError as exc:
         log.error("cannot serve on %s:%d: %s", args.host, args.port, exc)

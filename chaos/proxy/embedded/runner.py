@@ -25,6 +25,11 @@ from chaos.proxy.embedded.server import MAX_LINE, READ_TIMEOUT, create_app
 log = logging.getLogger("chaos.proxy.embedded")
 
 
+def loop_name() -> str:
+    """What the server runs on, from the running loop itself: "uvloop" or "asyncio"."""
+    return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+
 def load_config(path: str | Path) -> Any:
     """A proxies file as ``toxiproxy-server -config`` reads it: a JSON list."""
     with open(path, encoding="utf-8") as handle:
@@ -51,7 +56,7 @@ async def serve(host: str, port: int, stop: asyncio.Event, config: Any = None,
         if config is not None:
             proxies = await collection.populate(config)
             log.info("populated %d proxies from config", len(proxies))
-        log.info("toxiproxy API listening on http://%s:%d", host, bound)
+        log.info("toxiproxy API listening on http://%s:%d (loop %s)", host, bound, loop_name())
         if on_ready is not None:
             on_ready(bound)
         await stop.wait()
