@@ -361,3 +361,12 @@ def test_slow_body_is_timed_out(quick_api: ServerThread) -> None:
     assert elapsed < 1.5
     assert data.startswith(b"HTTP/1.1 400") and b"read timeout" in data
     assert requests.get(f"{quick_api.url}/version", timeout=5).ok  # the server lives on
+
+
+def test_browsers_are_refused_as_upstream_does(api: str) -> None:
+    headers = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64)"}
+    response = requests.post(f"{api}/proxies", json={"name": "evil", "upstream": UPSTREAM},
+                             headers=headers, timeout=5)
+    assert response.status_code == 403
+    assert response.text == "User agent not allowed\n"
+    assert requests.get(f"{api}/proxies", timeout=5).json() == {}

@@ -40,6 +40,11 @@ def _json(data: Any, status: int = 200) -> web.Response:
 async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.monotonic()
     response: web.StreamResponse
+    if request.headers.get("User-Agent", "").startswith("Mozilla/"):
+        # As upstream: a web page must not drive the API through a visitor's browser.
+        response = web.Response(status=403, text="User agent not allowed\n")
+        log.info("api %s %s -> 403 (browser)", request.method, request.path_qs)
+        return response
     try:
         response = await handler(request)
     except ApiError as exc:
