@@ -42,6 +42,7 @@ from chaos.proxy.external import ExternalProxies
 from chaos.proxy.external import conflicts as external_conflicts
 from chaos.runtime import bootstrap
 from chaos.runtime.base_image import ensure_base
+from chaos.runtime.control import check_address, create_control_network, image_writable
 from chaos.runtime.environment import RunEnvironment
 from chaos.runtime.health import ready_timeout
 from chaos.runtime.images import (
@@ -181,17 +182,24 @@ class RunSession:
             self.tool_images[CAPTURE_IMAGE] = ensure_image(client, capture, base)
 
     def _start_toxiproxy(self) -> None:
-        assert self.env is not None
-        self.env.start(PROXY_SERVICE, self.images[PROXY_SERVICE], provider.API_PORT, {},
-                       memory="256m")
-        url = self.env.services[PROXY_SERVICE].host_url
+        """Its API on the run's control network only; its listeners on the run network."""
+        assert self.env is not None and self.choice is not None
+        network, api_host = create_control_network(self.env.client, self.env.prefix,
+                                                   self.env.labels, self.ledger)
+        command, env = provider.api_binding(self.choice, api_host)
+        self.env.start(PROXY_SERVICE, self.images[PROXY_SERVICE], provider.API_PORT, env,
+                       memory="256m", command=command, control=network,
+                       writable=provider.WRITABLE, publish=False)
+        check_address(self.env.container(PROXY_SERVICE), network.name, api_host)
+        url = f"http://{api_host}:{provider.API_PORT}"  # the host reaches it over the bridge
         self.proxies = ToxiproxyClient(url)
         started = time.monotonic()
         try:
             self.proxies.wait_ready(timeout=30)
         except Exception as exc:
             raise EnvironmentProblem(
-                f"the Toxiproxy API did not answer: {exc}\n"
+                f"the Toxiproxy API did not answer at {url} (its address on the run's control "
+                f"network: the host must reach Docker's bridge networks): {exc}\n"
                 + self.env.logs(self.env.container(PROXY_SERVICE))
             ) from exc
         self.bus.emit(ServiceReady(service=PROXY_SERVICE, image=self.images[PROXY_SERVICE],
@@ -241,7 +249,8 @@ class RunSession:
                 self._wait_ready(dep, ready)
             env = {k: self._substitute(v) for k, v in service.env_strings().items()}
             self.env.start(name, self.images[name], service.port, env, memory=service.memory,
-                           cpus=service.cpus)
+                           cpus=service.cpus,
+                           writable=image_writable(self.env.client, self.images[name]))
             self._point_proxies({name})
         for name in order:
             self._wait_ready(name, ready)

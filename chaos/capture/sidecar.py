@@ -22,6 +22,7 @@ from pathlib import Path
 
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
+from docker.types import Mount
 
 from chaos.errors import EnvironmentProblem
 from chaos.runtime import labels as L
@@ -101,9 +102,10 @@ class CaptureSet:
             service = self.env.services.get(name)
             if service is None:
                 raise EnvironmentProblem(f"capture: no running service named {name!r}")
-            sidecar = self.env.start_sidecar(
+            sidecar = self.env.start_sidecar(  # /captures: a volume, get_archive cannot read tmpfs
                 f"capture-{name}", self.image, service.container, CAPS,
-                {L.SERVICE: f"capture-{name}", LABEL_TARGET: name})
+                {L.SERVICE: f"capture-{name}", LABEL_TARGET: name},
+                mounts=[Mount("/captures", None, type="volume")])
             self.sidecars[name] = sidecar
             try:
                 sidecar.exec_run(["sh", "-c", start_script(name, self.limits)], detach=True)
@@ -122,7 +124,7 @@ class CaptureSet:
     def remove(self) -> None:
         for sidecar in self.sidecars.values():
             with contextlib.suppress(NotFound, APIError):
-                sidecar.remove(force=True)
+                sidecar.remove(force=True, v=True)  # and its /captures volume
         self.sidecars.clear()
 
     def stop(self, run_dir: Path) -> Captured:
@@ -142,7 +144,7 @@ class CaptureSet:
             with contextlib.suppress(OSError, ValueError):
                 captured.started[name] = float((target / "started").read_text().strip())
             with contextlib.suppress(NotFound, APIError):
-                sidecar.remove(force=True)
+                sidecar.remove(force=True, v=True)  # and its /captures volume
         self.sidecars.clear()
         return captured
 

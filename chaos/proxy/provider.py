@@ -224,6 +224,24 @@ def choose(client: docker.DockerClient | None = None, *, images: ImageStore | No
     return ProviderChoice(noted(EMBEDDED), None, None, kind="embedded")
 
 
+API_HOST_ENV = "TOXIPROXY_API_HOST"  # read by docker/toxiproxy's command (the embedded server)
+WRITABLE: tuple[str, ...] = ("/tmp",)  # every provider's server runs with a read-only root
+
+
+def api_binding(choice: ProviderChoice, host: str) -> tuple[list[str] | None, dict[str, str]]:
+    """(command, environment) that make the run's server serve its API on ``host`` only.
+
+    The real image and a binary take ``-host=``; the project's image reads the address
+    from its environment, so that its own command (and options such as the event loop)
+    stays the image's. The proxies' listeners are set per proxy, not here.
+    """
+    if choice.kind == "image":
+        return [f"-host={host}"], {}
+    if choice.kind == "binary":
+        return [f"-host={host}", f"-port={API_PORT}"], {}
+    return None, {API_HOST_ENV: host}
+
+
 def _project_base(client: docker.DockerClient | None) -> str:
     if client is None:
         raise ValueError("a dynamically linked binary needs the project's base image")

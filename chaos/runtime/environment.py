@@ -10,6 +10,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker
 from docker.errors import APIError, NotFound
@@ -20,7 +21,10 @@ from chaos.errors import EnvironmentProblem, ServiceNotReady
 from chaos.runtime import health
 from chaos.runtime import labels as L
 from chaos.runtime.cleanup import sweep
+from chaos.runtime.control import rootfs_options
 from chaos.runtime.ledger import Ledger
+
+SIDECAR_WRITABLE = ("/run", "/tmp")  # iptables' lock file; the tools' scratch space
 
 
 @dataclass
@@ -102,27 +106,42 @@ class RunEnvironment:
         return gateways[0] if gateways else None
 
     def start(self, name: str, image: str, port: int, env: dict[str, str],
-              memory: str = "512m", cpus: float = 1.0, extra_ports: tuple[int, ...] = ()) -> RunningService:
-        """Run a service container on the run's network, its ports published to 127.0.0.1."""
+              memory: str = "512m", cpus: float = 1.0, extra_ports: tuple[int, ...] = (),
+              command: list[str] | None = None, control: Network | None = None,
+              writable: tuple[str, ...] | None = None, publish: bool = True) -> RunningService:
+        """Run a service container on the run's network, its ports published to 127.0.0.1.
+
+        ``control``: the container's first network (where the published ports lead) is
+        that one, and it joins the run's network second, by its name (chaos.runtime.control).
+        ``writable``: a read-only root with tmpfs on these paths (None: a writable root).
+        ``publish=False``: no port is published (host_port 0); the host uses its address.
+        """
         assert self.network is not None, "create_network() first"
-        ports = {f"{p}/tcp": ("127.0.0.1", None) for p in (port, *extra_ports)}
+        ports = {f"{p}/tcp": ("127.0.0.1", None) for p in (port, *extra_ports) if publish}
         if self.ledger is not None:
             self.ledger.intend("container", f"{self.prefix}-{name}", service=name, image=image)
+        options = dict(
+            name=f"{self.prefix}-{name}", detach=True, environment=env, command=command,
+            labels={**self.labels, L.SERVICE: name}, ports=ports, mem_limit=memory,
+            nano_cpus=int(cpus * 1e9), pids_limit=512, cap_drop=["ALL"],
+            security_opt=["no-new-privileges"], hostname=name, **rootfs_options(writable))
         try:
-            container = self.client.containers.run(
-                image, name=f"{self.prefix}-{name}", detach=True, environment=env,
-                labels={**self.labels, L.SERVICE: name}, network=self.network.name,
-                ports=ports, mem_limit=memory, nano_cpus=int(cpus * 1e9), pids_limit=512,
-                cap_drop=["ALL"], security_opt=["no-new-privileges"], hostname=name,
-            )
+            if control is None:
+                container = self.client.containers.run(image, network=self.network.name,
+                                                       **options)
+            else:
+                container = self.client.containers.create(image, network=control.name, **options)
+                self.network.connect(container, aliases=[name])
+                container.start()
         except APIError as exc:
             raise EnvironmentProblem(f"cannot start service {name!r} ({image}): {exc}") from exc
-        service = RunningService(name, image, container, port, self._host_port(container, port))
+        host_port = self._host_port(container, port) if publish else 0
+        service = RunningService(name, image, container, port, host_port)
         self.services[name] = service
         return service
 
     def start_sidecar(self, name: str, image: str, target: Container, cap_add: list[str],
-                      labels: dict[str, str] | None = None) -> Container:
+                      labels: dict[str, str] | None = None, **extra: Any) -> Container:
         """A helper container inside a service's network namespace, labelled with the run id.
 
         Only the sidecar gets the capabilities it needs (e.g. NET_ADMIN); the service
@@ -135,7 +154,7 @@ class RunEnvironment:
                 image, ["sleep", "infinity"], name=f"{self.prefix}-{name}", detach=True,
                 labels={**self.labels, **(labels or {})}, network_mode=f"container:{target.id}",
                 cap_drop=["ALL"], cap_add=cap_add, security_opt=["no-new-privileges"],
-                mem_limit="64m", pids_limit=64,
+                mem_limit="64m", pids_limit=64, **{**rootfs_options(SIDECAR_WRITABLE), **extra},
             )
         except APIError as exc:
             raise EnvironmentProblem(f"cannot start sidecar {name!r} ({image}): {exc}") from exc

@@ -14,6 +14,7 @@ PID = "gateway-chaos.pid"
 PID_START = "gateway-chaos.pid-start"
 HOST = "gateway-chaos.host"
 SERVICE = "gateway-chaos.service"
+NETWORK = "gateway-chaos.network"  # "control": the Toxiproxy API's own network
 
 
 def run_labels(run_id: str, scenario: str) -> dict[str, str]:

@@ -7,6 +7,7 @@ case "$profile" in default|hardened) ;; *) echo "NGINX_PROFILE must be default o
 upstream="${UPSTREAM_URL:?UPSTREAM_URL is required}"
 hostport="${upstream#http://}"
 hostport="${hostport%%/*}"
+mkdir -p /tmp/nginx  # /tmp is a fresh tmpfs under a read-only root
 conf=/tmp/nginx/nginx.conf
 sed -e "s|@UPSTREAM@|${hostport}|g" -e "s|@COMMON@|/tmp/nginx/common.conf|g" \
     "/etc/gateway-nginx/${profile}.conf" > "$conf"

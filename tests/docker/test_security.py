@@ -1,9 +1,11 @@
 """Never open a door: what a running run exposes, what its containers may do, what it prints.
 
 One short run of backend-reset, inspected while its fault phase is on: every published
-port is bound to 127.0.0.1 only (the Toxiproxy API included; proxy listeners are not
-published at all), every container drops all capabilities, cannot gain privileges and
-has memory, CPU and pid limits. The run is given secrets through --set; afterwards
+port is bound to 127.0.0.1 only, the Toxiproxy container publishes nothing, and from a
+service container its API cannot be reached (it listens on the run's control network
+only) while its proxy listeners can; every container drops all capabilities, cannot
+gain privileges, has memory, CPU and pid limits and a read-only root filesystem.
+The run is given secrets through --set; afterwards
 they appear nowhere in the console output, events.ndjson, result.json (including the
 echoed command line) or any other file of the run.
 """
@@ -69,6 +71,8 @@ def observed(tmp_path_factory: pytest.TempPathFactory):
     assert run_id, "".join(seen)
     containers = client.containers.list(filters={"label": [f"gateway-chaos.run={run_id}"]})
     attrs = {c.labels.get("gateway-chaos.service", c.name): c.attrs for c in containers}
+    probes = {c.labels.get("gateway-chaos.service"): _probe_from(c, attrs["toxiproxy"], run_id)
+              for c in containers if c.labels.get("gateway-chaos.service") in ("gateway", "backend")}
     reachable = {}
     for service, data in attrs.items():
         for bindings in (data["NetworkSettings"]["Ports"] or {}).values():
@@ -80,7 +84,41 @@ def observed(tmp_path_factory: pytest.TempPathFactory):
     output = "".join(seen) + rest
     assert proc.returncode == 0, output
     run_dir = next(p for p in report_dir.iterdir() if p.is_dir() and not p.is_symlink())
-    return attrs, reachable, output, run_dir
+    return attrs, reachable, output, run_dir, probes
+
+
+PROBE = """
+import json, socket, sys
+def reach(host, port):
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect((host, port))
+        return "open"
+    except socket.timeout:
+        return "timeout"
+    except OSError as exc:
+        return type(exc).__name__
+    finally:
+        s.close()
+try:
+    open("/chaos-probe", "w")
+    rootfs = "writable"
+except OSError as exc:
+    rootfs = exc.strerror
+print(json.dumps({"api_control": reach(sys.argv[1], 8474), "api_run": reach("toxiproxy", 8474),
+                  "listener": reach("toxiproxy", 20000), "rootfs": rootfs}))
+"""
+
+
+def _probe_from(container, proxy_attrs: dict, run_id: str) -> dict[str, str]:
+    """From inside a service container: the Toxiproxy API, a proxy listener, the root fs."""
+    networks = proxy_attrs["NetworkSettings"]["Networks"]
+    control = networks.get(f"chaos-{run_id}-control") or next(iter(networks.values()))
+    control_ip = control["IPAddress"]  # (before the control network: its only address)
+    code, out = container.exec_run(["python3", "-c", PROBE, control_ip])
+    assert code == 0, out
+    return json.loads(out.decode().strip().splitlines()[-1])
 
 
 def _connects(host: str, port: int) -> bool:
@@ -92,12 +130,12 @@ def _connects(host: str, port: int) -> bool:
 
 
 def test_the_run_had_its_containers(observed):
-    attrs, _, _, _ = observed
+    attrs, _, _, _, _ = observed
     assert {"toxiproxy", "backend", "gateway"} <= set(attrs), sorted(attrs)
 
 
 def test_published_ports_bind_to_loopback_only(observed):
-    attrs, _, _, _ = observed
+    attrs, _, _, _, _ = observed
     for service, data in attrs.items():
         for port, bindings in (data["HostConfig"]["PortBindings"] or {}).items():
             for binding in bindings or []:
@@ -108,16 +146,16 @@ def test_published_ports_bind_to_loopback_only(observed):
                 assert binding["HostIp"] != "0.0.0.0"
 
 
-def test_toxiproxy_publishes_only_its_api_and_only_on_loopback(observed):
-    attrs, reachable, _, _ = observed
+def test_toxiproxy_publishes_nothing(observed):
+    attrs, reachable, _, _, _ = observed
     published = {p for p, b in (attrs["toxiproxy"]["NetworkSettings"]["Ports"] or {}).items() if b}
-    assert published == {"8474/tcp"}, published  # proxy listeners stay inside the run's network
+    assert published == set(), published  # API on the control network, listeners on the run's
     exposed = [key for key, ok in reachable.items() if ok]
     assert exposed == [], f"ports answer on a non-loopback address: {exposed}"
 
 
 def test_containers_have_no_privileges_and_have_limits(observed):
-    attrs, _, _, _ = observed
+    attrs, _, _, _, _ = observed
     for service, data in attrs.items():
         host = data["HostConfig"]
         assert host["Privileged"] is False, service
@@ -132,7 +170,7 @@ def test_containers_have_no_privileges_and_have_limits(observed):
 
 
 def test_secrets_appear_in_no_output(observed):
-    _, _, output, run_dir = observed
+    _, _, output, run_dir, _ = observed
     for value in SECRETS.values():
         assert value not in output, "a secret reached the console"
     events = (run_dir / "events.ndjson").read_text()
@@ -144,3 +182,25 @@ def test_secrets_appear_in_no_output(observed):
         for path in run_dir.rglob("*"):
             if path.is_file():
                 assert value.encode() not in path.read_bytes(), f"a secret is in {path.name}"
+
+
+def test_services_cannot_reach_the_toxiproxy_api_but_reach_its_listeners(observed):
+    attrs, _, _, _, probes = observed
+    networks = attrs["toxiproxy"]["NetworkSettings"]["Networks"]
+    assert len(networks) == 2, sorted(networks)  # the run network and its control network
+    assert {"gateway", "backend"} <= set(probes), probes
+    for service, seen in probes.items():
+        assert seen["api_control"] in ("timeout", "ConnectionRefusedError"), (service, seen)
+        assert seen["api_run"] == "ConnectionRefusedError", (service, seen)
+        assert seen["listener"] == "open", (service, seen)
+    for service, data in attrs.items():
+        if service != "toxiproxy":
+            assert not any(n.endswith("-control") for n in data["NetworkSettings"]["Networks"])
+
+
+def test_root_filesystems_are_read_only(observed):
+    attrs, _, _, _, probes = observed
+    for service, seen in probes.items():
+        assert seen["rootfs"] == "Read-only file system", (service, seen)
+    for service, data in attrs.items():
+        assert data["HostConfig"]["ReadonlyRootfs"] is True, service
