@@ -65,8 +65,10 @@ def rst_chart(result: Result) -> tuple[str, str]:
     series: dict[str, list[tuple[float, float]]] = {}
     for hop in hops:
         per = {int(r["t"]): float(r["rst"]) for r in capture.get("seconds", []) if r["hop"] == hop}
-        if per:
-            first, last = min(per), max(per)
-            series[hop] = [(s + 0.5, per.get(s, 0.0)) for s in range(first - 1, last + 2)]
+        # Zero on the seconds either side of each counted one, not on every second between
+        # (the same line, without a point per second of a week-long axis).
+        seconds = sorted({s + d for s in per for d in (-1, 0, 1)})
+        if seconds:
+            series[hop] = [(s + 0.5, per.get(s, 0.0)) for s in seconds]
     return legend(colors), _line_chart(result, "rst-per-hop", "TCP RST packets per second per hop",
                                        series, colors, "RST/s")

@@ -296,7 +296,7 @@ def _breaker_spans(breaker: list[tuple[float, float]],
 
 
 def _svg(ident: str, label: str, f: Frame, parts: list[str]) -> str:
-    return (f'<svg id="{ident}" class="chart" role="img" aria-label="{escape(label)}" '
+    return (f'<svg id="{escape(ident)}" class="chart" role="img" aria-label="{escape(label)}" '
             f'viewBox="0 0 {WIDTH} {f.height:.0f}" width="100%" '
             f'xmlns="http://www.w3.org/2000/svg">{"".join(parts)}</svg>')
 

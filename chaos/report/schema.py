@@ -14,7 +14,9 @@ import types
 import typing
 from typing import Any
 
+from chaos.report import schema_parts as parts
 from chaos.verdict import result as result_module
+from chaos.verdict.baseline import BaselineCheck
 from chaos.verdict.result import SCHEMA_VERSION, Result
 
 SCHEMA_ID = "https://gateway-chaos.invalid/schemas/result.schema.json"
@@ -25,20 +27,29 @@ TIMELINE_ROW: dict[str, Any] = {
     "description": "One second of the run: requests finished in it by outcome, latency percentiles.",
     "required": ["t", "total"],
     "properties": {
-        "t": {"type": "integer", "minimum": 0},
-        "total": {"type": "integer", "minimum": 0},
-        **{o: {"type": "integer", "minimum": 0} for o in OUTCOMES},
-        **{f"p{q}_ms": {"type": ["number", "null"]} for q in (50, 95, 99)},
+        "t": {"type": "integer", "minimum": 0, "maximum": parts.MAX_SECONDS},
+        "total": parts.COUNT,
+        **{o: parts.COUNT for o in OUTCOMES},
+        **{f"p{q}_ms": {**parts.NUMBER, "type": ["number", "null"]} for q in (50, 95, 99)},
     },
-    "additionalProperties": {"type": ["number", "null"]},
+    "additionalProperties": {**parts.NUMBER, "type": ["number", "null"]},
 }
-SAMPLES = {"type": "array", "items": {"type": "array", "prefixItems": [{"type": "number"},
-                                                                     {"type": "number"}],
-                                      "minItems": 2, "maxItems": 2}}
+_SECONDS_OR_NULL = {**parts.SECONDS, "type": ["number", "null"]}
 OVERRIDES: dict[str, dict[str, Any]] = {
     "Result.timeline": {"type": "array", "items": TIMELINE_ROW},
-    "Result.breaker": {**SAMPLES, "description": "(seconds, breaker state value) probe samples"},
-    "Result.upstream": {**SAMPLES, "description": "(seconds, upstream requests counter) samples"},
+    "Result.breaker": {**parts.SAMPLES, "description": "(seconds, breaker state value) probe samples"},
+    "Result.upstream": {**parts.SAMPLES,
+                        "description": "(seconds, upstream requests counter) samples"},
+    "Result.evidence": parts.EVIDENCE,
+    "Result.duration_s": parts.SECONDS,
+    "Result.recovery_s": _SECONDS_OR_NULL,
+    "PhaseWindow.start": parts.SECONDS,
+    "PhaseWindow.end": parts.SECONDS,
+    "FaultRecord.start": parts.SECONDS,
+    "FaultRecord.end": _SECONDS_OR_NULL,
+    "BreakerTransition.t": parts.SECONDS,
+    "PhaseStats.total": parts.COUNT,
+    "PhaseStats.counts": {"type": "object", "additionalProperties": parts.COUNT},
     "Result.schema_version": {"const": SCHEMA_VERSION},
     "Result.verdict": {"enum": ["pass", "fail", "inconclusive", "error", "interrupted"]},
     "Result.score": {"type": ["integer", "null"], "minimum": 0, "maximum": 100},
@@ -58,11 +69,15 @@ def _type(hint: Any, defs: dict[str, Any]) -> dict[str, Any]:
     if hint is bool:
         return {"type": "boolean"}
     if hint is int:
-        return {"type": "integer"}
+        return dict(parts.INTEGER)
     if hint is float:
-        return {"type": "number"}
+        return dict(parts.NUMBER)
     if origin in (typing.Union, types.UnionType):
         options = [_type(a, defs) for a in args]
+        if len(options) == 2 and {"type": "null"} in options:
+            other = options[1 - options.index({"type": "null"})]
+            if isinstance(other.get("type"), str):  # X | None: one schema, null allowed
+                return {**other, "type": [other["type"], "null"]}
         simple = [o["type"] for o in options if set(o) == {"type"} and isinstance(o["type"], str)]
         if len(simple) == len(options):
             return {"type": simple}
@@ -103,6 +118,7 @@ def _define(cls: type, defs: dict[str, Any]) -> None:
 
 def result_schema() -> dict[str, Any]:
     defs: dict[str, Any] = {}
+    OVERRIDES["Result.regression"] = parts.regression(_type(BaselineCheck, defs))
     root = _object(Result, defs)
     # Fields are required in result.json as written (to_dict writes them all), so a consumer
     # can rely on every key being present; only the new optional ones may be missing in older files.

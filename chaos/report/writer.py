@@ -5,20 +5,15 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
-from chaos.errors import ChaosError
 from chaos.report.derive import attach_fault_logs, enrich
 from chaos.report.html import render_html
 from chaos.report.junit import render_junit
 from chaos.report.mask import Masker, mask_run_files
-from chaos.verdict.result import SCHEMA_VERSION, Result
+from chaos.report.validate import ReportInputError, read_result_data
+from chaos.verdict.result import Result
 
-
-class ReportInputError(ChaosError):
-    """A result.json that cannot be read (missing, not JSON, or from a newer version)."""
-
-    exit_code = 2
+__all__ = ["ReportInputError", "load_result", "result_json", "write_reports"]
 
 
 def result_json(result: Result) -> str:
@@ -65,21 +60,11 @@ def _link_latest(run_dir: Path, scenario: str) -> None:
 
 
 def load_result(path: Path) -> Result:
-    """A Result from a result.json (or a run folder holding one)."""
+    """A Result from a result.json (or a run folder holding one), validated first
+    (chaos.report.validate): a bad file is a ReportInputError naming it, never a traceback."""
     if path.is_dir():
         path = path / "result.json"
-    try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ReportInputError(f"{path}: no such file") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ReportInputError(f"{path}: not a readable result.json: {exc}") from exc
-    if not isinstance(data, dict) or "scenario" not in data or "verdict" not in data:
-        raise ReportInputError(f"{path}: not a gateway-chaos result.json")
-    version = data.get("schema_version", 1)
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise ReportInputError(f"{path}: schema_version {version} is newer than this gateway-chaos "
-                               f"understands ({SCHEMA_VERSION}); upgrade to render it")
+    data = read_result_data(path)
     try:
         return Result.from_dict(data)
     except (TypeError, ValueError) as exc:

@@ -25,7 +25,7 @@ def wilson(successes: int, total: int, confidence: float = 0.95) -> tuple[float,
     if total <= 0:
         return 0.0, 1.0
     z = z_for(confidence)
-    p = successes / total
+    p = min(max(successes / total, 0.0), 1.0)  # a hand-edited result.json may overcount
     denominator = 1 + z * z / total
     centre = (p + z * z / (2 * total)) / denominator
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator

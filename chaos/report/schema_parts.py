@@ -1,0 +1,83 @@
+"""Hand-written parts of the result.json schema: bounds, the evidence and the regression.
+
+The rule: whatever the schema accepts, the renderers can draw. So every number has a
+range the charts' arithmetic survives (no overflow to inf, no loop over a 1e300-second
+axis), and every key a template or chart reads is typed. Keys nobody reads stay open
+(additionalProperties), so a newer writer's extra evidence does not make a file unreadable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MAX_NUMBER = 1e15  # counts, latencies in ms, rates: far above anything measured
+MAX_SECONDS = 1e7  # about 115 days: longer than any run (a phase is at most 7 days)
+
+NUMBER: dict[str, Any] = {"type": "number", "minimum": -MAX_NUMBER, "maximum": MAX_NUMBER}
+INTEGER: dict[str, Any] = {"type": "integer", "minimum": -MAX_NUMBER, "maximum": MAX_NUMBER}
+SECONDS: dict[str, Any] = {"type": "number", "minimum": -MAX_SECONDS, "maximum": MAX_SECONDS}
+COUNT: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": MAX_NUMBER}
+STRING: dict[str, Any] = {"type": "string"}
+STRINGS: dict[str, Any] = {"type": "array", "items": STRING}
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """schema, or null (one type list, so an error names both: "expected object or null")."""
+    return {**schema, "type": [schema["type"], "null"]}
+
+
+def _obj(required: list[str], closed: bool = False, **props: dict[str, Any]) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "required": required, "properties": props}
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def _rows(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": item}
+
+
+SAMPLES: dict[str, Any] = _rows({"type": "array", "prefixItems": [SECONDS, NUMBER],
+                                 "minItems": 2, "maxItems": 2})
+
+HOP = _obj(["hop", "a", "vantage", "packets", "syn", "fin", "rst", "rst_by"],
+           hop=STRING, a=STRING, b=STRING, vantage=STRING, packets=COUNT, syn=COUNT,
+           fin=COUNT, rst=COUNT, rst_by={"type": "object", "additionalProperties": COUNT})
+CAPTURE = _obj(
+    [], findings=STRINGS, notes=STRINGS, hops=_rows(HOP),
+    seconds=_rows(_obj(["t", "hop", "rst"], t={**INTEGER, "minimum": -MAX_SECONDS,
+                                               "maximum": MAX_SECONDS},
+                       hop=STRING, syn=COUNT, fin=COUNT, rst=COUNT)),
+    files=_rows(_obj(["file"], file=STRING, packets=COUNT, bytes=COUNT)),
+    limits=_obj([], ss_interval=NUMBER, max_mb=NUMBER, max_seconds=NUMBER),
+    services=STRINGS, names={"type": "object", "additionalProperties": STRING},
+    rsts_total=COUNT,
+)
+SAMPLE = _obj(
+    ["t", "outcome"], t=SECONDS, outcome=STRING, detail=STRING, name=nullable(STRING),
+    status={"type": ["integer", "string", "null"]}, latency_ms=nullable(NUMBER),
+    gateway_logs=STRINGS, packets=STRINGS, nearby_rsts=STRINGS, match=nullable(STRING),
+    match_note=STRING,
+    connection=nullable(_obj(["local", "remote"], local=STRING, remote=STRING,
+                             client_port={"type": ["integer", "null"]})),
+)
+EVIDENCE: dict[str, Any] = {
+    **_obj([], error=STRING, capture=nullable(CAPTURE), events_cut={"type": "boolean"},
+           failed_total=COUNT, samples=_rows(SAMPLE),
+           sockets=_rows(_obj(["t", "service", "states"], t=SECONDS, service=STRING,
+                              states={"type": "object", "additionalProperties": COUNT})),
+           events=_rows(_obj(["t", "source", "kind", "text"], t=SECONDS, source=STRING,
+                             kind=STRING, text=STRING))),
+    "description": "What the run saw besides counts (chaos.capture.evidence): the event "
+                   "table, failed-request samples and, with capture on, packets and sockets.",
+}
+
+
+def regression(check: dict[str, Any]) -> dict[str, Any]:
+    """`chaos run --baseline`: the comparison; `check` is the BaselineCheck schema."""
+    return nullable({
+        **_obj(["baseline", "tolerance", "regressed", "checks"], closed=True,
+               baseline=STRING, baseline_run_id=STRING, tolerance=NUMBER,
+               regressed={"type": "boolean"}, checks=_rows(check)),
+        "description": "The comparison with a baseline run (chaos.verdict.baseline).",
+    })
