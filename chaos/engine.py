@@ -21,6 +21,7 @@ from chaos.observe.events import (
     AssertionEvaluated,
     EventBus,
     Recorder,
+    RecoveryMeasured,
     RunFinished,
     RunStarted,
 )
@@ -31,6 +32,7 @@ from chaos.scenario.model import Scenario
 from chaos.session import RunSession
 from chaos.session_api import RunSessionLike, SessionFactory
 from chaos.verdict.evaluate import Evidence, evaluate, overall
+from chaos.verdict.recovery import recovery_line, run_recovery
 from chaos.verdict.result import Result
 from chaos.verdict.stats import read_records
 from chaos.verdict.summary import phase_stats_from
@@ -152,9 +154,11 @@ def _judge(scenario: Scenario, session: RunSessionLike, result: Result, bus: Eve
     result.upstream = [(round(t - session.t0, 3), v) for t, v in session.upstream_samples]
     probe = scenario.probes.breaker
     evidence = Evidence(read_records(session.records_path, session.t0), session.windows,
-                        result.breaker, result.upstream, probe.open_value if probe else 1.0)
+                        result.breaker, result.upstream, probe.open_value if probe else 1.0,
+                        faults=session.fault_records)
     result.timeline = evidence.aggregate.timeline(end)
     result.phase_stats = phase_stats_from(evidence.aggregate, session.windows)
+    _recovery(scenario, session, result, evidence, bus, end)
     evidence.capture = _collect_evidence(scenario, session, result, evidence, masker)
     if result.verdict:  # error or interrupted: no judgement on partial data
         result.exit_code = _EXIT[result.verdict]
@@ -166,6 +170,18 @@ def _judge(scenario: Scenario, session: RunSessionLike, result: Result, bus: Eve
                                     message=item.message or f"observed {item.observed}"))
     result.verdict = overall(result.assertions)
     result.exit_code = _EXIT[result.verdict]
+
+
+def _recovery(scenario: Scenario, session: RunSessionLike, result: Result, evidence: Evidence,
+              bus: EventBus, end: float) -> None:
+    """The run's recovery, measured once here: result.json, the report and the console show it."""
+    result.recovery = run_recovery(evidence.aggregate.slots, session.fault_records, end,
+                                   scenario.confidence)
+    if result.recovery is None:
+        return
+    result.recovery_s, result.recovered = result.recovery.seconds, result.recovery.recovered
+    bus.emit(RecoveryMeasured(text=recovery_line(result.recovery),
+                              seconds=result.recovery.seconds))
 
 
 def _collect_evidence(scenario: Scenario, session: RunSessionLike, result: Result,

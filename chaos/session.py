@@ -337,32 +337,43 @@ class RunSession:
         try:
             for index, fault in enumerate(phase.faults):
                 key = self._record_fault(fault, index)
+                requested = time.time()  # the fault's window starts here, not when Docker returns
                 injected = inject(fault, ctx, index)
+                completed = time.time()
                 if isinstance(fault, ContainerFault):
                     self._point_proxies({fault.container})  # a started container: new address?
                 if key is not None:
                     self._fault_keys[id(injected)] = key
-                record = FaultRecord(phase.name, injected.description, round(time.time() - self.t0, 3))
+                record = FaultRecord(phase.name, injected.description, self._since(requested),
+                                     completed=self._since(completed))
                 self.fault_records.append(record)
                 window.faults.append(injected.description)
                 active.append((injected, record))
-                self.bus.emit(FaultInjected(phase=phase.name, description=injected.description))
+                self.bus.emit(FaultInjected(phase=phase.name, description=injected.description,
+                                            requested=requested, completed=completed))
             self._sleep_until(start + phase.duration, [i for i, _ in active if i.every])
         finally:
             window.end = round(time.time() - self.t0, 3)
             for injected, record in reversed(active):
                 self._undo(injected, record, phase.name)
 
+    def _since(self, moment: float) -> float:
+        return round(moment - self.t0, 3)
+
     def _undo(self, injected: Injected, record: FaultRecord, phase: str) -> None:
-        record.end = round(time.time() - self.t0, 3)
+        requested = time.time()
+        record.end = self._since(requested)
         if injected.undo is None:
             return
         try:
             injected.undo()
+            completed = time.time()
+            record.removed = self._since(completed)
             key = self._fault_keys.pop(id(injected), None)
             if key is not None and self.ledger is not None:
                 self.ledger.removed("toxic", key)
-            self.bus.emit(FaultRemoved(phase=phase, description=injected.description))
+            self.bus.emit(FaultRemoved(phase=phase, description=injected.description,
+                                       requested=requested, completed=completed))
         except Exception as exc:  # noqa: BLE001 - teardown removes it anyway
             record.error = f"could not remove: {exc}"
 

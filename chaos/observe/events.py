@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from chaos.errors import Interrupted
+
 
 @dataclass(frozen=True)
 class Event:
@@ -47,9 +49,13 @@ class PhaseStarted(Event):
 
 @dataclass(frozen=True)
 class FaultInjected(Event):
+    """``requested``/``completed``: epoch seconds the action was asked for and returned."""
+
     phase: str = ""
     description: str = ""
     kind: str = "fault_injected"
+    requested: float | None = None
+    completed: float | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,17 @@ class FaultRemoved(Event):
     phase: str = ""
     description: str = ""
     kind: str = "fault_removed"
+    requested: float | None = None
+    completed: float | None = None
+
+
+@dataclass(frozen=True)
+class RecoveryMeasured(Event):
+    """The run's recovery (chaos.verdict.recovery), as result.json and the report show it."""
+
+    text: str = ""
+    seconds: float | None = None
+    kind: str = "recovery_measured"
 
 
 @dataclass(frozen=True)
@@ -93,6 +110,8 @@ class EventBus:
         for listener in self.listeners:
             try:
                 listener(event)
+            except Interrupted:
+                raise  # Ctrl-C/SIGTERM landed while a listener ran: the run must still stop
             except Exception as exc:  # noqa: BLE001 - a broken listener must not stop teardown
                 print(f"[chaos] listener error: {exc}", file=sys.stderr)
 
@@ -140,8 +159,9 @@ def _describe(event: Event) -> str:
         Setup: lambda e: e.message,
         ServiceReady: lambda e: f"service {e.service} ready ({e.image}, {e.seconds:.1f}s)",
         PhaseStarted: lambda e: f"phase {e.phase} ({e.duration:g}s)",
-        FaultInjected: lambda e: f"  fault on: {e.description}",
-        FaultRemoved: lambda e: f"  fault off: {e.description}",
+        FaultInjected: lambda e: f"  fault on: {e.description}" + _took(e),
+        FaultRemoved: lambda e: f"  fault off: {e.description}" + _took(e),
+        RecoveryMeasured: lambda e: e.text,
         AssertionEvaluated: lambda e: f"  {(e.status or ('pass' if e.passed else 'fail')).upper()} "
         + f"[{e.phase}] {e.check}" + (f": {e.message}" if e.message else ""),
         RunFinished: lambda e: f"verdict: {e.verdict.upper()} (exit {e.exit_code})"
@@ -149,3 +169,11 @@ def _describe(event: Event) -> str:
     }
     describe = describers.get(type(event))
     return describe(event) if describe else ""
+
+
+def _took(event: FaultInjected | FaultRemoved) -> str:
+    """How long the action took, when it was long enough to matter (a Docker restart)."""
+    if event.requested is None or event.completed is None:
+        return ""
+    took = event.completed - event.requested
+    return f" (requested {took:.2f}s before it returned)" if took >= 0.05 else ""

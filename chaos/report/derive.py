@@ -11,12 +11,9 @@ import importlib.metadata
 import platform
 import re
 from pathlib import Path
-from typing import Any
 
-from chaos.verdict.evaluate import healthy_from
 from chaos.verdict.result import BreakerTransition, FaultRecord, Result
 
-HEALTHY = 0.95  # per-second success rate counted as healthy for the recovery time
 BREAKER_STATES = {0.0: "closed", 1.0: "open", 2.0: "half-open"}
 SUCCESS = ("ok", "ok_after_retry")
 HANDLED = ("ok", "ok_after_retry", "graceful_error")
@@ -30,10 +27,13 @@ SCORE_FORMULA = (
     "other carries the full 100; a run that errored or was interrupted has no score."
 )
 RECOVERY_DEFINITION = (
-    "Recovery time: from the last fault change (a fault switched on or off) before the "
-    "service was healthy again, to the start of the first second after which no second "
-    "with requests had a success rate (ok + ok_after_retry) confidently below 95% (the "
-    "upper end of its 95% Wilson interval below 95%: 94 of 100 is noise, 80 of 100 is not)."
+    "Recovery time: from the last fault change (a fault requested on or off) before the "
+    "service was healthy again, to the start of the first successful request after which "
+    "no 1 s window of requests (one starting at each request) had a success rate (ok + "
+    "ok_after_retry) confidently below 95% (the upper end of its Wilson interval below "
+    "95%: 94 of 100 is noise, 80 of 100 is not). Measured once, when the run was judged "
+    "(chaos.verdict.recovery), from the first fault to the end of the run; recovers_within "
+    "uses the same rule over its phase."
 )
 RETRY_DEFINITION = (
     "Retry amplification: requests that reached the upstream (the probes.upstream_requests "
@@ -46,8 +46,6 @@ def enrich(result: Result) -> Result:
     """Fill the derived fields that are still empty (so re-rendering old JSON works too)."""
     if not result.breaker_transitions:
         result.breaker_transitions = breaker_transitions(result)
-    if result.recovered is None:
-        result.recovery_s, result.recovered = recovery_time(result)
     if result.retry_amplification is None and result.upstream:
         result.retry_amplification, result.retry_amplification_by_phase = retry_amplification(result)
     if result.score is None:
@@ -76,37 +74,6 @@ def breaker_transitions(result: Result) -> list[BreakerTransition]:
                                          phase_at(result, t)))
         previous = value
     return out
-
-
-# -- recovery ----------------------------------------------------------------------------
-def _counted(row: dict[str, Any]) -> tuple[int, int]:
-    """(successes, requests) of one timeline second."""
-    return int(sum(float(row.get(k) or 0) for k in SUCCESS)), int(float(row.get("total") or 0))
-
-
-def recovery_time(result: Result) -> tuple[float | None, bool | None]:
-    """(seconds, recovered); (0.0, True) when clients never saw degraded service.
-
-    The rule of `recovers_within` (chaos.verdict.evaluate.healthy_from) at HEALTHY, over
-    the seconds from the first fault on, counted from the last fault change before it.
-    """
-    if not result.faults or not result.timeline:
-        return None, None
-    first_fault = min(f.start for f in result.faults)
-    counted = [(float(row["t"]), *_counted(row)) for row in result.timeline
-               if int(row["t"]) + 1 > first_fault]
-    counted = [row for row in counted if row[2] > 0]
-    if not counted:
-        return None, None
-    healthy = healthy_from(counted, HEALTHY, start=-1.0)
-    if healthy is None:
-        return None, False
-    if healthy < 0:
-        return 0.0, True
-    changes = [f.start for f in result.faults] + [f.end for f in result.faults if f.end is not None]
-    before = [c for c in changes if c <= healthy]
-    reference = max(before) if before else first_fault
-    return round(max(0.0, healthy - reference), 2), True
 
 
 # -- score -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from chaos.capture import charts as evidence_charts
 from chaos.report import charts, derive
 from chaos.report.harness_banner import harness_banner
 from chaos.report.text import clean
+from chaos.verdict import recovery
 from chaos.verdict.result import AssertionResult, PhaseStats, Result
 
 _ENV = Environment(loader=PackageLoader("chaos.report", "templates"),
@@ -47,8 +48,8 @@ def _ci(item: AssertionResult) -> str:
     return f"{item.ci_low:.4g} to {item.ci_high:.4g}"
 
 
-_ENV.filters.update(ms=_ms, pct=_pct, num=_num, clean=clean)
-_ENV.globals.update(ci=_ci)
+_ENV.filters.update(ms=_ms, pct=_pct, num=_num, clean=clean, secs=recovery.seconds_text)
+_ENV.globals.update(ci=_ci, recovery_line=recovery.described)
 
 
 def outcome_columns(stats: list[PhaseStats]) -> list[str]:

@@ -22,9 +22,9 @@ from chaos.load.classify import (
 )
 from chaos.scenario.model import Assertion, Scenario
 from chaos.scenario.units import Comparison, format_duration
-from chaos.verdict import breaker_checks
+from chaos.verdict import breaker_checks, recovery
 from chaos.verdict.intervals import FAIL, INCONCLUSIVE, PASS, judge_interval, wilson
-from chaos.verdict.result import AssertionResult, PhaseWindow
+from chaos.verdict.result import AssertionResult, FaultRecord, PhaseWindow
 from chaos.verdict.stats import Aggregate, Record, Sample
 
 WHOLE_RUN = "(run)"
@@ -52,8 +52,9 @@ class Evidence:
     def __init__(self, records: Iterable[Record], windows: list[PhaseWindow],
                  breaker: list[tuple[float, float]],
                  upstream: list[tuple[float, float]] | None = None,
-                 open_value: float = 1.0) -> None:
+                 open_value: float = 1.0, faults: list[FaultRecord] | None = None) -> None:
         self.windows = {w.name: w for w in windows}
+        self.changes = recovery.fault_changes(faults or [])  # what recovery counts from
         self.breaker = breaker
         self.upstream = upstream or []
         self.open_value = open_value
@@ -181,67 +182,26 @@ def _latency(phase: str, kind: str, bound: Comparison, observed: float | None) -
     return _result(phase, kind, bound.text, shown, status, message, observed)
 
 
-BUCKET = 1.0  # seconds: recovery is judged second by second
-
-
-def healthy_from(counted: list[tuple[float, int, int]], threshold: float, start: float,
-                 confidence: float = 0.95) -> float | None:
-    """The one definition of "recovered", used by `recovers_within` and the report card.
-
-    `counted` is (bucket start, successes, requests) of each bucket with requests, in time
-    order. A bucket fell short when its success rate is confidently below `threshold`: the
-    upper end of its Wilson interval is below it (94 of 100 is not: that is noise around
-    95%; 80 of 100 or 0 of 3 is). Healthy from: the start of the first bucket after which
-    no bucket fell short (`start` when none did); None when the last one fell short.
-    """
-    bad = [i for i, (_, ok, total) in enumerate(counted)
-           if wilson(ok, total, confidence)[1] < threshold]
-    if not bad:
-        return start
-    if bad[-1] == len(counted) - 1:
-        return None
-    return counted[bad[-1]][0] + BUCKET
-
-
-def recovery_from_buckets(buckets: dict[int, Sample], length: float, threshold: float,
-                          confidence: float = 0.95) -> float | None:
-    """Seconds into a window (buckets of BUCKET seconds) until it is healthy from then on."""
-    count = max(1, int(length // BUCKET + (1 if length % BUCKET else 0)))
-    counted = [(i * BUCKET, buckets[i].successes, buckets[i].total) for i in sorted(buckets)
-               if i < count and buckets[i].total > 0]
-    if not counted:
-        return None
-    return healthy_from(counted, threshold, 0.0, confidence)
-
-
-def recovery_time(records: list[Record], start: float, end: float, threshold: float,
-                  confidence: float = 0.95) -> float | None:
-    """Seconds from start until no later second (with requests) falls short of threshold."""
-    buckets: dict[int, Sample] = {}
-    for record in records:
-        if start <= record.t < end:
-            buckets.setdefault(int((record.t - start) / BUCKET), Sample()).add(record)
-    return recovery_from_buckets(buckets, end - start, threshold, confidence)
-
-
 def _recovery(phase: str, a: Assertion, ev: Evidence, confidence: float) -> AssertionResult:
+    """Measured over the phase by chaos.verdict.recovery, the report card's own rule."""
     assert a.recovers_within is not None
     window = ev.windows.get(phase)
     bound = f"<= {format_duration(a.recovers_within)}"
     if window is None:
         return _result(phase, "recovers_within", bound, "n/a", INCONCLUSIVE,
                        "recovery is measured within one phase; name the phase")
-    buckets = ev.aggregate.phase_seconds.get(phase, {})
-    seen = recovery_from_buckets(buckets, window.end - window.start, a.recovery_success_rate,
-                                 confidence)
-    if seen is None:
+    found = recovery.measure(ev.aggregate.slots, window.start, window.end, ev.changes,
+                             a.recovery_success_rate, confidence, span=f"the start of {phase}")
+    if found is None or found.seconds is None:
         return _result(phase, "recovers_within", bound, "never", FAIL,
                        f"success rate never got back to {a.recovery_success_rate:.0%} "
                        f"during {phase}")
-    status = PASS if seen <= a.recovers_within else FAIL
+    seen = recovery.shown(found)
+    status = PASS if found.seconds <= a.recovers_within else FAIL
     message = "" if status == PASS else (
-        f"traffic recovered {seen:.1f}s into {phase}, expected {bound}")
-    return _result(phase, "recovers_within", bound, f"{seen:.1f}s", status, message, seen)
+        f"traffic recovered {seen} after {found.since} (at {found.healthy_at:.2f}s), "
+        f"expected {bound}")
+    return _result(phase, "recovers_within", bound, seen, status, message, found.seconds)
 
 
 def _amplification(phase: str, bound: Comparison, client_requests: int,

@@ -18,13 +18,42 @@ class PhaseWindow:
 
 @dataclass
 class FaultRecord:
+    """One fault's window: from when its action was requested to when its removal was.
+
+    ``start`` and ``end`` are the requests (the window: clients may suffer from the moment
+    a restart is asked for); ``completed`` and ``removed`` are when the action and the
+    removal returned (a Docker restart can take a second), None when not known.
+    """
+
     phase: str
     description: str
     start: float
     end: float | None = None
     error: str | None = None
+    completed: float | None = None
+    removed: float | None = None
     # Each service's log lines around the fault (a few seconds before and after it started).
     logs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Recovery:
+    """How long clients waited for health after a fault changed (chaos.verdict.recovery).
+
+    Times are seconds since the first phase started. ``healthy_at`` is the start of the
+    first successful request after which no window of requests fell short; ``seconds``
+    counts from ``reference``, the last fault change at or before it within the measured
+    span (``since`` names it), or from the span's start when none fell in it.
+    """
+
+    span_start: float
+    span_end: float
+    reference: float
+    since: str
+    healthy_at: float | None  # None: still short at the end of the span
+    seconds: float | None  # None: never recovered
+    recovered: bool
+    threshold: float  # the success rate a window must not fall confidently below
 
 
 @dataclass
@@ -113,7 +142,7 @@ class Result:
     upstream: list[tuple[float, float]] = field(default_factory=list)  # (t, upstream requests counter)
     retry_amplification: float | None = None  # upstream requests per client request, whole run
     retry_amplification_by_phase: dict[str, float] = field(default_factory=dict)
-    recovery_s: float | None = None  # see chaos.report.derive.recovery_time
+    recovery_s: float | None = None  # = recovery.seconds (chaos.verdict.recovery)
     recovered: bool | None = None  # False: traffic never got back to health
     breaker_transitions: list[BreakerTransition] = field(default_factory=list)
     score: int | None = None  # resilience score 0-100 (chaos.report.derive.SCORE_FORMULA)
@@ -125,6 +154,8 @@ class Result:
     evidence: dict[str, Any] = field(default_factory=dict)
     # Set when a part of the harness itself died (verdict error, exit 3); None otherwise.
     environment_error: PartFailure | None = None
+    # The run's recovery, measured once by the verdict (the report shows it, never recomputes).
+    recovery: Recovery | None = None
 
     @property
     def passed(self) -> bool:
@@ -155,8 +186,11 @@ class Result:
                          for item in value]
             elif key in ("breaker", "upstream") and isinstance(value, list):
                 value = [(float(t), float(v)) for t, v in value]
-            elif key == "environment_error" and isinstance(value, dict):
-                allowed = {f.name for f in fields(PartFailure)}
-                value = PartFailure(**{k: v for k, v in value.items() if k in allowed})
+            elif key in _SINGLE and isinstance(value, dict):
+                allowed = {f.name for f in fields(_SINGLE[key])}
+                value = _SINGLE[key](**{k: v for k, v in value.items() if k in allowed})
             kwargs[key] = value
         return cls(**kwargs)
+
+
+_SINGLE: dict[str, type] = {"environment_error": PartFailure, "recovery": Recovery}

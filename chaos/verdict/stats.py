@@ -18,6 +18,7 @@ from typing import Any
 
 from chaos.load.classify import OUTCOMES, SUCCESSES
 from chaos.verdict.histogram import LatencyHistogram
+from chaos.verdict.recovery import Slots
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def timeline(records: Iterable[Record], end: float) -> list[dict[str, Any]]:
 
 
 class Aggregate:
-    """One pass over the records: per phase, per second, and per second of each phase."""
+    """One pass over the records: per phase, per second, and per 10 ms slot (recovery)."""
 
     def __init__(self, records: Iterable[Record], phase_starts: dict[str, float],
                  open_intervals: list[tuple[float, float]] | None = None) -> None:
@@ -104,20 +105,19 @@ class Aggregate:
         self.phases: dict[str, Sample] = {name: Sample() for name in phase_starts}
         self.whole = Sample()
         self.seconds: dict[int, Sample] = {}
-        self.phase_seconds: dict[str, dict[int, Sample]] = {name: {} for name in phase_starts}
+        self.slots = Slots()  # chaos.verdict.recovery
         for record in records:
             self.add(record, phase_starts)
 
     def add(self, record: Record, phase_starts: dict[str, float]) -> None:
         if record.t >= 0:
             self.seconds.setdefault(int(record.t), Sample()).add(record)
+            self.slots.add(record.t, record.outcome in SUCCESSES)
         start = phase_starts.get(record.phase)
         if start is None:
             return  # warm-up or cool-down traffic: not judged
         self.phases[record.phase].add(record)
         self.whole.add(record)
-        offset = int(max(record.t - start, 0.0))
-        self.phase_seconds[record.phase].setdefault(offset, Sample()).add(record)
         if self.open_intervals and _inside(record.t + record.latency_s, self.open_intervals):
             self.while_open[record.phase].add(record)
 
