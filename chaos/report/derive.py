@@ -12,6 +12,7 @@ import platform
 import re
 from pathlib import Path
 
+from chaos.verdict.counters import growth
 from chaos.verdict.result import BreakerTransition, FaultRecord, Result
 
 BREAKER_STATES = {0.0: "closed", 1.0: "open", 2.0: "half-open"}
@@ -37,7 +38,8 @@ RECOVERY_DEFINITION = (
 )
 RETRY_DEFINITION = (
     "Retry amplification: requests that reached the upstream (the probes.upstream_requests "
-    "counter, its growth during each phase) per client request; 1.0 means no retries. n/a "
+    "counter, its growth during each phase, read at the phase bounds by linear "
+    "interpolation between samples) per client request; 1.0 means no retries. n/a "
     "when the scenario does not probe an upstream request counter."
 )
 
@@ -100,16 +102,6 @@ def resilience_score(result: Result) -> tuple[int | None, dict[str, float]]:
 
 
 # -- retry amplification -----------------------------------------------------------------
-def _counter_delta(samples: list[tuple[float, float]], start: float, end: float) -> float | None:
-    """How much a monotonic counter grew between start and end (restarts count from zero)."""
-    before = [v for t, v in samples if t <= start]
-    during = [v for t, v in samples if start < t <= end + 0.5]
-    if not during:
-        return None
-    first = before[-1] if before else during[0]
-    return sum(max(b - a, 0.0) for a, b in zip([first, *during], during, strict=False))
-
-
 def retry_amplification(result: Result) -> tuple[float | None, dict[str, float]]:
     """(whole run, per phase) upstream requests per client request, from result.upstream."""
     if not result.upstream or not result.phases:
@@ -118,7 +110,7 @@ def retry_amplification(result: Result) -> tuple[float | None, dict[str, float]]
     reached_all, clients_all = 0.0, 0
     totals = {p.name: p.total for p in result.phase_stats}
     for window in result.phases:
-        reached = _counter_delta(result.upstream, window.start, window.end)
+        reached = growth(result.upstream, window.start, window.end)
         clients = totals.get(window.name, 0)
         if reached is None or not clients:
             continue

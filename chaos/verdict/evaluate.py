@@ -22,7 +22,7 @@ from chaos.load.classify import (
 )
 from chaos.scenario.model import Assertion, Scenario
 from chaos.scenario.units import Comparison, format_duration
-from chaos.verdict import breaker_checks, recovery
+from chaos.verdict import breaker_checks, counters, recovery
 from chaos.verdict.intervals import FAIL, INCONCLUSIVE, PASS, judge_interval, wilson
 from chaos.verdict.result import AssertionResult, FaultRecord, PhaseWindow
 from chaos.verdict.stats import Aggregate, Record, Sample
@@ -213,11 +213,11 @@ def _amplification(phase: str, bound: Comparison, client_requests: int,
         return _result(phase, "retry_amplification", bound.text, "n/a", INCONCLUSIVE,
                        "no upstream request counter samples (probes.upstream_requests) "
                        f"or no client requests during {phase}")
-    before = [v for t, v in samples if t <= window.start]
-    during = [v for t, v in samples if window.start < t <= window.end + 0.5]
-    first = before[-1] if before else (during[0] if during else 0.0)
-    reached = sum(max(b - a, 0.0) for a, b in zip([first, *during], during, strict=False))
-    ratio = reached / client_requests
+    reached = counters.growth(samples, window.start, window.end)
+    if reached is None:
+        return _result(phase, "retry_amplification", bound.text, "n/a", INCONCLUSIVE,
+                       f"no upstream request counter samples span {phase}")
+    ratio = round(reached / client_requests, 6)  # float dust off a 1:1 counter
     status = PASS if bound.holds(ratio) else FAIL
     message = "" if status == PASS else (
         f"{reached:.0f} upstream requests for {client_requests} client requests during {phase} "

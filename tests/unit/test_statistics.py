@@ -131,8 +131,25 @@ def test_retry_amplification_counts_upstream_requests_per_client_request() -> No
     calm = [(9.9, 1000.0), (15.0, 1060.0), (20.1, 1120.0)]
     storm = [(9.9, 1000.0), (15.0, 1200.0), (20.1, 1400.0)]
     ok = judge(records, {"phase": "fault", "retry_amplification": "<= 1.5"}, upstream=calm)[0]
-    assert ok.status == "pass" and ok.observed == "1.20"
+    assert ok.status == "pass" and ok.observed == "1.18"  # 120 over 10.2 s, 10 s of it inside
     bad = judge(records, {"phase": "fault", "retry_amplification": 1.5}, upstream=storm)[0]
     assert bad.status == "fail" and bad.bound == "<= 1.5" and "retry storm" in bad.message
     unknown = judge(records, {"phase": "fault", "retry_amplification": "<= 1.5"})[0]
     assert unknown.status == "inconclusive"
+
+
+def test_a_one_to_one_counter_sampled_off_the_phase_bounds_reads_exactly_one() -> None:
+    from report_cases import hand_built
+
+    from chaos.report import derive
+
+    # 10 client requests per second; the upstream counter is read every 0.7 s from 9.7 s,
+    # so no sample falls on a phase bound (10 s, 20 s): nearest samples read 0.96-1.05
+    records = [rec(10 + i / 10, "fault", OK) for i in range(100)]
+    counter = [(9.7 + 0.7 * k, 10 * (9.7 + 0.7 * k)) for k in range(16)]
+    assert counter[0][0] < 10 < counter[1][0] and counter[-2][0] < 20 < counter[-1][0]
+    result = judge(records, {"phase": "fault", "retry_amplification": "== 1"}, upstream=counter)[0]
+    assert result.status == "pass" and result.value == 1.0 and result.observed == "1.00"
+    report = hand_built(seconds=30)  # phases of 10 s, 200 client requests each
+    report.upstream = [(t, 2 * v) for t, v in counter]  # 20 a second reach the upstream
+    assert derive.retry_amplification(report)[1] == {"fault": 1.0}
