@@ -13,6 +13,13 @@ the master writes them.
 Each record also names the TCP connection the request used ("conn": [local ip, local
 port, remote ip, remote port], see chaos.load.connections), so that the evidence can show
 a failed request with the packets of exactly its connection.
+
+Arrivals (chaos.load.arrivals): with a rate and `arrival: open`, each Locust user is a
+scheduler that starts one request greenlet per arrival at fixed times, bounded by a pool
+of at most its share of `max_in_flight` requests in flight; an arrival that finds the pool full is
+dropped and written to the dropped file. Open-loop records carry their scheduled time
+("sched"). Every process rewrites a small status file (requests in flight, dropped so
+far) for the console's live line.
 """
 
 from __future__ import annotations
@@ -26,7 +33,11 @@ import uuid
 from typing import Any
 
 import gevent
+from gevent.pool import Group
+from greenlet import getcurrent
 from locust import HttpUser, constant, constant_throughput, events, task
+from locust.clients import HttpSession
+from locust.user.task import LOCUST_STATE_STOPPING
 
 from chaos.load import connections
 from chaos.load.classify import classify_exception, classify_response
@@ -40,6 +51,10 @@ FORWARD = os.environ.get("CHAOS_RECORDS_MODE", "write") == "forward"
 PHASE_STARTS: list[float] = []
 PHASE_NAMES: list[str] = []
 PENDING: list[dict[str, Any]] = []
+OPEN = CONFIG.get("arrival") == "open" and bool(CONFIG.get("rate"))
+DROPPED: list[float] = []  # scheduled times of dropped arrivals, not yet written
+SCHEDULED: dict[Any, float] = {}  # request greenlet -> scheduled time of its arrival
+COUNTS = {"in_flight": 0, "dropped": 0}
 _FD: int | None = None
 
 
@@ -78,11 +93,38 @@ def flush() -> None:
         f'{{"t":{r["t"]},"phase":{dumps(phase_at(r["t"] + r["latency_ms"] / 1000.0))},'
         f'"name":{dumps(r["name"])},"status":{r["status"]},"latency_ms":{r["latency_ms"]},'
         f'"bytes":{r["bytes"]},"outcome":"{r["outcome"]}","detail":{dumps(r["detail"])}'
-        f'{_conn_field(r.get("conn"))}}}'
+        f'{_conn_field(r.get("conn"))}{_sched_field(r.get("sched"))}}}'
         for r in PENDING
     ]
     PENDING.clear()
     os.write(_records_fd(), ("\n".join(lines) + "\n").encode())
+
+
+def flush_dropped() -> None:
+    if FORWARD or not DROPPED or not CONFIG.get("dropped"):
+        return
+    text = "".join(f'{{"t":{t}}}\n' for t in DROPPED)
+    DROPPED.clear()
+    fd = os.open(CONFIG["dropped"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def write_status() -> None:
+    """This process's in-flight and dropped counts, replaced atomically (the console reads)."""
+    folder = CONFIG.get("status_dir")
+    if not folder:
+        return
+    path = os.path.join(folder, f"{os.getpid()}.json")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(path + ".tmp", "w") as handle:
+            json.dump({"t": round(time.time(), 3), **COUNTS}, handle)
+        os.replace(path + ".tmp", path)
+    except OSError:
+        pass  # a worker on another machine: the run folder is not here
 
 
 def _conn_field(conn: Any) -> str:
@@ -92,9 +134,18 @@ def _conn_field(conn: Any) -> str:
     return f',"conn":[{local},{int(conn[1])},"{conn[2]}",{int(conn[3])}]'
 
 
+def _sched_field(sched: Any) -> str:
+    return "" if sched is None else f',"sched":{sched}'
+
+
 def _background() -> None:
+    beat = 0
     while True:
         flush()
+        flush_dropped()
+        if beat % 5 == 0:
+            write_status()
+        beat += 1
         gevent.sleep(0.05)
 
 
@@ -108,16 +159,20 @@ def _on_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
     if FORWARD:
         data["chaos_records"] = list(PENDING)
         PENDING.clear()
+        data["chaos_dropped"] = list(DROPPED)
+        DROPPED.clear()
 
 
 @events.worker_report.add_listener
 def _on_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
     PENDING.extend(data.get("chaos_records", []))
+    DROPPED.extend(data.get("chaos_dropped", []))
 
 
 @events.quitting.add_listener
 def _on_quit(environment: Any, **_: Any) -> None:
     flush()
+    flush_dropped()
 
 
 @events.request.add_listener
@@ -140,6 +195,7 @@ def _on_request(request_type: str, name: str, response_time: float, response_len
         "t": round(started, 4), "name": name, "status": status,
         "latency_ms": round(response_time, 2), "bytes": response_length or 0,
         "outcome": outcome, "detail": detail, "conn": connections.take(),
+        "sched": SCHEDULED.pop(getcurrent(), None),
     })
 
 
@@ -152,28 +208,83 @@ def _weighted_requests() -> list[dict[str, Any]]:
 
 def _wait_time() -> Any:
     rate = CONFIG.get("rate")
-    if rate:
+    if rate and not OPEN:  # closed-loop: each user aims at its share of the rate
         return constant_throughput(float(rate) / max(int(CONFIG.get("users", 1)), 1))
-    return constant(float(CONFIG.get("wait", 0.0)))
+    return constant(0.0 if OPEN else float(CONFIG.get("wait", 0.0)))
+
+
+REQUESTS = _weighted_requests()
+
+
+def send(client: Any) -> None:
+    """One request of the weighted mix (counted in flight while it runs)."""
+    spec = random.choice(REQUESTS)
+    headers = dict(spec.get("headers") or {})
+    if spec.get("idempotent"):
+        headers.setdefault("Idempotency-Key", uuid.uuid4().hex)
+    kwargs: dict[str, Any] = {
+        "name": spec["name"], "headers": headers,
+        "timeout": (CONFIG["connect_timeout"], CONFIG["timeout"]),
+        "context": {"stream": bool(spec.get("stream"))},
+    }
+    if spec.get("json") is not None:
+        kwargs["json"] = spec["json"]
+    COUNTS["in_flight"] += 1
+    try:
+        client.request(spec["method"], spec["path"], **kwargs)
+    finally:
+        COUNTS["in_flight"] -= 1
 
 
 class ChaosUser(HttpUser):
-    """One simulated client: picks a request by weight; bounded by Locust's -t."""
+    """Closed-loop: one simulated client. Open-loop: one arrival scheduler (see the module
+    docstring). Bounded by Locust's -t either way."""
 
     wait_time = _wait_time()
-    requests_pool = _weighted_requests()
 
     @task
     def call(self) -> None:
-        spec = random.choice(self.requests_pool)
-        headers = dict(spec.get("headers") or {})
-        if spec.get("idempotent"):
-            headers.setdefault("Idempotency-Key", uuid.uuid4().hex)
-        kwargs: dict[str, Any] = {
-            "name": spec["name"], "headers": headers,
-            "timeout": (CONFIG["connect_timeout"], CONFIG["timeout"]),
-            "context": {"stream": bool(spec.get("stream"))},
-        }
-        if spec.get("json") is not None:
-            kwargs["json"] = spec["json"]
-        self.client.request(spec["method"], spec["path"], **kwargs)
+        if OPEN:
+            self._schedule_arrivals()
+        else:
+            send(self.client)
+
+    def _schedule_arrivals(self) -> None:
+        """Arrivals at fixed times (a late wake-up starts the overdue ones at once); each
+        takes an idle session of the pool, or is dropped when all are busy."""
+        share = max(int(CONFIG.get("schedulers", 1)), 1)
+        interval = share / float(CONFIG["rate"])
+        size = max(1, -(-int(CONFIG.get("pool", 1)) // share))
+        idle: list[HttpSession] = []
+        made = 0
+        group = Group()
+        due = time.time() + (random.random() * interval if share > 1 else 0.0)
+        try:
+            while self._state != LOCUST_STATE_STOPPING:  # Locust asks the task to end
+                delay = due - time.time()
+                if delay > 0:
+                    gevent.sleep(delay)
+                if idle or made < size:
+                    if not idle:
+                        made += 1
+                        idle.append(self._session())
+                    group.spawn(self._arrive, idle.pop(), round(due, 4), idle)
+                else:
+                    DROPPED.append(round(due, 4))
+                    COUNTS["dropped"] += 1
+                due += interval
+        finally:
+            group.kill(block=False)
+
+    def _session(self) -> HttpSession:
+        return HttpSession(base_url=self.host, request_event=self.environment.events.request,
+                           user=self, pool_manager=self.pool_manager)
+
+    @staticmethod
+    def _arrive(session: HttpSession, scheduled: float, idle: list[HttpSession]) -> None:
+        SCHEDULED[getcurrent()] = scheduled
+        try:
+            send(session)
+        finally:
+            SCHEDULED.pop(getcurrent(), None)
+            idle.append(session)

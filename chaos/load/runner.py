@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from chaos.load import arrivals
 from chaos.runtime.ledger import Ledger, process_env
 from chaos.scenario.model import Load
 
@@ -44,13 +45,24 @@ class LocustProcess:
             "rate": self.load.rate, "users": self.load.users,
             "connect_timeout": self.load.connect_timeout, "wait": self.load.wait,
             "requests": [r.model_dump(by_alias=True) for r in self.load.requests],
+            "arrival": arrivals.mode(self.load), "schedulers": arrivals.schedulers(self.load),
+            "pool": arrivals.pool_size(self.load),
+            "dropped": str(self.run_dir / arrivals.DROPPED_FILE),
+            "status_dir": str(self.run_dir / arrivals.STATUS_DIR),
         }
+
+    def _users(self) -> list[str]:
+        """Open-loop: one arrival scheduler per process, all started at once (each holds
+        its share of the max_in_flight pool); closed-loop: `users` users at `spawn_rate`."""
+        if arrivals.mode(self.load) == "open":
+            count = str(arrivals.schedulers(self.load))
+            return ["-u", count, "-r", count]
+        return ["-u", str(self.load.users), "-r", str(self.load.spawn_rate)]
 
     def command(self) -> list[str]:
         return [
             sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-            "-u", str(self.load.users), "-r", str(self.load.spawn_rate),
-            "-t", f"{int(self.max_seconds) + 1}s", "-H", self.target_url,
+            *self._users(), "-t", f"{int(self.max_seconds) + 1}s", "-H", self.target_url,
             "--only-summary", "--exit-code-on-error", "0", "--stop-timeout", "2",
             "--loglevel", "WARNING",
         ] + (["--processes", str(self.load.processes)] if self.load.processes > 1 else []) \

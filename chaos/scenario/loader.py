@@ -168,9 +168,22 @@ def cross_check(scenario: Scenario, doc: MarkedDocument) -> None:
                 known = scenario.proxies if kind == "proxy" else services
                 if ref not in known:
                     raise doc.error(("services", name, "env", key), _unknown(kind, ref, known))
+    _check_arrivals(scenario, doc)
     _check_dependencies(scenario, doc)
     _check_phases(scenario, doc)
     _check_assertions(scenario, doc)
+
+
+def _check_arrivals(scenario: Scenario, doc: MarkedDocument) -> None:
+    """Open arrivals are a rate on a clock: `arrival: open` needs one, and max_in_flight
+    bounds open arrivals only."""
+    load = scenario.load
+    if load.arrival == "open" and load.rate is None:
+        raise doc.error(("load", "arrival"), "open arrivals need a rate (requests/s): set "
+                        "load.rate, or leave arrival out for users that pause `wait`")
+    if load.max_in_flight is not None and (load.rate is None or load.arrival == "closed"):
+        raise doc.error(("load", "max_in_flight"), "max_in_flight bounds open arrivals only "
+                        "(load.rate with arrival open); closed-loop users are load.users")
 
 
 def _check_dependencies(scenario: Scenario, doc: MarkedDocument) -> None:

@@ -245,6 +245,14 @@ class Load(Model):
     wait: Duration = Field(0.05, description="pause of each user between its requests")
     rate: float | None = Field(None, gt=0, le=100_000,
                                description="constant arrival rate (requests/s) instead of wait")
+    arrival: Literal["open", "closed"] | None = Field(
+        None, description="with rate: open (default) = arrivals on a fixed clock whatever "
+        "the responses do, at most max_in_flight at a time, arrivals beyond that dropped and "
+        "counted (k6 constant-arrival-rate); closed = each user waits for its response and "
+        "aims at rate/users (Locust constant_throughput), so arrivals fall when responses slow")
+    max_in_flight: int | None = Field(
+        None, ge=1, le=100_000, description="open arrivals: requests in flight at most "
+        "(default rate x (connect_timeout + timeout): every request may take its full timeout)")
     processes: int = Field(1, ge=1, le=64, description="Locust worker processes (--processes)")
     expect_workers: int | None = Field(
         None, ge=1, le=1000, description="run Locust as a master and wait for this many "
