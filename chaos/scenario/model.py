@@ -315,9 +315,10 @@ class Assertion(Model):
     max_latency: ComparisonField | None = None
     breaker: BreakerAssertion | None = None
     recovers_within: Duration | None = Field(
-        None, description="time from the phase start until no later second with requests "
-        "has a success rate (ok + ok_after_retry) confidently below recovery_success_rate "
-        "(the upper end of its Wilson interval at the scenario's confidence below it)")
+        None, description="time from the last fault change in the phase (or its start) to "
+        "the first successful request after which no 1 s window of requests has a success "
+        "rate (ok + ok_after_retry) confidently below recovery_success_rate (the upper end of "
+        "its Wilson interval at the scenario's confidence below it)")
     recovery_success_rate: float = Field(0.95, gt=0, le=1)
     rst_from: dict[str, ComparisonField] | None = Field(
         None, description="TCP RSTs sent during the phase, from packet captures: "
