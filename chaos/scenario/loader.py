@@ -4,43 +4,75 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Sequence
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from chaos.errors import ScenarioError
+from chaos.scenario.build_roots import allowed_roots, outside
 from chaos.scenario.lint import target_fault_warnings
 from chaos.scenario.model import ContainerFault, NetFault, Scenario, ToxicFault
-from chaos.scenario.yaml_marks import MarkedDocument, load_marked
+from chaos.scenario.overrides import apply_override
+from chaos.scenario.yaml_marks import MAX_FILE_BYTES, MarkedDocument, load_marked
 
 REFERENCE = re.compile(r"\$\{(proxy|service)\.([a-z][a-z0-9_-]*)\}")
 _SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 
-def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+def load_scenario(path: str | Path, overrides: list[str] | None = None,
+                  build_roots: Sequence[str | Path] = ()) -> Scenario:
     """Read, override (``--set a.b=c``), validate and cross-check a scenario file."""
-    return check_scenario(path, overrides)[0]
+    return check_scenario(path, overrides, build_roots)[0]
 
 
-def check_scenario(path: str | Path,
-                   overrides: list[str] | None = None) -> tuple[Scenario, list[str]]:
+def check_scenario(path: str | Path, overrides: list[str] | None = None,
+                   build_roots: Sequence[str | Path] = ()) -> tuple[Scenario, list[str]]:
     """load_scenario plus warnings (``file:line: key: warning: ...``) about legal but
-    suspicious files, such as traffic that bypasses a proxy."""
+    suspicious files, such as traffic that bypasses a proxy. ``build_roots``: folders
+    (besides the scenario's own project) that ``build:`` may name (``--build-root``)."""
     file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"cannot read the file: {exc}", file) from None
-    doc = load_marked(text, file)
+    doc = load_marked(read_text(Path(path), file), file)
     if not isinstance(doc.data, dict):
         raise ScenarioError("expected a mapping with name, services, load, phases", file, 1)
     for item in overrides or []:
         apply_override(doc, item)
     scenario = validate(doc)
     cross_check(scenario, doc)
+    check_builds(scenario, doc, allowed_roots(Path(path), build_roots))
     return scenario, bypass_warnings(scenario, doc) + target_fault_warnings(scenario, doc)
+
+
+def read_text(path: Path, file: str) -> str:
+    """The file's text; files above MAX_FILE_BYTES are refused before anything parses them."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ScenarioError(f"cannot read the file: {exc}", file) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ScenarioError(f"the file is larger than {MAX_FILE_BYTES >> 20} MB; scenario files "
+                            "are small (refused before parsing)", file)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ScenarioError(f"cannot read the file: not UTF-8 ({exc.reason})", file, line) from None
+
+
+def check_builds(scenario: Scenario, doc: MarkedDocument, roots: list[Path]) -> None:
+    """Every build: folder resolves inside an allowed root (symlinks resolved)."""
+    for name, service in scenario.services.items():
+        if service.build is None:
+            continue
+        folder = outside(service.build, roots)
+        if folder is not None:
+            allowed = ", ".join(str(root) for root in roots)
+            raise doc.error(("services", name, "build"),
+                            f"build folder {folder} is outside the allowed folders ({allowed}); "
+                            "name another with --build-root DIR")
 
 
 def scale_phases(scenario: Scenario, factor: float) -> Scenario:
@@ -54,48 +86,6 @@ def scale_phases(scenario: Scenario, factor: float) -> Scenario:
         raise ScenarioError(f"--duration-scale must be > 0, got {factor:g}", "--duration-scale")
     phases = [p.model_copy(update={"duration": p.duration * factor}) for p in scenario.phases]
     return scenario.model_copy(update={"phases": phases})
-
-
-_NAMED_COLLECTIONS = ("services", "proxies")
-
-
-def apply_override(doc: MarkedDocument, item: str) -> None:
-    """Set one value: ``services.gateway.env.GATEWAY_RETRIES=off`` (value parsed as YAML)."""
-    key, sep, raw = item.partition("=")
-    if not sep or not key.strip():
-        raise ScenarioError(f"--set expects KEY.PATH=VALUE, got {item!r}", "--set")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    parts = key.strip().split(".")
-    path: tuple[str | int, ...] = ()
-    node: Any = doc.data
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        where = ".".join(parts[:i]) or "the file"
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise ScenarioError(f"no list item {part!r} in {where}",
-                                    "--set", None, key)
-            path = (*path, int(part))
-            if last:
-                node[int(part)] = value
-            node = node[int(part)]
-        elif isinstance(node, dict):
-            if part not in node and len(path) == 1 and path[0] in _NAMED_COLLECTIONS:
-                known = ", ".join(sorted(node)) or "none"
-                raise ScenarioError(f"no {path[0]} named {part!r} (known: {known})",
-                                    "--set", None, key)
-            path = (*path, part)
-            if last:
-                node[part] = value
-            elif part not in node:
-                node[part] = {}
-            node = node[part]
-        else:
-            raise ScenarioError(f"cannot set below a plain value ({where})", "--set", None, key)
-    doc.overrides[path] = item
 
 
 def validate(doc: MarkedDocument) -> Scenario:
@@ -164,10 +154,9 @@ def cross_check(scenario: Scenario, doc: MarkedDocument) -> None:
             raise doc.error(("proxies", name, "upstream"), "port out of range 1-65535")
     for name, service in services.items():
         for key, value in service.env.items():
-            for kind, ref in REFERENCE.findall(str(value)):
-                known = scenario.proxies if kind == "proxy" else services
-                if ref not in known:
-                    raise doc.error(("services", name, "env", key), _unknown(kind, ref, known))
+            problem = _reference_problem(str(value), scenario)
+            if problem:
+                raise doc.error(("services", name, "env", key), problem)
     _check_arrivals(scenario, doc)
     _check_dependencies(scenario, doc)
     _check_phases(scenario, doc)
@@ -186,6 +175,28 @@ def _check_arrivals(scenario: Scenario, doc: MarkedDocument) -> None:
                         "(load.rate with arrival open); closed-loop users are load.users")
 
 
+def _reference_problem(text: str, scenario: Scenario) -> str | None:
+    """Every ``${`` in an env value starts a reference the run can substitute: a typo
+    (``${proxy.BACKEND}``, ``${proxy.}``) would otherwise reach the container verbatim."""
+    for start in (m.start() for m in re.finditer(r"\$\{", text)):
+        match = REFERENCE.match(text, start)
+        if match is None:
+            end = text.find("}", start)
+            written = text[start:end + 1] if 0 <= end - start < 60 else text[start:start + 60]
+            return (f"{written!r} is not a reference: write ${{proxy.NAME}} or "
+                    f"${{service.NAME}} with a lower-case name ({_known_refs(scenario)})")
+        kind, ref = match.groups()
+        known = scenario.proxies if kind == "proxy" else scenario.services
+        if ref not in known:
+            return _unknown(kind, ref, known)
+    return None
+
+
+def _known_refs(scenario: Scenario) -> str:
+    proxies = ", ".join(sorted(scenario.proxies)) or "none"
+    return f"proxies: {proxies}; services: {', '.join(sorted(scenario.services))}"
+
+
 def _check_dependencies(scenario: Scenario, doc: MarkedDocument) -> None:
     """depends_on names existing services and has no cycle (start order must exist)."""
     services = scenario.services
@@ -195,22 +206,17 @@ def _check_dependencies(scenario: Scenario, doc: MarkedDocument) -> None:
                 raise doc.error(("services", name, "depends_on", i), _unknown("service", dep, services))
             if dep == name:
                 raise doc.error(("services", name, "depends_on", i), "a service cannot depend on itself")
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-
-    def visit(name: str, path: list[str]) -> None:
-        state[name] = 1
-        for i, dep in enumerate(services[name].depends_on):
-            if state.get(dep) == 1:
-                cycle = [*path[path.index(dep):], dep] if dep in path else [name, dep]
-                raise doc.error(("services", name, "depends_on", i),
-                                "depends_on has a cycle: " + " -> ".join(cycle))
-            if dep not in state:
-                visit(dep, [*path, dep])
-        state[name] = 2
-
-    for name in services:
-        if name not in state:
-            visit(name, [name])
+    sorter: TopologicalSorter[str] = TopologicalSorter()
+    for name, service in services.items():
+        sorter.add(name, *service.depends_on)
+    try:
+        sorter.prepare()  # iterative: a chain of 10,000 services is no recursion
+    except CycleError as exc:
+        cycle = list(reversed(exc.args[1]))  # graphlib lists dependencies first
+        name, dep = cycle[0], cycle[1]
+        i = services[name].depends_on.index(dep)
+        raise doc.error(("services", name, "depends_on", i),
+                        "depends_on has a cycle: " + " -> ".join(cycle)) from None
 
 
 def bypass_warnings(scenario: Scenario, doc: MarkedDocument) -> list[str]:
@@ -318,6 +324,10 @@ def _check_assertions(scenario: Scenario, doc: MarkedDocument) -> None:
         if assertion.retry_amplification is not None and scenario.probes.upstream_requests is None:
             raise doc.error(("assertions", i, "retry_amplification"),
                             "retry_amplification needs probes.upstream_requests (a request counter)")
+        for key in assertion.rst_from or {}:
+            problem = _rst_problem(key, scenario)
+            if problem:
+                raise doc.error(("assertions", i, "rst_from", key), problem)
     spec = scenario.capture_spec()
     for i, name in enumerate(spec.services or [] if spec is not None else []):
         if name not in scenario.services and name != "toxiproxy":
@@ -328,6 +338,18 @@ def _check_assertions(scenario: Scenario, doc: MarkedDocument) -> None:
         if probe is not None and probe.service not in scenario.services:
             raise doc.error(("probes", name, "service"),
                             _unknown("service", probe.service, scenario.services))
+
+
+RST_PEERS = ("client",)  # the load generator, as packet captures name it
+
+
+def _rst_problem(key: str, scenario: Scenario) -> str | None:
+    """``rst_from: {gateway: 0}`` or ``{gateway->client: 0}``: both ends are known names."""
+    known = {*scenario.services, *RST_PEERS, *(("proxy",) if scenario.proxies else ())}
+    for end in key.split("->", 1):
+        if end.strip() not in known:
+            return _unknown("service", end.strip(), known) + "; write SENDER or SENDER->RECEIVER"
+    return None
 
 
 def _unknown(kind: str, name: str, known: Any) -> str:

@@ -6,6 +6,8 @@ turning a fault off.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import re
 from typing import Annotated, Any, Literal
 
@@ -19,7 +21,15 @@ from pydantic import (
     model_validator,
 )
 
-from chaos.scenario.units import MAX_DURATION_S, ComparisonField, Duration
+from chaos.scenario.units import (
+    MAX_DURATION_S,
+    ComparisonField,
+    Duration,
+    PollInterval,
+    SnapshotInterval,
+    Timeout,
+    shown,
+)
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
 TOXIC_TYPES = ("latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer",
@@ -28,7 +38,18 @@ CONTAINER_ACTIONS = ("kill", "start", "stop", "restart", "pause", "unpause")
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    """Strict: `users: true` is not 1 and `publish: 1` is not true; NaN and inf are no numbers."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, strict=True,
+                              allow_inf_nan=False)
+
+
+# An HTTP path: no whitespace or control characters (CR/LF would split the request)
+HTTP_PATH = r"^/[^\x00-\x20\x7f]*$"
+# A header name is an RFC 9110 token; a value is visible latin-1 text, spaces and tabs
+HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$"
+_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e\x80-\xff]*$")
+METRIC_NAME = r"^[a-zA-Z_:][a-zA-Z0-9_:]{0,199}$"
 
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
@@ -37,13 +58,16 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 class Service(Model):
     """A container of the system under test (gateway, backend, ...)."""
 
-    build: str | None = Field(None, description="folder with a Dockerfile, relative to the project")
-    image: str | None = Field(None, description="an image present locally")
+    build: str | None = Field(None, pattern=r"^[^\x00-\x1f\x7f]{1,1024}$",
+                              description="folder with a Dockerfile, relative to the project; "
+                              "it must lie in the scenario's project or a --build-root")
+    image: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$",
+                              description="an image present locally")
     port: int = Field(ge=1, le=65535, description="the port the service listens on")
-    health: str | None = Field("/healthz", pattern=r"^/", description="HTTP health path")
+    health: str | None = Field("/healthz", pattern=HTTP_PATH, description="HTTP health path")
     env: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    memory: str = Field("512m", pattern=r"^\d+[kmg]$")
-    cpus: float = Field(1.0, gt=0, le=64)
+    memory: str = Field("512m", pattern=r"^[0-9]{1,12}[kmg]$")
+    cpus: float = Field(1.0, ge=0.01, le=64)
     publish: bool = Field(False, description="publish the port to 127.0.0.1 (load targets are)")
     depends_on: list[str] = Field(
         default_factory=list, max_length=50,
@@ -87,7 +111,7 @@ def _env_text(value: str | int | float | bool) -> str:
 class ProxySpec(Model):
     """A Toxiproxy proxy: clients of `upstream` connect through it."""
 
-    upstream: str = Field(pattern=r"^[a-z][a-z0-9_-]*:\d{1,5}$", description="service:port")
+    upstream: str = Field(pattern=r"^[a-z][a-z0-9_-]*:[0-9]{1,5}$", description="service:port")
 
 
 class Toxic(Model):
@@ -99,13 +123,32 @@ class Toxic(Model):
     attributes: dict[str, Annotated[int, Field(ge=0, le=604_800_000)]] = Field(default_factory=dict)
     name: str | None = Field(None, pattern=NAME_PATTERN)
 
+    @model_validator(mode="after")
+    def _known_attributes(self) -> Toxic:
+        """A misspelt attribute (`latncy: 500`) would silently make a toxic that does nothing."""
+        known = TOXIC_ATTRIBUTES[self.type]
+        for key in self.attributes:
+            if key not in known:
+                raise ValueError(f"{self.type} takes no attribute {shown(key)} (it takes: "
+                                 f"{', '.join(known) or 'none'})")
+        if self.type == "slicer" and self.attributes.get("average_size") == 0:
+            raise ValueError("slicer average_size must be at least 1 (0 stalls the proxy)")
+        return self
+
+
+TOXIC_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "latency": ("latency", "jitter"), "bandwidth": ("rate",), "slow_close": ("delay",),
+    "timeout": ("timeout",), "reset_peer": ("timeout",),
+    "slicer": ("average_size", "size_variation", "delay"), "limit_data": ("bytes",), "noop": (),
+}
+
 
 class ToxicFault(Model):
     """A toxic on a proxy for the length of the phase."""
 
     proxy: str
     toxic: Toxic
-    redraw_every: Duration | None = Field(
+    redraw_every: PollInterval | None = Field(
         None, description="remove and add the toxic again this often, so long-lived "
         "keep-alive connections draw their toxicity anew (a pool cannot settle on clean ones)")
 
@@ -228,20 +271,38 @@ class Phase(Model):
 class Request(Model):
     name: str = Field(pattern=r"^[A-Za-z0-9_./-]{1,60}$")
     method: Literal["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"] = "GET"
-    path: str = Field(pattern=r"^/")
-    headers: dict[str, str] = Field(default_factory=dict)
+    path: str = Field(pattern=HTTP_PATH)
+    headers: dict[Annotated[str, Field(pattern=HEADER_NAME)], str] = Field(default_factory=dict)
     json_body: Any = Field(None, alias="json")
     weight: int = Field(1, ge=1, le=1000)
     stream: bool = Field(False, description="an SSE stream: it must end with data: [DONE]")
     idempotent: bool = Field(False, description="send an Idempotency-Key so gateways may retry")
+
+    @field_validator("headers")
+    @classmethod
+    def _header_values(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not _HEADER_VALUE.match(text):
+                raise ValueError(f"the value of header {name} holds a character HTTP does not "
+                                 "allow (CR, LF, NUL, other control characters, or beyond latin-1)")
+        return value
+
+    @field_validator("json_body")
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        try:
+            json.dumps(value, allow_nan=False)
+        except ValueError as exc:
+            raise ValueError(f"json must be plain JSON: {exc}") from None
+        return value
 
 
 class Load(Model):
     target: str
     users: int = Field(10, ge=1, le=5000)
     spawn_rate: float = Field(10.0, gt=0, le=5000)
-    timeout: Duration = 5.0
-    connect_timeout: Duration = 2.0
+    timeout: Timeout = 5.0
+    connect_timeout: Timeout = 2.0
     wait: Duration = Field(0.05, description="pause of each user between its requests")
     rate: float | None = Field(None, gt=0, le=100_000,
                                description="constant arrival rate (requests/s) instead of wait")
@@ -257,29 +318,43 @@ class Load(Model):
     expect_workers: int | None = Field(
         None, ge=1, le=1000, description="run Locust as a master and wait for this many "
         "workers (started elsewhere with CHAOS_RECORDS_MODE=forward)")
-    master_bind: str = Field("127.0.0.1:5557", pattern=r"^[0-9a-fA-F.:\[\]]+:\d{1,5}$")
-    retry_header: str = "X-Gateway-Retries"
+    master_bind: str = Field("127.0.0.1:5557", pattern=r"^[0-9a-fA-F.:\[\]]+:[0-9]{1,5}$")
+    retry_header: str = Field("X-Gateway-Retries", pattern=HEADER_NAME)
     requests: list[Request] = Field(min_length=1)
+
+    @field_validator("master_bind")
+    @classmethod
+    def _bind_address(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        try:
+            ipaddress.ip_address(host[1:-1] if host.startswith("[") else host)
+        except ValueError:
+            raise ValueError(f"master_bind {value!r}: expected IP:PORT such as "
+                             "127.0.0.1:5557 or [::1]:5557") from None
+        if not 1 <= int(port) <= 65535:
+            raise ValueError(f"master_bind port {port} is out of range 1-65535")
+        return value
 
 
 class BreakerProbe(Model):
     """Where the gateway exposes its circuit-breaker state (Prometheus text)."""
 
     service: str
-    path: str = Field("/metrics", pattern=r"^/")
-    metric: str = "gateway_breaker_state"
+    path: str = Field("/metrics", pattern=HTTP_PATH)
+    metric: str = Field("gateway_breaker_state", pattern=METRIC_NAME)
     open_value: float = 1.0
-    interval: Duration = 0.25
+    interval: PollInterval = 0.25
 
 
 class CounterProbe(Model):
     """A counter of requests that reached the upstream (JSON field or Prometheus metric)."""
 
     service: str
-    path: str = Field("/stats", pattern=r"^/")
+    path: str = Field("/stats", pattern=HTTP_PATH)
     field: str | None = Field("total", description="top-level JSON field holding the count")
-    metric: str | None = Field(None, description="Prometheus metric name instead of a JSON field")
-    interval: Duration = 0.5
+    metric: str | None = Field(None, pattern=METRIC_NAME,
+                               description="Prometheus metric name instead of a JSON field")
+    interval: PollInterval = 0.5
 
 
 class Probes(Model):
@@ -358,8 +433,15 @@ class CaptureSpec(Model):
         None, max_length=20, description="services to capture on (default: all; "
         "'toxiproxy' adds the proxy)")
     max_mb: int = Field(20, ge=1, le=2000, description="ring buffer size per service")
-    max_seconds: Duration = Field(120.0, description="stop capturing after this long")
-    ss_interval: Duration = Field(1.0, description="socket-state snapshot interval")
+    max_seconds: Timeout = Field(120.0, description="stop capturing after this long")
+    ss_interval: SnapshotInterval = Field(1.0, description="socket-state snapshot interval")
+
+
+# true/false, or the settings: errors then speak of the settings, not of "a valid boolean"
+Capture = Annotated[
+    Annotated[bool, Tag("on_off")] | Annotated[CaptureSpec, Tag("settings")],
+    Discriminator(lambda value: "on_off" if isinstance(value, bool) else "settings"),
+]
 
 
 class Scenario(Model):
@@ -372,7 +454,7 @@ class Scenario(Model):
     probes: Probes = Field(default_factory=Probes)
     assertions: list[Assertion] = Field(default_factory=list)
     confidence: float = Field(0.95, ge=0.5, lt=1.0, description="of the intervals verdicts use")
-    capture: bool | CaptureSpec = Field(
+    capture: Capture = Field(
         False, description="record evidence: pcaps, socket states (off by default)")
 
     def capture_spec(self) -> CaptureSpec | None:
@@ -390,15 +472,19 @@ class Scenario(Model):
         """
         order: list[str] = []
         placed: set[str] = set()
-
-        def place(name: str, seen: tuple[str, ...]) -> None:
-            if name in placed or name in seen or name not in self.services:
-                return
-            for dep in self.services[name].depends_on:
-                place(dep, (*seen, name))
-            placed.add(name)
-            order.append(name)
-
-        for name in self.services:
-            place(name, ())
+        for root in self.services:
+            stack = [(root, iter(self.services[root].depends_on))]  # iterative: no recursion
+            on_path = {root}
+            while stack:
+                name, deps = stack[-1]
+                dep = next(deps, None)
+                if dep is None:
+                    stack.pop()
+                    on_path.discard(name)
+                    if name not in placed:
+                        placed.add(name)
+                        order.append(name)
+                elif dep in self.services and dep not in placed and dep not in on_path:
+                    on_path.add(dep)
+                    stack.append((dep, iter(self.services[dep].depends_on)))
         return order

@@ -2,13 +2,17 @@
 
 Errors must name file, line and key path; PyYAML's node graph carries the
 marks, so we build plain data from the nodes ourselves (safe constructor only:
-scenario files are data, never code).
+scenario files are data, never code). Files and ``--set`` values take this one
+path, with the same guards: a tag allow-list, a nesting limit (checked while
+composing, before PyYAML's recursion can overflow), and a budget on how much
+data aliases and merges may expand to.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -19,8 +23,19 @@ from chaos.errors import ScenarioError
 
 Path = tuple[str | int, ...]
 
+MAX_DEPTH = 50  # levels of nesting below the top of the document
+MAX_VALUES = 100_000  # a billion-laughs alias bomb stops here, long before memory runs out
+MAX_TEXT = 8 << 20  # characters of scalar text after aliases are expanded
+MAX_FILE_BYTES = 2 << 20  # scenario files above this are refused before parsing
 
+_KEY_TAGS = frozenset(f"tag:yaml.org,2002:{name}"
+                      for name in ("str", "int", "float", "bool", "timestamp"))
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_MERGE = "tag:yaml.org,2002:merge"
+_DATA_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}"
+    for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge")
+)
 
 
 def _quoted(key: str) -> str:
@@ -41,6 +56,27 @@ def format_path(path: Path) -> str:
     return out
 
 
+def override_key(key: str) -> str:
+    """The KEY of a --set as one short printable token (never the value: it may be secret)."""
+    text = format_path(tuple(key.strip().split(".")))
+    return text if len(text) <= 120 else text[:120] + "..."
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where YAML text came from: a file, or the value of one ``--set KEY=...``."""
+
+    file: str
+    override: str | None = None  # the KEY of the --set, never its value (it may be a secret)
+
+    def error(self, message: str, line: int | None, path: Path) -> ScenarioError:
+        if self.override is not None:
+            return ScenarioError(f"{message} (value given by --set {override_key(self.override)})",
+                                 "--set",
+                                 None, format_path(path))
+        return ScenarioError(message, self.file, line, format_path(path))
+
+
 class MarkedDocument:
     """Plain data plus a map from key path to 1-based line number."""
 
@@ -49,6 +85,7 @@ class MarkedDocument:
         self.lines = lines
         self.file = file
         self.overrides: dict[Path, str] = {}  # key path set by --set -> the --set text
+        self.budget = Budget()
 
     def override_for(self, path: Path) -> str | None:
         """The --set that put a value at (or above) path, if any."""
@@ -69,85 +106,173 @@ class MarkedDocument:
     def error(self, path: Path, message: str) -> ScenarioError:
         item = self.override_for(path)
         if item is not None:
-            # the key only: the value may be a secret, or span lines
-            key = item.partition("=")[0].strip()
-            return ScenarioError(f"{message} (value given by --set {key})", "--set", None,
-                                 format_path(path))
+            return Source("--set", item.partition("=")[0]).error(message, None, path)
         return ScenarioError(message, self.file, self.line_of(path), format_path(path))
 
 
-def load_marked(text: str, file: str) -> MarkedDocument:
+class Budget:
+    """Values built and scalar characters produced, over a file and all its overrides."""
+
+    def __init__(self) -> None:
+        self.values = 0
+        self.text = 0
+
+    def spend(self, node: Node, source: Source, path: Path) -> None:
+        self.values += 1
+        if isinstance(node, ScalarNode):
+            self.text += len(node.value)
+        if self.values > MAX_VALUES or self.text > MAX_TEXT:
+            raise source.error(
+                f"the document expands to more than {MAX_VALUES} values or "
+                f"{MAX_TEXT >> 20} MB of text (YAML aliases?)", _line(node), path)
+
+
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 60 else text[:60] + "...")
+
+
+def _line(node: Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's composer recurses once per level: count the levels and stop at the limit,
+    so that ``[[[[...]]]]`` a thousand deep is a clear error, not a RecursionError."""
+
+    def __init__(self, text: str, source: Source, start: Path) -> None:
+        super().__init__(text)
+        self.source = source
+        self.path: list[str | int] = list(start)
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        step: str | int | None = None
+        if isinstance(index, ScalarNode):
+            step = index.value
+        elif isinstance(index, int) and not isinstance(index, bool):
+            step = index
+        if step is not None:
+            self.path.append(step)
+        try:
+            if len(self.path) > MAX_DEPTH:
+                event = self.peek_event()
+                raise self.source.error(f"nesting is too deep (more than {MAX_DEPTH} levels)",
+                                        int(event.start_mark.line) + 1, tuple(self.path))
+            return super().compose_node(parent, index)
+        finally:
+            if step is not None:
+                self.path.pop()
+
+
+def compose(text: str, source: Source, start: Path = ()) -> Node | None:
+    """Text -> one YAML node graph, or a ScenarioError naming the line."""
+    loader: _Loader | None = None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = _Loader(text, source, start)  # the reader checks characters here already
+        return loader.get_single_node()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         position = getattr(exc, "position", None)  # ReaderError: a character YAML refuses
         if line is None and isinstance(position, int):
             line = text.count("\n", 0, position) + 1
-        if line is None:
-            line = 1
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError(f"not valid YAML: {problem}", file, line) from None
+        raise SyntaxProblem(f"not valid YAML: {problem}", source.file, line or 1) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+class SyntaxProblem(ScenarioError):
+    """The text is not YAML at all (as opposed to YAML the guards refuse)."""
+
+
+def load_marked(text: str, file: str) -> MarkedDocument:
+    source = Source(file)
+    node = compose(text, source)
     if node is None:
         raise ScenarioError("the file is empty; expected a mapping with name, services, ...", file, 1)
     lines: dict[Path, int] = {}
-    data = _build(node, (), lines, file, SafeConstructor(), depth=0)
-    return MarkedDocument(data, lines, file)
+    doc = MarkedDocument(None, lines, file)
+    doc.data = Builder(source, lines, doc.budget).build(node, (), 0)
+    return doc
 
 
-MAX_VALUES = 100_000  # a billion-laughs alias bomb stops here, long before memory runs out
-_DATA_TAGS = frozenset(
-    f"tag:yaml.org,2002:{name}"
-    for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge")
-)
+def load_value(text: str, key: str, path: Path, budget: Budget) -> Any:
+    """The value of ``--set KEY=TEXT``, placed at path: the file's guards, depth counted from
+    path. Text that is not YAML at all stays text (``--set x=a: b: c``)."""
+    source = Source("--set", key)
+    try:
+        node = compose(text, source, path)
+    except SyntaxProblem:
+        budget.text += len(text)
+        return text
+    if node is None:
+        return None
+    return Builder(source, {}, budget).build(node, path, len(path))
 
 
-def _build(node: Node, path: Path, lines: dict[Path, int], file: str,
-           ctor: SafeConstructor, depth: int) -> Any:
-    if depth > 50:
-        raise ScenarioError("nesting is too deep (more than 50 levels)", file,
-                            node.start_mark.line + 1, format_path(path))
-    lines.setdefault(path, node.start_mark.line + 1)
-    if len(lines) > MAX_VALUES:
-        raise ScenarioError(f"the file expands to more than {MAX_VALUES} values (YAML aliases?)",
-                            file, node.start_mark.line + 1, format_path(path))
-    if node.tag not in _DATA_TAGS:
-        raise ScenarioError(f"the YAML tag {node.tag!r} is not allowed: scenario files are data",
-                            file, node.start_mark.line + 1, format_path(path))
-    if isinstance(node, MappingNode):
-        try:
-            ctor.flatten_mapping(node)
-        except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or "cannot merge this mapping"
-            raise ScenarioError(f"not valid YAML: {problem}", file, node.start_mark.line + 1,
-                                format_path(path)) from None
+class Builder:
+    """Node graph -> plain data, recording lines, enforcing tags, depth and the budget."""
+
+    def __init__(self, source: Source, lines: dict[Path, int], budget: Budget) -> None:
+        self.source = source
+        self.lines = lines
+        self.budget = budget
+        self.ctor = SafeConstructor()
+
+    def fail(self, message: str, node: Node, path: Path) -> ScenarioError:
+        return self.source.error(message, _line(node), path)
+
+    def build(self, node: Node, path: Path, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            raise self.fail(f"nesting is too deep (more than {MAX_DEPTH} levels)", node, path)
+        self.lines.setdefault(path, _line(node))
+        self.budget.spend(node, self.source, path)
+        if node.tag not in _DATA_TAGS:
+            raise self.fail(f"the YAML tag {_short(node.tag)} is not allowed: scenario files are data",
+                            node, path)
+        if isinstance(node, MappingNode):
+            return self._mapping(node, path, depth)
+        if isinstance(node, SequenceNode):
+            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        return self._scalar(node)
+
+    def _mapping(self, node: MappingNode, path: Path, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
+        merges: list[Node] = []
         for key_node, value_node in node.value:
-            key = _scalar(key_node, ctor)
-            if not isinstance(key, str | int | float | bool) or key is None:
-                raise ScenarioError("mapping keys must be plain names", file,
-                                    key_node.start_mark.line + 1, format_path(path))
-            key = str(key)
+            if key_node.tag == _MERGE:
+                merges.append(value_node)
+                continue
+            key = self._key(key_node, path)
             child = (*path, key)
             if key in result:
-                raise ScenarioError(f"duplicate key {key!r}", file,
-                                    key_node.start_mark.line + 1, format_path(child))
-            lines[child] = key_node.start_mark.line + 1
-            result[key] = _build(value_node, child, lines, file, ctor, depth + 1)
+                raise self.fail(f"duplicate key {key!r}", key_node, child)
+            self.lines[child] = _line(key_node)
+            result[key] = self.build(value_node, child, depth + 1)
+        for merge in merges:  # `<<: *base`: keys written here win, then earlier merges
+            for source in self._merge_sources(merge, path):
+                built = self.build(source, path, depth + 1)
+                for key, value in built.items():
+                    result.setdefault(key, value)
         return result
-    if isinstance(node, SequenceNode):
-        return [_build(item, (*path, i), lines, file, ctor, depth + 1)
-                for i, item in enumerate(node.value)]
-    return _scalar(node, ctor)
 
+    def _merge_sources(self, node: Node, path: Path) -> list[Node]:
+        items = node.value if isinstance(node, SequenceNode) else [node]
+        if not all(isinstance(item, MappingNode) for item in items):
+            raise self.fail("a merge (<<) takes a mapping or a list of mappings", node, path)
+        return list(items)
 
-def _scalar(node: Node, ctor: SafeConstructor) -> Any:
-    if not isinstance(node, ScalarNode):
-        return None
-    if node.tag == "tag:yaml.org,2002:timestamp":
-        return node.value  # a date stays text: scenario values end up in JSON and env vars
-    try:
-        return ctor.construct_object(node, deep=True)
-    except (yaml.YAMLError, ValueError, TypeError, OverflowError):
-        return node.value
+    def _key(self, node: Node, path: Path) -> str:
+        """A key is the name as written: `on:` stays 'on' (YAML 1.1 would make it True)."""
+        if not isinstance(node, ScalarNode) or node.tag not in _KEY_TAGS:
+            raise self.fail("mapping keys must be plain names", node, path)
+        return str(node.value)
+
+    def _scalar(self, node: Node) -> Any:
+        if node.tag == "tag:yaml.org,2002:timestamp":
+            return node.value  # a date stays text: scenario values end up in JSON and env vars
+        try:
+            return self.ctor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError):
+            return node.value
