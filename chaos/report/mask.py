@@ -8,7 +8,14 @@ A service environment variable whose name contains TOKEN, KEY, SECRET or PASSWOR
 * by value: the literal value of every secret variable of the scenario is replaced by
   ``****`` wherever it appears (a log line that prints it, a URL that embeds it). Values
   shorter than MIN_VALUE_LENGTH are left to the name rule, or masking them would
-  shred ordinary text (a value such as ``on`` or ``1``).
+  shred ordinary text (a value such as ``on`` or ``1``);
+* by shape (chaos.report.shapes): ``Bearer <token>``, ``sk-...`` keys, URL passwords and
+  JWTs are hidden under any name, and their parts join the values hunted for elsewhere.
+
+Header-like names (Authorization, Proxy-Authorization, Cookie, X-Api-Key) are secret names,
+and their value runs over the credential's scheme: ``Authorization: ****``. A scenario's
+YAML text is masked with its structure in mind (chaos.report.mask_yaml): a multi-line
+value under a secret name is hidden over all its lines.
 """
 
 from __future__ import annotations
@@ -19,14 +26,22 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from chaos.report.mask_yaml import mask_yaml
+from chaos.report.shapes import mask_shapes, maybe_shaped, shaped_secrets
+
 MASK = "****"
 MIN_VALUE_LENGTH = 4
-SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSWORD", re.IGNORECASE)
+MIN_SHAPED_LENGTH = 8  # a URL password "pass" is hidden in its URL, not in every "passed"
+_WORDS = "TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTHORIZATION|COOKIE"
+_LOWER_WORDS = tuple(_WORDS.lower().split("|"))
+SECRET_NAME = re.compile(_WORDS, re.IGNORECASE)
 # NAME (a word containing a secret word), optional closing quote, = or :, then the value:
-# a quoted string or a run of characters up to whitespace, a comma, a brace or a quote.
+# a quoted string, or an optional credential scheme (Bearer, Basic, ...) and a run of
+# characters up to whitespace, a comma, a brace or a quote.
 _ASSIGNMENT = re.compile(
-    r"""(?P<head>\b[\w-]*(?:TOKEN|KEY|SECRET|PASSWORD)[\w-]*["']?[ \t]*[=:][ \t]*)"""
-    r"""(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s,}\]"'#]+)""",
+    rf"""(?P<head>\b[\w-]*(?:{_WORDS})[\w-]*["']?[ \t]*[=:][ \t]*)"""
+    r"""(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'"""
+    r"""|(?:(?:Bearer|Basic|Digest|Token|Bot|ApiKey)[ \t]+)?[^\s,}\]"'#]+)""",
     re.IGNORECASE,
 )
 
@@ -42,8 +57,16 @@ def is_secret_name(name: str) -> bool:
 
 
 def secret_values(envs: Iterable[dict[str, Any]]) -> list[str]:
-    """The values of the secret variables among service environments, longest first."""
-    values = {str(v) for env in envs for k, v in env.items() if is_secret_name(str(k))}
+    """The values of the secret variables among service environments, longest first; and
+    the secret-shaped parts of any variable (``AUTH: Bearer <token>`` gives the token)."""
+    values: set[str] = set()
+    for env in envs:
+        for k, v in env.items():
+            if is_secret_name(str(k)):
+                # the whole value, and each line or word of a folded or literal one
+                values.update([str(v), str(v).strip(), *(
+                    w for w in str(v).split() if len(w) >= MIN_SHAPED_LENGTH)])
+            values.update(p for p in shaped_secrets(str(v)) if len(p) >= MIN_SHAPED_LENGTH)
     return sorted((v for v in values if len(v) >= MIN_VALUE_LENGTH), key=len, reverse=True)
 
 
@@ -58,11 +81,23 @@ class Masker:
         for value in self.values:
             if value in text:
                 text = text.replace(value, MASK)
-        return _ASSIGNMENT.sub(_mask_assignment, text)
+        lowered = text.lower()
+        if maybe_shaped(lowered):
+            text = mask_shapes(text)
+        if any(word in lowered for word in _LOWER_WORDS):
+            text = _ASSIGNMENT.sub(_mask_assignment, text)
+        return text
+
+    def yaml(self, text: str) -> str:
+        """A scenario's YAML: multi-line values of secret names hidden whole, then text()."""
+        return self.text(mask_yaml(text, is_secret_name))
 
     def log(self, text: str) -> str:
         """A service's log text: the rules of text(), then values run to whitespace."""
-        return _LOG_ASSIGNMENT.sub(rf"\1{MASK}", self.text(text))
+        text = self.text(text)
+        if any(word in text.lower() for word in _LOWER_WORDS[:4]):
+            text = _LOG_ASSIGNMENT.sub(rf"\1{MASK}", text)
+        return text
 
     def env(self, env: dict[str, Any]) -> dict[str, Any]:
         return {k: (MASK if is_secret_name(str(k)) else self.value(v)) for k, v in env.items()}
@@ -72,7 +107,8 @@ class Masker:
         if isinstance(value, str):
             return self.text(value)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            changes = {f.name: self.value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+            changes = {f.name: self._field(f.name, getattr(value, f.name))
+                       for f in dataclasses.fields(value)}
             return dataclasses.replace(value, **changes)
         if isinstance(value, dict):
             return {k: self.value(v) for k, v in value.items()}
@@ -81,6 +117,11 @@ class Masker:
         if isinstance(value, tuple):
             return tuple(self.value(v) for v in value)
         return value
+
+    def _field(self, name: str, value: Any) -> Any:
+        if name.endswith("_yaml") and isinstance(value, str):  # Result.scenario_yaml
+            return self.yaml(value)
+        return self.value(value)
 
     def apply(self, obj: T) -> T:
         """A masked copy of a dataclass (a Result, an event)."""
@@ -109,11 +150,11 @@ def _mask_assignment(match: re.Match[str]) -> str:
 
 def mask_run_files(run_dir: Path, masker: Masker) -> None:
     """Mask the run's text outputs written by other modules (logs, events, load spec)."""
-    patterns = ("logs/*.log", "*.ndjson", "*.log", "*.json", "*.tsv")
-    for pattern in patterns:
-        for path in run_dir.glob(pattern):
-            if path.is_file() and path.name != "result.json":
-                masker.file(path)
+    paths = {*run_dir.rglob("*.log"), *run_dir.rglob("*.ndjson"), *run_dir.glob("*.json"),
+             *run_dir.glob("*.tsv"), *run_dir.glob("*.txt")}
+    for path in sorted(paths):
+        if path.is_file() and path.name != "result.json":
+            masker.file(path)
 
 
 def masked(listener: Callable[[Any], None], masker: Masker) -> Callable[[Any], None]:
