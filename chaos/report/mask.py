@@ -161,6 +161,6 @@ def masked(listener: Callable[[Any], None], masker: Masker) -> Callable[[Any], N
     """An event listener that sees events with their text masked (console, events.ndjson)."""
 
     def listen(event: Any) -> None:
-        listener(masker.apply(event) if masker.values else event)
+        listener(masker.apply(event))  # also without known values: names and shapes
 
     return listen
