@@ -181,3 +181,15 @@ def test_shapes_are_masked_under_any_name(text: str, hidden: str) -> None:
 ])
 def test_ordinary_text_is_left_alone(text: str) -> None:
     assert mask_shapes(text) == text and Masker().log(text) == text
+
+
+def test_console_masks_shapes_when_the_scenario_has_no_secret_values() -> None:
+    import io
+
+    from chaos.observe.events import ConsoleProgress
+    from chaos.report.mask import masked
+
+    stream = io.StringIO()
+    masked(ConsoleProgress(stream=stream), Masker())(
+        Setup(message=f"probing with Authorization: Bearer {BEARER}"))
+    assert BEARER not in stream.getvalue() and MASK in stream.getvalue()
