@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chaos.engine import run_scenario
 from chaos.observe.events import EventBus, Setup
@@ -193,3 +195,14 @@ def test_console_masks_shapes_when_the_scenario_has_no_secret_values() -> None:
     masked(ConsoleProgress(stream=stream), Masker())(
         Setup(message=f"probing with Authorization: Bearer {BEARER}"))
     assert BEARER not in stream.getvalue() and MASK in stream.getvalue()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([
+    "a_token: >-", "PASSWORD: |", "  line one", "    sk-proj-abcdefghijklmnop12", "key: 'x",
+    "- {TOKEN: [1, 2", "]}", "  url: postgres://u:p@h/db", "x: &a v", "y_key: *a", "\t", "---",
+    "  Bearer abcdefgh12345678", '"k": "v', "[[[[", "}"]), max_size=12).map("\n".join))
+def test_masking_any_yaml_text_never_raises_and_keeps_its_lines(text: str) -> None:
+    masked_text = Masker().yaml(text)
+    assert masked_text.count("\n") == text.count("\n")
+    assert "sk-proj-abcdefghijklmnop12" not in masked_text
