@@ -176,4 +176,4 @@ def _took(event: FaultInjected | FaultRemoved) -> str:
     if event.requested is None or event.completed is None:
         return ""
     took = event.completed - event.requested
-    return f" (requested {took:.2f}s before it returned)" if took >= 0.05 else ""
+    return f" (the action took {took:.2f}s)" if took >= 0.05 else ""

@@ -190,8 +190,8 @@ def _recovery(phase: str, a: Assertion, ev: Evidence, confidence: float) -> Asse
     if window is None:
         return _result(phase, "recovers_within", bound, "n/a", INCONCLUSIVE,
                        "recovery is measured within one phase; name the phase")
-    found = recovery.measure(ev.aggregate.slots, window.start, window.end, ev.changes,
-                             a.recovery_success_rate, confidence, span=f"the start of {phase}")
+    found = recovery.phase_recovery(ev.aggregate.slots, window.start, window.end, phase,
+                                    ev.changes, a.recovery_success_rate, confidence)
     if found is None or found.seconds is None:
         return _result(phase, "recovers_within", bound, "never", FAIL,
                        f"success rate never got back to {a.recovery_success_rate:.0%} "

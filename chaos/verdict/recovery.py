@@ -14,9 +14,11 @@ short (the span's start when none did; never, when the last window fell short). 
 recovery time counts from the last fault change (a fault requested on or off) at or
 before that instant within the span, else from the span's start.
 
-`recovers_within` measures over its phase; the report's recovery card over the run from
-the first fault to the end. With the restoring action at the start of the recovery
-phase (the usual shape) both count from that action and show the same number.
+The report's recovery card judges the windows from the first fault to the end of the run;
+`recovers_within` judges them from the first fault to the end of its phase and counts
+from the phase start at the earliest (0 when the service was healthy before the phase).
+With the restoring action at the start of the recovery phase (the usual shape) both
+count from that action and show the same number.
 """
 
 from __future__ import annotations
@@ -56,16 +58,25 @@ class Slots:
 
 
 def fault_changes(faults: Iterable[FaultRecord]) -> list[tuple[float, str]]:
-    """(seconds, what) of every fault switched on or off, as requested, in time order."""
+    """(seconds, what) of every fault switched on or off, as requested, in time order.
+
+    An action with nothing to undo (kill, start) ends with its phase but changes nothing
+    then; only removals that ran (or failed) count.
+    """
     changes = [(f.start, f.description) for f in faults]
-    changes += [(f.end, f"{f.description} removed") for f in faults if f.end is not None]
+    changes += [(f.end, f"{f.description} removed") for f in faults
+                if f.end is not None and (f.removed is not None or f.error)]
     return sorted(changes)
 
 
 def measure(slots: Slots, start: float, end: float, changes: list[tuple[float, str]],
             threshold: float, confidence: float = 0.95,
-            span: str = "the span's start") -> Recovery | None:
-    """The recovery of the requests that started in [start, end); None without requests."""
+            since: tuple[float, str] | None = None) -> Recovery | None:
+    """The recovery of the requests that started in [start, end); None without requests.
+
+    Counted from the last change at or after `since` (default: the span's start) and at
+    or before the healthy instant, else from `since` itself.
+    """
     lo, hi = slot_of(start), math.ceil(round(end / SLOT, 6))
     keys = sorted(k for k in slots.slots if lo <= k < hi)
     if not keys:
@@ -83,7 +94,8 @@ def measure(slots: Slots, start: float, end: float, changes: list[tuple[float, s
     if not short(final):
         fell = [k for k in keys if k <= final and short(k)]
         healthy_at = start if not fell else _first_success(slots, keys, fell[-1])
-    return _result(start, end, changes, threshold, healthy_at, span)
+    return _result(start, end, changes, threshold, healthy_at,
+                   since or (start, "the span's start"))
 
 
 def _first_success(slots: Slots, keys: list[int], after: int) -> float | None:
@@ -94,10 +106,10 @@ def _first_success(slots: Slots, keys: list[int], after: int) -> float | None:
 
 
 def _result(start: float, end: float, changes: list[tuple[float, str]], threshold: float,
-            healthy_at: float | None, span: str) -> Recovery:
+            healthy_at: float | None, floor: tuple[float, str]) -> Recovery:
     until = end if healthy_at is None else healthy_at
-    before = [(t, what) for t, what in changes if start <= t <= until]
-    reference, since = before[-1] if before else (start, span)
+    before = [(t, what) for t, what in changes if floor[0] <= t <= until]
+    reference, since = before[-1] if before else floor
     seconds = None if healthy_at is None else round(max(0.0, healthy_at - reference), 3)
     return Recovery(span_start=round(start, 3), span_end=round(end, 3),
                     reference=round(reference, 3), since=since,
@@ -110,9 +122,23 @@ def run_recovery(slots: Slots, faults: list[FaultRecord], end: float,
     """The report card's figure: from the first fault to the end of the run, at HEALTHY."""
     if not faults:
         return None
-    first = min(f.start for f in faults)
-    return measure(slots, first, end, fault_changes(faults), HEALTHY, confidence,
-                   span="the first fault")
+    first = min(faults, key=lambda f: f.start)
+    return measure(slots, first.start, end, fault_changes(faults), HEALTHY, confidence,
+                   since=(first.start, first.description))
+
+
+def phase_recovery(slots: Slots, start: float, end: float, phase: str,
+                   changes: list[tuple[float, str]], threshold: float,
+                   confidence: float = 0.95) -> Recovery | None:
+    """`recovers_within`'s figure: the run's rule, counted from the phase start at the earliest.
+
+    The windows are judged from the first fault on (as for the report card), so clients
+    still failing when the phase began count even if none started a request in its first
+    moments; the clock starts at the phase start or a fault change inside the phase.
+    """
+    earlier = [t for t, _ in changes if t <= start]
+    return measure(slots, min(earlier, default=start), end, changes, threshold, confidence,
+                   since=(start, f"the start of {phase}"))
 
 
 def shown(recovery: Recovery | None) -> str:
@@ -137,6 +163,6 @@ def described(recovery: Recovery) -> str:
     if recovery.seconds is None:
         return (f"{text}: the success rate was still below {recovery.threshold:.0%} at the "
                 f"end of the run (last fault change: {recovery.since})")
-    if recovery.healthy_at is not None and recovery.healthy_at <= recovery.span_start:
+    if recovery.healthy_at is not None and recovery.healthy_at <= recovery.reference:
         return f"{text}: clients never saw degraded service after {recovery.since}"
     return f"{text} after {recovery.since} (healthy from {recovery.healthy_at:.2f}s)"

@@ -20,8 +20,11 @@ from chaos.load.classify import GRACEFUL, OK, REFUSED
 from chaos.observe.console import Console
 from chaos.observe.events import EventBus
 from chaos.scenario.model import Scenario
+from chaos.verdict import recovery
+from chaos.verdict.evaluate import Evidence, evaluate
 from chaos.verdict.recovery import Slots, measure, run_recovery
 from chaos.verdict.result import FaultRecord, PhaseWindow
+from chaos.verdict.stats import Record
 
 T0 = 1_700_000_000.0  # epoch seconds of the first phase
 
@@ -90,6 +93,22 @@ def test_the_runs_recovery_counts_from_the_last_fault_change(
     faults = [FaultRecord("fault", "kill", 2.0, 4.0), FaultRecord("recovery", "start", 4.4)]
     found = run_recovery(per_second, faults, 10.0)
     assert found is not None and (found.seconds, found.recovered) == expected
+
+
+def test_clients_stuck_when_the_phase_begins_count_for_the_assertion_too() -> None:
+    # measured on Docker: the gateway killed, clients stuck in connects to it start no
+    # request in the recovery phase's first 0.4 s; the first success comes at 14.4 s
+    records = [Record(i / 100, "", OK if i < 600 else REFUSED, 0.005, 0, "") for i in range(1400)]
+    records += [Record(14.4 + i / 100, "recovery", OK, 0.005, 200, "") for i in range(960)]
+    windows = [PhaseWindow("baseline", 0.0, 6.0), PhaseWindow("fault", 6.0, 14.0),
+               PhaseWindow("recovery", 14.0, 24.0)]
+    faults = [FaultRecord("fault", "kill container gateway", 6.0, 14.0),
+              FaultRecord("recovery", "start container gateway", 14.0, 24.0)]
+    evidence = Evidence(records, windows, [], faults=faults)
+    card = run_recovery(evidence.aggregate.slots, faults, 24.0)
+    assertion = next(a for a in evaluate(_scenario(), evidence) if a.kind == "recovers_within")
+    assert card is not None and card.seconds == 0.4 and card.since == "start container gateway"
+    assert assertion.value == 0.4 and assertion.observed == recovery.shown(card) == "0.40s"
 
 
 # -------------------------------------------------------------- through the whole engine
