@@ -24,6 +24,7 @@ from chaos.observe.events import (
     RecoveryMeasured,
     RunFinished,
     RunStarted,
+    Setup,
 )
 from chaos.report.derive import environment as report_environment
 from chaos.report.mask import Masker, masked, secret_values
@@ -32,6 +33,7 @@ from chaos.scenario.model import Scenario
 from chaos.session import RunSession
 from chaos.session_api import RunSessionLike, SessionFactory
 from chaos.verdict.evaluate import Evidence, evaluate, overall
+from chaos.verdict.generator import check_generator
 from chaos.verdict.recovery import recovery_line, run_recovery
 from chaos.verdict.result import Result
 from chaos.verdict.stats import read_records
@@ -158,12 +160,16 @@ def _judge(scenario: Scenario, session: RunSessionLike, result: Result, bus: Eve
                         faults=session.fault_records)
     result.timeline = evidence.aggregate.timeline(end)
     result.phase_stats = phase_stats_from(evidence.aggregate, session.windows)
+    generator = check_generator(scenario.load, session.records_path, session.t0,
+                                session.windows, result)
+    for text in result.load_warnings:
+        bus.emit(Setup(message=f"warning: {text}"))
     _recovery(scenario, session, result, evidence, bus, end)
     evidence.capture = _collect_evidence(scenario, session, result, evidence, masker)
     if result.verdict:  # error or interrupted: no judgement on partial data
         result.exit_code = _EXIT[result.verdict]
         return
-    result.assertions = evaluate(scenario, evidence)
+    result.assertions = evaluate(scenario, evidence) + generator
     for item in result.assertions:
         bus.emit(AssertionEvaluated(phase=item.phase, check=f"{item.kind} {item.bound}",
                                     passed=item.passed, status=item.status,

@@ -67,6 +67,11 @@ class PhaseStats:
     p99_ms: float | None
     max_ms: float | None
     rps: float
+    # With load.rate (chaos.verdict.generator): arrivals/s asked for and started in the
+    # phase, and arrivals dropped because max_in_flight requests were in flight.
+    requested_rate: float | None = None
+    arrival_rate: float | None = None
+    dropped_arrivals: int | None = None
 
 
 @dataclass
@@ -156,6 +161,8 @@ class Result:
     environment_error: PartFailure | None = None
     # The run's recovery, measured once by the verdict (the report shows it, never recomputes).
     recovery: Recovery | None = None
+    # Phases whose load generator fell short of load.rate (chaos.verdict.generator).
+    load_warnings: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:

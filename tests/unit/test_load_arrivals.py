@@ -2,7 +2,7 @@
 
 Real Locust processes against a loopback server whose every response takes three
 inter-arrival times (20 arrivals/s, 150 ms per response), measured over 3 s. The same
-load (`users: 2, rate: 20`) holds open-loop and falls to about 13/s closed-loop (two users
+load (`users: 2, rate: 20`) holds open-loop and falls to about 10/s closed-loop (two users
 waiting 150 ms each); a pool capped at 2 in flight drops and counts the rest.
 """
 
@@ -81,7 +81,7 @@ def test_open_loop_arrivals_hold_the_rate_when_responses_are_slow(
 def test_closed_loop_arrivals_fall_when_responses_are_slow(
         slow_server: str, tmp_path: Path) -> None:
     started, dropped, rows = measure(slow_server, tmp_path, users=2, arrival="closed")
-    # each of 2 users waits 150 ms per response: about 13 of the 20 arrivals/s asked for
+    # each of 2 users waits for its 150 ms response: about 10 of the 20 arrivals/s asked for
     assert started < 0.8 * RATE * MEASURE_S, started
     assert dropped == 0 and not any("sched" in r for r in rows)
 
