@@ -4,7 +4,11 @@ Fed only by the event bus plus a light periodic tick that reads the tail of the
 run's request records (requests.ndjson), so the engine never calls into it and
 Locust is never imported. On a terminal, one status line is redrawn in place:
 
-    > fault  3.2s/10s  14.8s left | 48 rps | ok 120  retried 3  graceful 12  reset 0 | reset_peer(...)
+    > fault  3.2s/10s  14.8s left | 48 done/s, 6 in flight | ok 120  retried 3  graceful 12 | ...
+
+Requests count per second when they complete (a 10 s stream is counted when it ends, not
+lost from a window of start times); "in flight" (and "dropped", open arrivals) come from
+the status files each Locust process rewrites (chaos.load.arrivals).
 
 Elsewhere (CI logs, pipes) the same events become plain lines, with a compact
 progress line every few seconds; ``quiet`` keeps only what a CI log needs: the
@@ -22,6 +26,7 @@ from collections import Counter, deque
 from pathlib import Path
 from typing import TextIO
 
+from chaos.load.arrivals import in_flight
 from chaos.observe.events import (
     AssertionEvaluated,
     Event,
@@ -56,7 +61,7 @@ class RecordTail:
         self.offset = 0
         self.partial = b""
         self.counts: Counter[str] = Counter()  # outcomes of the current phase
-        self.recent: deque[float] = deque()  # request start times of the last few seconds
+        self.recent: deque[float] = deque()  # request end times of the last few seconds
         self.phase = ""
 
     def set_phase(self, phase: str) -> None:
@@ -82,15 +87,24 @@ class RecordTail:
                 continue
             if record.get("phase") == self.phase:
                 self.counts[str(record.get("outcome", "other"))] += 1
-            started = record.get("t")
-            if isinstance(started, int | float):
-                self.recent.append(float(started))
+            started, latency = record.get("t"), record.get("latency_ms", 0)
+            if isinstance(started, int | float) and isinstance(latency, int | float):
+                self.recent.append(float(started) + float(latency) / 1000.0)
 
     def rps(self, now: float, window: float = 3.0) -> float:
-        """Requests per second over the last full seconds (records land a moment late)."""
+        """Requests completed per second over the last full seconds (records land a moment
+        after their request ends; ends arrive nearly in order, so old ones drop off)."""
         while self.recent and self.recent[0] < now - window - 1:
             self.recent.popleft()
         return sum(1 for t in self.recent if now - window - 1 <= t < now - 1) / window
+
+    def load_status(self, now: float) -> str:
+        """'N in flight[, D dropped]' from the Locust processes' status files, if any."""
+        status = None if self.path is None else in_flight(self.path.parent, now)
+        if status is None:
+            return ""
+        flying, dropped = status
+        return f", {flying} in flight" + (f", {dropped} dropped" if dropped else "")
 
 
 class Console:
@@ -175,7 +189,8 @@ class Console:
             self.tail.counts.items(), key=lambda kv: (kv[0] != "ok", kv[0])))
         parts = [f"> {self.phase}  {min(in_phase, self.phase_duration):4.1f}s/"
                  f"{self.phase_duration:g}s" + (f"  {left:.0f}s left" if self.total else ""),
-                 f"{self.tail.rps(now):.0f} rps", counts or "no requests yet"]
+                 f"{self.tail.rps(now):.0f} done/s{self.tail.load_status(now)}",
+                 counts or "no requests yet"]
         if self.active:
             parts.append("faults: " + "; ".join(self.active))
         text = " | ".join(parts)

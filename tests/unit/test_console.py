@@ -41,9 +41,32 @@ def test_status_line_shows_phase_time_rps_outcomes_and_faults(tmp_path: Path) ->
     assert status.startswith("> fault")
     assert "3.0s/10s" in status and "27s left" in status
     assert "ok 30" in status and "reset 3" in status
-    assert "rps" in status and "faults: reset_peer on proxy backend" in status
+    assert "done/s" in status and "faults: reset_peer on proxy backend" in status
     console(FaultRemoved(phase="fault", description="reset_peer on proxy backend"))
     assert "faults:" not in console.status(now)
+    console.close()
+
+
+def test_long_requests_count_when_they_complete_and_in_flight_shows_the_rest(
+        tmp_path: Path) -> None:
+    """Six 10 s streams complete per second (60 in flight): not '0 rps'."""
+    records = tmp_path / "requests.ndjson"
+    now = time.time()
+    with open(records, "w") as handle:
+        for i in range(60):  # ended over the last 10 s, each after 10 s
+            end = now - 0.05 - i / 6
+            handle.write(json.dumps({"t": end - 10, "latency_ms": 10_000, "phase": "soak",
+                                     "outcome": "ok"}) + "\n")
+    status_dir = tmp_path / "load-status"
+    status_dir.mkdir()
+    (status_dir / "101.json").write_text(json.dumps({"t": now, "in_flight": 40, "dropped": 0}))
+    (status_dir / "102.json").write_text(json.dumps({"t": now, "in_flight": 20, "dropped": 3}))
+    (status_dir / "103.json").write_text(json.dumps({"t": now - 60, "in_flight": 99}))  # gone
+    console = Console(io.StringIO(), records=records, total=30, live=False, tick=60)
+    console(PhaseStarted(phase="soak", duration=30, t=now - 12))
+    console.tail.poll()
+    status = console.status(now)
+    assert "| 6 done/s, 60 in flight, 3 dropped |" in status, status
     console.close()
 
 
