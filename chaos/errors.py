@@ -77,6 +77,20 @@ class PartFailed(EnvironmentProblem):
         super().__init__(text)
 
 
+class FaultNotApplied(EnvironmentProblem):
+    """The engine could not carry out a fault action (Docker refused it).
+
+    For example ``unpause`` of a container that is not paused. The run cannot test what
+    the scenario describes, so it ends with exit 3 naming the action and Docker's reason,
+    not with a verdict on the gateway.
+    """
+
+    def __init__(self, action: str, reason: str) -> None:
+        self.action = action
+        self.reason = reason
+        super().__init__(f"fault could not be applied: {action}: {reason}")
+
+
 class ProxyError(ChaosError):
     """The Toxiproxy API refused or failed a request."""
 

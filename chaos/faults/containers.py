@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import docker.errors
+from docker.models.containers import Container
+
+from chaos.errors import FaultNotApplied
 from chaos.faults.base import FaultContext, Injected
 from chaos.scenario.model import ContainerFault
 
@@ -12,7 +16,18 @@ def inject_container_action(fault: ContainerFault, ctx: FaultContext, index: int
     A paused container is unpaused at teardown anyway, because removal is forced.
     """
     container = ctx.env.container(fault.container)
-    action = fault.action
+    try:
+        _act(container, fault.action)
+    except docker.errors.APIError as exc:
+        reason = exc.explanation or str(exc)
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise FaultNotApplied(fault.describe(), str(reason)) from None
+    return Injected(fault.describe())
+
+
+def _act(container: Container, action: str) -> None:
+    """Docker's own call for each action name of the scenario language."""
     if action == "kill":
         container.kill(signal="SIGKILL")
     elif action == "stop":
@@ -25,4 +40,3 @@ def inject_container_action(fault: ContainerFault, ctx: FaultContext, index: int
         container.pause()
     elif action == "unpause":
         container.unpause()
-    return Injected(fault.describe())
