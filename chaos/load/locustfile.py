@@ -55,6 +55,8 @@ OPEN = CONFIG.get("arrival") == "open" and bool(CONFIG.get("rate"))
 DROPPED: list[float] = []  # scheduled times of dropped arrivals, not yet written
 SCHEDULED: dict[Any, float] = {}  # request greenlet -> scheduled time of its arrival
 COUNTS = {"in_flight": 0, "dropped": 0}
+QUITTING: list[bool] = []  # set when Locust quits: no new requests, let in-flight ones land
+DRAIN_S = 2.0
 _FD: int | None = None
 
 
@@ -171,6 +173,12 @@ def _on_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
 
 @events.quitting.add_listener
 def _on_quit(environment: Any, **_: Any) -> None:
+    """Locust fires quitting before it stops the users: stop starting requests and give
+    those in flight a moment to end, so the run's last requests reach the records."""
+    QUITTING.append(True)
+    deadline = time.time() + DRAIN_S
+    while COUNTS["in_flight"] > 0 and time.time() < deadline:
+        gevent.sleep(0.01)
     flush()
     flush_dropped()
 
@@ -229,6 +237,9 @@ def send(client: Any) -> None:
     }
     if spec.get("json") is not None:
         kwargs["json"] = spec["json"]
+    if QUITTING:
+        gevent.sleep(0.05)  # a closed-loop user must not spin while Locust shuts down
+        return
     COUNTS["in_flight"] += 1
     try:
         client.request(spec["method"], spec["path"], **kwargs)
@@ -260,7 +271,7 @@ class ChaosUser(HttpUser):
         group = Group()
         due = time.time() + (random.random() * interval if share > 1 else 0.0)
         try:
-            while self._state != LOCUST_STATE_STOPPING:  # Locust asks the task to end
+            while self._state != LOCUST_STATE_STOPPING and not QUITTING:
                 delay = due - time.time()
                 if delay > 0:
                     gevent.sleep(delay)
@@ -273,6 +284,8 @@ class ChaosUser(HttpUser):
                     DROPPED.append(round(due, 4))
                     COUNTS["dropped"] += 1
                 due += interval
+            group.join(timeout=DRAIN_S)  # asked to stop: the arrivals in flight may end
+            gevent.sleep(0.05)  # quitting: Locust calls the task again until it stops us
         finally:
             group.kill(block=False)
 

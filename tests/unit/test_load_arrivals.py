@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from loopback import http_server
 
-from chaos.load.arrivals import count_arrivals
+from chaos.load.arrivals import count_arrivals, in_flight
 from chaos.load.runner import LocustProcess
 from chaos.scenario.model import Load
 from chaos.verdict.result import PhaseWindow
@@ -25,6 +25,7 @@ from chaos.verdict.result import PhaseWindow
 RATE = 20.0
 RESPONSE_S = 3 / RATE
 MEASURE_S = 3.0
+LIVE: dict[Path, tuple[int, int] | None] = {}
 
 
 class SlowHandler(http.server.BaseHTTPRequestHandler):
@@ -47,7 +48,8 @@ def slow_server() -> Iterator[str]:
         yield f"http://{address}"
 
 
-def measure(server: str, tmp_path: Path, **load: object) -> tuple[int, int, list[dict]]:
+def measure(server: str, tmp_path: Path, tail: float = RESPONSE_S + 0.3,
+            **load: object) -> tuple[int, int, list[dict]]:
     """(arrivals started, arrivals dropped) in a 3 s window, and its records."""
     spec = Load(target="t", rate=RATE, requests=[{"name": "slow", "path": "/"}], **load)
     proc = LocustProcess(spec, server, tmp_path, 20)
@@ -57,9 +59,11 @@ def measure(server: str, tmp_path: Path, **load: object) -> tuple[int, int, list
         time.sleep(0.5)  # past the first second: closed-loop users are all spawned
         t0 = time.time()
         proc.set_phase("measure", t0)
-        time.sleep(MEASURE_S)
+        time.sleep(MEASURE_S / 2)
+        LIVE[tmp_path] = in_flight(tmp_path)  # what the console's live line reads
+        time.sleep(MEASURE_S / 2)
         proc.set_phase("after")
-        time.sleep(RESPONSE_S + 0.3)  # the last arrivals' records land
+        time.sleep(tail)  # the last arrivals' records land
     finally:
         proc.stop()
     [phase] = count_arrivals(proc.records, t0, [PhaseWindow("measure", 0.0, MEASURE_S)], RATE)
@@ -76,6 +80,8 @@ def test_open_loop_arrivals_hold_the_rate_when_responses_are_slow(
     assert all("sched" in r and r["t"] >= r["sched"] - 0.01 for r in rows)
     late = sorted(r["t"] - r["sched"] for r in rows)
     assert late[len(late) // 2] < 0.02, "arrivals start on their scheduled time"
+    live = LIVE[tmp_path]
+    assert live is not None and 1 <= live[0] <= 5 and live[1] == 0, live  # about 3 in flight
 
 
 def test_closed_loop_arrivals_fall_when_responses_are_slow(
@@ -92,3 +98,13 @@ def test_a_saturated_open_loop_pool_drops_and_counts_arrivals(
     # a pool of 2 serves 2 / 150 ms = 13.3/s; the rest of the 20/s is dropped
     assert started < 0.8 * RATE * MEASURE_S and dropped > 0.2 * RATE * MEASURE_S
     assert abs(started + dropped - RATE * MEASURE_S) <= 0.03 * RATE * MEASURE_S + 1
+    live = LIVE[tmp_path]
+    assert live is not None and live[0] <= 2 and live[1] > 0, live
+
+
+def test_requests_in_flight_when_locust_stops_still_reach_the_records(
+        slow_server: str, tmp_path: Path) -> None:
+    """Locust fires quitting before it stops its users: the locustfile lets the requests in
+    flight end first, so a phase ending at the stop keeps its last arrivals."""
+    started, dropped, _ = measure(slow_server, tmp_path, tail=0.0, users=2)
+    assert abs(started - RATE * MEASURE_S) <= 1 and dropped == 0, started
