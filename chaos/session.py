@@ -60,7 +60,7 @@ from chaos.runtime.ledger import (
 )
 from chaos.runtime.paths import project_root
 from chaos.scenario.loader import REFERENCE
-from chaos.scenario.model import ContainerFault, NetFault, Phase, Scenario, ToxicFault
+from chaos.scenario.model import ContainerFault, Fault, NetFault, Phase, Scenario, ToxicFault
 from chaos.verdict.result import FaultRecord, PhaseWindow
 
 PROXY_SERVICE = "toxiproxy"
@@ -137,6 +137,15 @@ class RunSession:
         self._run_phases()
 
     @property
+    def proxy_part(self) -> str:
+        return f"the Toxiproxy server ({self.provider})"
+
+    def _proxy_dead(self) -> bool:
+        """The watchdog saw the proxy server die: its API is not asked again (each call
+        to a vanished address costs seconds), its toxics and proxies went with it."""
+        return self.watchdog.failure is not None and self.watchdog.failure.part == self.proxy_part
+
+    @property
     def external(self) -> bool:
         """The proxies live on a server the user runs (TOXIPROXY_URL), not in a container."""
         return self.choice is not None and self.choice.kind == "url"
@@ -205,7 +214,7 @@ class RunSession:
         self.bus.emit(ServiceReady(service=PROXY_SERVICE, image=self.images[PROXY_SERVICE],
                                    seconds=time.monotonic() - started))
         name = self.env.container(PROXY_SERVICE).name or PROXY_SERVICE
-        self.harness_containers[name] = f"the Toxiproxy server ({self.provider})"
+        self.harness_containers[name] = self.proxy_part
         for name, spec in self.scenario.proxies.items():
             if self.ledger is not None:
                 self.ledger.intend("proxy", name, api=url)
@@ -221,8 +230,7 @@ class RunSession:
         self.proxy_host = self.external_proxies.host
         self.external_proxies.create()
         self.listen_ports.update(self.external_proxies.ports)
-        self.watchdog.watch("toxiproxy", url_check(f"the Toxiproxy server ({self.provider})",
-                                                   self.choice.url))
+        self.watchdog.watch("toxiproxy", url_check(self.proxy_part, self.choice.url))
 
     def _point_proxies(self, services: set[str] | None = None) -> None:
         """On a user's server: upstreams follow the containers' current addresses."""
@@ -333,29 +341,66 @@ class RunSession:
         window = PhaseWindow(phase.name, round(start - self.t0, 3), round(start - self.t0, 3))
         self.windows.append(window)
         self.bus.emit(PhaseStarted(phase=phase.name, duration=phase.duration))
-        active: list[tuple[Injected, FaultRecord]] = []
+        end = start + phase.duration
+        # faults in the order they start (`at`); each is removed `for` after its start, or
+        # with its phase (off >= end)
+        waiting = sorted(enumerate(phase.faults), key=lambda item: item[1].at or 0.0)
+        active: list[tuple[Fault, Injected, FaultRecord, float]] = []
         try:
-            for index, fault in enumerate(phase.faults):
-                key = self._record_fault(fault, index)
-                requested = time.time()  # the fault's window starts here, not when Docker returns
-                injected = inject(fault, ctx, index)
-                completed = time.time()
-                if isinstance(fault, ContainerFault):
-                    self._point_proxies({fault.container})  # a started container: new address?
-                if key is not None:
-                    self._fault_keys[id(injected)] = key
-                record = FaultRecord(phase.name, injected.description, self._since(requested),
-                                     completed=self._since(completed))
-                self.fault_records.append(record)
-                window.faults.append(injected.description)
-                active.append((injected, record))
-                self.bus.emit(FaultInjected(phase=phase.name, description=injected.description,
-                                            requested=requested, completed=completed))
-            self._sleep_until(start + phase.duration, [i for i, _ in active if i.every])
+            while True:
+                self._switch_due(phase, ctx, window, start, waiting, active)
+                due = [start + (f.at or 0.0) for _, f in waiting]
+                due += [off for *_, off in active if off < end]
+                if not due and time.time() >= end:
+                    break
+                self._sleep_until(min(due, default=end), [i for _, i, _, _ in active if i.every])
         finally:
             window.end = round(time.time() - self.t0, 3)
-            for injected, record in reversed(active):
-                self._undo(injected, record, phase.name)
+            for fault, injected, record, _ in reversed(active):
+                self._remove(fault, injected, record, phase.name)
+
+    def _switch_due(self, phase: Phase, ctx: FaultContext, window: PhaseWindow, start: float,
+                    waiting: list[tuple[int, Fault]],
+                    active: list[tuple[Fault, Injected, FaultRecord, float]]) -> None:
+        """Remove the faults whose `for` is over, then apply those whose `at` has come."""
+        end = start + phase.duration
+        for item in [a for a in active if a[3] < end and a[3] <= time.time()]:
+            active.remove(item)
+            self._remove(item[0], item[1], item[2], phase.name)
+        while waiting and start + (waiting[0][1].at or 0.0) <= time.time():
+            index, fault = waiting.pop(0)
+            on = start + (fault.at or 0.0)
+            off = on + fault.for_ if fault.for_ is not None else end
+            injected, record = self._apply(fault, index, phase, ctx, window)
+            active.append((fault, injected, record, off))
+
+    def _apply(self, fault: Fault, index: int, phase: Phase, ctx: FaultContext,
+               window: PhaseWindow) -> tuple[Injected, FaultRecord]:
+        key = self._record_fault(fault, index)
+        requested = time.time()  # the fault's window starts here, not when Docker returns
+        injected = inject(fault, ctx, index)
+        completed = time.time()
+        if isinstance(fault, ContainerFault):
+            self._point_proxies({fault.container})  # a started container: new address?
+        if key is not None:
+            self._fault_keys[id(injected)] = key
+        restore = isinstance(fault, ContainerFault) and fault.restores
+        record = FaultRecord(phase.name, injected.description, self._since(requested),
+                             completed=self._since(completed),
+                             kind="restore" if restore else "fault")
+        self.fault_records.append(record)
+        window.faults.append(injected.description)
+        self.bus.emit(FaultInjected(phase=phase.name, description=injected.description,
+                                    requested=requested, completed=completed, restore=restore))
+        return injected, record
+
+    def _remove(self, fault: Fault, injected: Injected, record: FaultRecord, phase: str) -> None:
+        """A restore (start, unpause) is an instant: nothing to remove, no window to end."""
+        if record.kind == "restore":
+            return
+        self._undo(injected, record, phase)
+        if isinstance(fault, ContainerFault) and injected.undo is not None:
+            self._point_proxies({fault.container})  # started again: maybe a new address
 
     def _since(self, moment: float) -> float:
         return round(moment - self.t0, 3)
@@ -364,6 +409,9 @@ class RunSession:
         requested = time.time()
         record.end = self._since(requested)
         if injected.undo is None:
+            return
+        if self._proxy_dead() and id(injected) in self._fault_keys:  # a toxic on a dead server
+            record.error = "not removed: the Toxiproxy server had died"
             return
         try:
             injected.undo()
@@ -431,7 +479,7 @@ class RunSession:
         """Walk the ledger newest first; the label sweep after it is the safety net."""
         if self.ledger is None:
             return []
-        proxies = self.proxies
+        proxies = None if self._proxy_dead() else self.proxies
 
         def toxic(entry: Entry) -> None:
             if proxies is not None:
