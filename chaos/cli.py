@@ -44,7 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from chaos.scenario.loader import check_scenario, scale_phases
 
     path = _scenario_path(args.scenario)
-    scenario, warnings = check_scenario(path, args.set)
+    scenario, warnings = check_scenario(path, args.set, args.build_root)
     for warning in warnings:
         print(warning, file=sys.stderr)
     if args.duration_scale != 1.0:
@@ -53,6 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         scenario = scenario.model_copy(update={"capture": True})
     command = "chaos run " + shlex.quote(str(path)) + "".join(
         f" --set {shlex.quote(s)}" for s in args.set)
+    command += "".join(f" --build-root {shlex.quote(d)}" for d in args.build_root)
     if args.duration_scale != 1.0:
         command += f" --duration-scale {args.duration_scale:g}"
     if args.capture:
@@ -83,7 +84,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     status = 0
     for arg in args.files:
         try:
-            scenario, warnings = check_scenario(_scenario_path(arg), args.set)
+            scenario, warnings = check_scenario(_scenario_path(arg), args.set, args.build_root)
             for warning in warnings:
                 print(warning, file=sys.stderr)
             print(f"ok {arg}: {scenario.name} ({len(scenario.phases)} phases, "
@@ -160,6 +161,12 @@ def cmd_toxiproxy(args: argparse.Namespace) -> int:
     return int(result or 0)
 
 
+def _add_build_root(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--build-root", action="append", default=[], metavar="DIR",
+                        help="a folder that services' build: may name, besides the scenario's "
+                        "own project and the harness's docker/ (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chaos", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -167,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", help="scenario file or name from scenarios/")
     run.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
                      help="override one value, e.g. services.gateway.env.GATEWAY_RETRIES=off")
+    _add_build_root(run)
     run.add_argument("--report-dir", default="reports")
     run.add_argument("--duration-scale", type=float, default=1.0, metavar="F",
                      help="multiply every phase duration by F (e.g. 5 for a longer soak); "
@@ -186,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check scenario files without starting anything")
     val.add_argument("files", nargs="+")
     val.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE")
+    _add_build_root(val)
     val.set_defaults(func=cmd_validate)
     lst = sub.add_parser("list", help="list the scenario library")
     lst.add_argument("folder", nargs="?", default="scenarios")

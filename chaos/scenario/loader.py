@@ -16,6 +16,7 @@ from chaos.scenario.build_roots import allowed_roots, outside
 from chaos.scenario.lint import target_fault_warnings
 from chaos.scenario.model import ContainerFault, NetFault, Scenario, ToxicFault
 from chaos.scenario.overrides import apply_override
+from chaos.scenario.units import shown
 from chaos.scenario.yaml_marks import MAX_FILE_BYTES, MarkedDocument, load_marked
 
 REFERENCE = re.compile(r"\$\{(proxy|service)\.([a-z][a-z0-9_-]*)\}")
@@ -122,7 +123,7 @@ def _suggestion(key: str, parent: tuple[Any, ...], errors: list[Any]) -> str:
     missing = [str(e["loc"][-1]) for e in errors
                if e["type"] == "missing" and tuple(e["loc"][:-1]) == tuple(parent)]
     close = difflib.get_close_matches(key, missing, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return f" (did you mean {shown(close[0])}?)" if close else ""
 
 
 def _message(error: Any) -> str:
@@ -354,4 +355,4 @@ def _rst_problem(key: str, scenario: Scenario) -> str | None:
 
 def _unknown(kind: str, name: str, known: Any) -> str:
     options = ", ".join(sorted(known)) or "none defined"
-    return f"unknown {kind} {name!r} (known: {options})"
+    return f"unknown {kind} {shown(name)} (known: {options})"

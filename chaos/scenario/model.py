@@ -78,7 +78,7 @@ class Service(Model):
     def _memory_in_range(cls, value: str) -> str:
         amount = int(value[:-1]) * {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[value[-1]]
         if not 16 << 20 <= amount <= 256 << 30:
-            raise ValueError(f"memory {value!r} is out of range (16m to 256g)")
+            raise ValueError(f"memory {shown(value)} is out of range (16m to 256g)")
         return value
 
     @field_validator("env")
@@ -86,7 +86,7 @@ class Service(Model):
     def _env_names(cls, value: dict[str, Any]) -> dict[str, Any]:
         for key, item in value.items():
             if not _ENV_NAME.match(key):
-                raise ValueError(f"environment variable name {key!r} is not valid "
+                raise ValueError(f"environment variable name {shown(key)} is not valid "
                                  "(letters, digits and _ . -, not starting with a digit)")
             if isinstance(item, str) and "\0" in item:
                 raise ValueError(f"the value of {key} contains a NUL character")
@@ -179,10 +179,10 @@ def parse_rate(value: Any) -> int:
     """'1mbit', '500kbit', '2mbps' (tc's units: bit = bits/s, bps = bytes/s) -> bits/s."""
     match = _RATE.match(value) if isinstance(value, str) else None
     if match is None:
-        raise ValueError(f"expected a rate like 1mbit, 500kbit or 2mbps, got {value!r}")
+        raise ValueError(f"expected a rate like 1mbit, 500kbit or 2mbps, got {shown(value)}")
     bits = int(float(match.group(1)) * _RATE_BITS[match.group(2)])
     if not 8_000 <= bits <= 10_000_000_000:
-        raise ValueError(f"rate {value!r} is out of range (8kbit to 10gbit)")
+        raise ValueError(f"rate {shown(value)} is out of range (8kbit to 10gbit)")
     return bits
 
 
@@ -329,7 +329,7 @@ class Load(Model):
         try:
             ipaddress.ip_address(host[1:-1] if host.startswith("[") else host)
         except ValueError:
-            raise ValueError(f"master_bind {value!r}: expected IP:PORT such as "
+            raise ValueError(f"master_bind {shown(value)}: expected IP:PORT such as "
                              "127.0.0.1:5557 or [::1]:5557") from None
         if not 1 <= int(port) <= 65535:
             raise ValueError(f"master_bind port {port} is out of range 1-65535")
@@ -404,7 +404,7 @@ class Assertion(Model):
     @classmethod
     def _not_negative(cls, value: Any) -> Any:
         if value is not None and value.value < 0:
-            raise ValueError(f"a bound of {value.text!r} can never be met: counts and "
+            raise ValueError(f"a bound of {shown(value.text)} can never be met: counts and "
                              "latencies are never negative")
         return value
 
@@ -414,7 +414,7 @@ class Assertion(Model):
         seconds = None if value is None else (
             value.value if value.is_duration else value.value / 1000)
         if seconds is not None and seconds > MAX_DURATION_S:
-            raise ValueError(f"a latency bound of {value.text!r} is out of range (at most 7 days;"
+            raise ValueError(f"a latency bound of {shown(value.text)} is out of range (at most 7 days;"
                              " a number without unit means milliseconds)")
         return value
 
@@ -422,7 +422,7 @@ class Assertion(Model):
     @classmethod
     def _a_share(cls, value: Any) -> Any:
         if value is not None and not 0 <= value.value <= 1:
-            raise ValueError(f"a rate is a share between 0 and 1, got {value.text!r}")
+            raise ValueError(f"a rate is a share between 0 and 1, got {shown(value.text)}")
         return value
 
 

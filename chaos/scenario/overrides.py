@@ -11,18 +11,11 @@ import re
 from typing import Any
 
 from chaos.errors import ScenarioError
+from chaos.scenario.units import shown
 from chaos.scenario.yaml_marks import MAX_DEPTH, MarkedDocument, Path, load_value, override_key
 
 _NAMED_COLLECTIONS = ("services", "proxies")
 _INDEX = re.compile(r"[0-9]{1,9}")  # ASCII digits only: '²'.isdigit() is True
-_SHOWN = 60
-
-
-def shown(text: str) -> str:
-    """repr of text, cut short: an error line stays one readable line."""
-    return repr(text if len(text) <= _SHOWN else text[:_SHOWN] + "...")
-
-
 def apply_override(doc: MarkedDocument, item: str) -> None:
     """Set one value: ``services.gateway.env.GATEWAY_RETRIES=off`` (value parsed as YAML)."""
     key, sep, raw = item.partition("=")

@@ -24,9 +24,11 @@ from chaos.errors import ScenarioError
 Path = tuple[str | int, ...]
 
 MAX_DEPTH = 50  # levels of nesting below the top of the document
-MAX_VALUES = 100_000  # a billion-laughs alias bomb stops here, long before memory runs out
+MAX_VALUES = 20_000  # a billion-laughs alias bomb stops here, long before memory runs out
 MAX_TEXT = 8 << 20  # characters of scalar text after aliases are expanded
 MAX_FILE_BYTES = 2 << 20  # scenario files above this are refused before parsing
+TOO_BIG = (f"the document holds more than {MAX_VALUES} values or {MAX_TEXT >> 20} MB of text "
+           "once YAML aliases and merges are expanded")
 
 _KEY_TAGS = frozenset(f"tag:yaml.org,2002:{name}"
                       for name in ("str", "int", "float", "bool", "timestamp"))
@@ -47,6 +49,8 @@ def _quoted(key: str) -> str:
 def format_path(path: Path) -> str:
     out = ""
     for part in path:
+        if isinstance(part, str) and len(part) > 80:  # a 5000-character key stays readable
+            part = part[:80] + "..."
         if isinstance(part, int):
             out += f"[{part}]"
         elif _PLAIN_KEY.match(str(part)):
@@ -122,9 +126,7 @@ class Budget:
         if isinstance(node, ScalarNode):
             self.text += len(node.value)
         if self.values > MAX_VALUES or self.text > MAX_TEXT:
-            raise source.error(
-                f"the document expands to more than {MAX_VALUES} values or "
-                f"{MAX_TEXT >> 20} MB of text (YAML aliases?)", _line(node), path)
+            raise source.error(TOO_BIG, _line(node), path)
 
 
 def _short(text: str) -> str:
@@ -143,6 +145,7 @@ class _Loader(yaml.SafeLoader):
         super().__init__(text)
         self.source = source
         self.path: list[str | int] = list(start)
+        self.nodes = 0  # nodes in the text (aliases add none): PyYAML holds them all at once
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         step: str | int | None = None
@@ -153,10 +156,12 @@ class _Loader(yaml.SafeLoader):
         if step is not None:
             self.path.append(step)
         try:
-            if len(self.path) > MAX_DEPTH:
-                event = self.peek_event()
-                raise self.source.error(f"nesting is too deep (more than {MAX_DEPTH} levels)",
-                                        int(event.start_mark.line) + 1, tuple(self.path))
+            self.nodes += 1
+            if len(self.path) > MAX_DEPTH or self.nodes > MAX_VALUES:
+                line = int(self.peek_event().start_mark.line) + 1
+                problem = (f"nesting is too deep (more than {MAX_DEPTH} levels)"
+                           if len(self.path) > MAX_DEPTH else TOO_BIG)
+                raise self.source.error(problem, line, tuple(self.path))
             return super().compose_node(parent, index)
         finally:
             if step is not None:
@@ -247,7 +252,7 @@ class Builder:
             key = self._key(key_node, path)
             child = (*path, key)
             if key in result:
-                raise self.fail(f"duplicate key {key!r}", key_node, child)
+                raise self.fail(f"duplicate key {_short(key)}", key_node, child)
             self.lines[child] = _line(key_node)
             result[key] = self.build(value_node, child, depth + 1)
         for merge in merges:  # `<<: *base`: keys written here win, then earlier merges

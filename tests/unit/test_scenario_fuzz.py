@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import json
 import math
 import os
 import re
@@ -344,6 +345,160 @@ def test_huge_and_negative_numbers_are_refused(where: tuple[Any, ...], value: An
     assert code == 2, (where, value, err)
 
 
+# -- any bytes, any override: the one loading path --------------------------------------------
+SET_LINE = re.compile(r'^--set: (?:(?:[^ \n"]|"(?:[^"\\]|\\.)*")+: )?\S[^\n]*$')
+SECONDS_PER_CASE = 5.0
+
+
+def run_bytes(data: bytes) -> tuple[int, str]:
+    Path(FILE).write_bytes(data)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["validate", FILE])
+    return code, err.getvalue()
+
+
+@fuzz(80)
+@given(st.one_of(st.binary(max_size=300),
+                 st.builds(lambda head, tail: dump(BASE).encode()[:head] + tail,
+                           st.integers(0, 2000), st.binary(max_size=40))))
+def test_random_bytes_give_exit_0_or_one_line_naming_the_file(data: bytes) -> None:
+    count("bytes")
+    started = time.monotonic()
+    code, err = run_bytes(data)
+    assert time.monotonic() - started < SECONDS_PER_CASE
+    check(code, err, key_path=False)
+
+
+def _bomb(width: int, levels: int) -> str:
+    """Aliases that multiply: width ** levels values once expanded."""
+    items = [f"&a0 [{', '.join(['x'] * width)}]"]
+    items += [f"&a{i} [{', '.join([f'*a{i - 1}'] * width)}]" for i in range(1, levels)]
+    return "[" + ", ".join(items) + "]"
+
+
+NASTY_VALUES = st.one_of(
+    st.sampled_from([
+        "2024-01-01", "2024-01-01T10:00:00Z", "!!set {a, b}", "!!binary aGVsbG8=", "!!omap [a: 1]",
+        "!!python/object/apply:os.system ['true']", "!custom x", "!<tag:x,2000:y> z",
+        "&a [*a]", "*undefined", "{<<: {a: 1}}", "{<<: 3}", "a: b: c", "---\na\n---\nb",
+        "9" * 5000, "9" * 5000 + "s", "1e999", ".nan", "-.inf", "0x" + "f" * 300, "1:2:3:4:5",
+        "²", "٣s", "true", "~", "[]", "{}", "'\r\n'", '"\\0"', "\ufeffx", "\x85", "\u2028",
+        "${proxy.BACKEND}", "${nosuch.x}", "${proxy.}", "http://${proxy.backend",
+    ]),
+    st.builds(lambda depth, bracket: bracket[0] * depth + bracket[1] * depth,
+              st.integers(0, 400), st.sampled_from(["[]", "{}"])),
+    st.builds(_bomb, st.integers(2, 12), st.integers(1, 9)),
+    st.text(YAML_CHARS, max_size=60),
+    st.text(max_size=30),
+)
+SET_KEYS = st.one_of(
+    st.sampled_from([".".join(str(p) for p in path) for path in PATHS]),
+    st.builds(lambda path, tail: ".".join(str(p) for p in path) + tail,
+              st.sampled_from(PATHS), st.sampled_from([".x", ".0", ".²", ".٠", "." + "9" * 5000,
+                                                      "..", ".", ".a" * 60, ".\n", ".[0]"])),
+    st.text(st.sampled_from("ab.0²=_ \n"), max_size=20),
+)
+OVERRIDES = st.one_of(st.builds(lambda key, value: f"{key}={value}", SET_KEYS, NASTY_VALUES),
+                      st.text(max_size=40))
+
+
+def check_set(code: int, err: str) -> None:
+    """Valid, or one line naming --set (or the file, when the override broke a reference)."""
+    assert "Traceback" not in err
+    if code == 0:
+        assert all(": warning: " in line for line in err.splitlines()), err
+        return
+    assert code == 2, (code, err)
+    lines = err.splitlines()
+    assert len(lines) == 1, err[:2000]
+    assert SET_LINE.match(lines[0]) or LINE.match(lines[0]), lines[0][:2000]
+    assert len(lines[0]) < 2000, lines[0][:300]
+
+
+def produced_size(code: int, items: list[str]) -> int:
+    """Characters of JSON the run would work with: bounded by the loader's budget."""
+    if code != 0:
+        return 0
+    from chaos.scenario.loader import load_scenario
+
+    return len(json.dumps(load_scenario(FILE, items).model_dump(mode="json", by_alias=True)))
+
+
+@fuzz(150)
+@given(st.lists(OVERRIDES, min_size=1, max_size=3))
+def test_any_override_gives_exit_0_or_one_line_naming_the_set(items: list[str]) -> None:
+    from chaos.scenario.yaml_marks import MAX_TEXT, MAX_VALUES
+
+    count("set")
+    args = [f"--set={item}" for item in items]  # `--set -x` would be an option to argparse
+    started = time.monotonic()
+    code, _, err = run_cli(dump(BASE), *args)
+    assert time.monotonic() - started < SECONDS_PER_CASE
+    check_set(code, err)
+    assert produced_size(code, items) <= MAX_TEXT + 64 * MAX_VALUES
+
+
+@fuzz(25)
+@given(st.lists(OVERRIDES, min_size=1, max_size=2))
+def test_chaos_run_refuses_a_bad_override_before_anything_starts(items: list[str]) -> None:
+    count("set-run")
+    args = [f"--set={item}" for item in items]  # `--set -x` would be an option to argparse
+    if run_cli(dump(BASE), *args)[0] == 0:
+        return
+    code, _, err = run_cli(dump(BASE), *args, "--report-dir", str(WORK / "reports"),
+                           command="run")
+    check_set(code, err)
+    assert code == 2
+
+
+WORST_CASES = {  # name -> file text: each is refused, within the time and memory below
+    "alias-bomb": "a: " + _bomb(9, 9) + "\n",
+    "big-string-aliases": f"big: &b '{'x' * (1 << 20)}'\nmany: [{', '.join(['*b'] * 100)}]\n",
+    "merge-bomb": "\n".join(["x0: &x0 {k: v}"] + [f"x{i}: &x{i} {{<<: [*x{i - 1}, *x{i - 1}]}}"
+                                                   for i in range(1, 60)]) + "\n",
+    "deep-flow": "a: " + "[" * 5000 + "]" * 5000 + "\n",
+    "deep-map": "a: " + "{a: " * 3000 + "x" + "}" * 3000 + "\n",
+    "wide-list": "a: [" + ", ".join(["x"] * 600_000) + "]\n",
+    "over-the-cap": "a: " + "x" * (3 << 20) + "\n",
+}
+
+
+def test_worst_cases_stay_within_time_and_memory(tmp_path: Path) -> None:
+    """One subprocess validates them all under a 2 GiB address-space limit; the peak resident
+    size and the wall time are measured, not guessed."""
+    files = []
+    for name, text in WORST_CASES.items():
+        files.append(tmp_path / f"{name}.yaml")
+        files[-1].write_text(text, encoding="utf-8")
+    sets = ["--set", f"load.requests.0.json={_bomb(9, 9)}",
+            "--set", "load.requests.0.json=" + "[" * 5000 + "]" * 5000]
+    script = (
+        "import resource, sys, time\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+        "from chaos.cli import main\n"
+        "codes = [main(['validate', f]) for f in sys.argv[1:-4]]\n"
+        f"codes.append(main(['validate', {str(ROOT / 'scenarios' / 'backend-crash.yaml')!r},"
+        " *sys.argv[-4:-2]]))\n"
+        f"codes.append(main(['validate', {str(ROOT / 'scenarios' / 'backend-crash.yaml')!r},"
+        " *sys.argv[-2:]]))\n"
+        "print('codes', codes, 'maxrss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", script, *map(str, files), *sets], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    codes, rss = proc.stdout.split("codes ")[1].split(" maxrss_kb ")
+    assert codes.strip() == str([2] * (len(files) + 2)), (codes, proc.stderr)
+    errors = proc.stderr.splitlines()
+    assert len(errors) == len(files) + 2, proc.stderr[-3000:]
+    for path, line in zip(files, errors, strict=False):
+        assert line.startswith(f"{path}:"), line[:300]
+    assert all(line.startswith("--set: ") for line in errors[-2:]), errors[-2:]
+    assert int(rss) < 400_000, f"peak RSS {int(rss) // 1024} MB"
+    assert elapsed < 25, f"{elapsed:.1f}s for {len(files) + 2} worst cases"
+
+
 # -- fixed cases worth naming ----------------------------------------------------------------
 def test_python_tags_are_refused_without_running_anything(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
@@ -391,7 +546,7 @@ def test_a_sample_through_the_real_command_line() -> None:
 
 def test_at_least_500_cases_were_generated() -> None:
     expected = {"text", "yaml", "mutation", "run", "override", "depends_on", "references",
-                "ports", "numbers"}
+                "ports", "numbers", "bytes", "set", "set-run"}
     if set(CASES) != expected:
         pytest.skip("only part of the module ran")
     assert sum(CASES.values()) >= MIN_CASES, CASES
