@@ -171,7 +171,7 @@ def _judge(scenario: Scenario, session: RunSessionLike, result: Result, bus: Eve
         return
     result.assertions = evaluate(scenario, evidence) + generator
     for item in result.assertions:
-        bus.emit(AssertionEvaluated(phase=item.phase, check=f"{item.kind} {item.bound}",
+        bus.emit(AssertionEvaluated(phase=item.phase, check=f"{item.label} {item.bound}",
                                     passed=item.passed, status=item.status,
                                     message=item.message or f"observed {item.observed}"))
     result.verdict = overall(result.assertions)

@@ -108,7 +108,7 @@ def mutate(path: Path, mutants: dict[str, list[str]], *, base_sets: list[str] | 
         result = run(scenarios[name], out / "runs", command)
         if result.verdict == "interrupted":
             raise Interrupted("mutate was interrupted")
-        failures = [f"[{a.phase}] {a.kind} {a.bound}: observed {a.observed}"
+        failures = [f"[{a.phase}] {a.label} {a.bound}: observed {a.observed}"
                     for a in result.assertions if a.status == "fail"]
         item = MutantOutcome(name, sets, result.verdict, result.verdict == "fail", failures,
                              result.report_dir, result.duration_s)

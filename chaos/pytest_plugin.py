@@ -86,7 +86,7 @@ def failure_text(result: Result) -> str:
     lines = [f"verdict {result.verdict} (exit {result.exit_code}); reports in {result.report_dir}"]
     for item in result.assertions:
         if (item.status or ("pass" if item.passed else "fail")) != "pass":
-            lines.append(f"[{item.phase or 'run'}] {item.kind} {item.bound}: "
+            lines.append(f"[{item.phase or 'run'}] {item.label} {item.bound}: "
                          f"{item.message or f'observed {item.observed}'}")
     if result.error:
         lines.append(result.error)

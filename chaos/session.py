@@ -365,17 +365,18 @@ class RunSession:
         """Remove the faults whose `for` is over, then apply those whose `at` has come."""
         end = start + phase.duration
         for item in [a for a in active if a[3] < end and a[3] <= time.time()]:
-            active.remove(item)
             self._remove(item[0], item[1], item[2], phase.name)
+            active.remove(item)  # after: a Ctrl-C inside the removal leaves it to the finally
         while waiting and start + (waiting[0][1].at or 0.0) <= time.time():
             index, fault = waiting.pop(0)
             on = start + (fault.at or 0.0)
             off = on + fault.for_ if fault.for_ is not None else end
-            injected, record = self._apply(fault, index, phase, ctx, window)
-            active.append((fault, injected, record, off))
+            self._apply(fault, index, phase, ctx, window, off, active)
 
     def _apply(self, fault: Fault, index: int, phase: Phase, ctx: FaultContext,
-               window: PhaseWindow) -> tuple[Injected, FaultRecord]:
+               window: PhaseWindow, off: float,
+               active: list[tuple[Fault, Injected, FaultRecord, float]]) -> None:
+        """Inject; the fault is active (to be removed) before anyone hears of it."""
         key = self._record_fault(fault, index)
         requested = time.time()  # the fault's window starts here, not when Docker returns
         injected = inject(fault, ctx, index)
@@ -390,9 +391,9 @@ class RunSession:
                              kind="restore" if restore else "fault")
         self.fault_records.append(record)
         window.faults.append(injected.description)
+        active.append((fault, injected, record, off))  # a listener's Ctrl-C: still removed
         self.bus.emit(FaultInjected(phase=phase.name, description=injected.description,
                                     requested=requested, completed=completed, restore=restore))
-        return injected, record
 
     def _remove(self, fault: Fault, injected: Injected, record: FaultRecord, phase: str) -> None:
         """A restore (start, unpause) is an instant: nothing to remove, no window to end."""

@@ -83,7 +83,8 @@ def events(windows: list[PhaseWindow], faults: list[FaultRecord], timeline: list
     marks: list[float] = []
     for f in faults:
         rows.append({"t": f.start, "source": "harness", "kind": "fault",
-                     "text": f"fault on: {f.description}"})
+                     "text": f"{'restore' if f.kind == 'restore' else 'fault on'}: "
+                             f"{f.description}"})
         marks.append(f.start)
         if f.end is not None:
             rows.append({"t": f.end, "source": "harness", "kind": "fault",

@@ -69,7 +69,7 @@ def _real_run(scenario: Scenario, report_root: Path) -> Result:
 
 
 def failures_of(result: Result) -> list[str]:
-    return [f"[{a.phase}] {a.kind} {a.bound}: observed {a.observed}"
+    return [f"[{a.phase}] {a.label} {a.bound}: observed {a.observed}"
             for a in result.assertions if a.status == "fail"]
 
 

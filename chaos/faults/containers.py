@@ -7,11 +7,12 @@ from docker.models.containers import Container
 
 from chaos.errors import FaultNotApplied
 from chaos.faults.base import FaultContext, Injected
-from chaos.scenario.model import ContainerFault
+from chaos.scenario.model import UNDO_ACTIONS, ContainerFault
 
 
 def inject_container_action(fault: ContainerFault, ctx: FaultContext, index: int) -> Injected:
-    """One-shot: the action happens at the phase start and is not undone at its end.
+    """One-shot: the action happens at the phase start (or `at`) and is not undone at its
+    end; with `for`, kill and stop are undone by start, pause by unpause, when it is over.
 
     A paused container is unpaused at teardown anyway, because removal is forced.
     """
@@ -23,7 +24,9 @@ def inject_container_action(fault: ContainerFault, ctx: FaultContext, index: int
         if isinstance(reason, bytes):
             reason = reason.decode("utf-8", "replace")
         raise FaultNotApplied(fault.describe(), str(reason)) from None
-    return Injected(fault.describe())
+    if fault.for_ is None:
+        return Injected(fault.describe())
+    return Injected(fault.describe(), undo=lambda: _act(container, UNDO_ACTIONS[fault.action]))
 
 
 def _act(container: Container, action: str) -> None:

@@ -27,6 +27,13 @@ OTHER = "other"
 OUTCOMES = (OK, OK_AFTER_RETRY, GRACEFUL, RESET, REFUSED, CONNECT_TIMEOUT, READ_TIMEOUT, CLOSED,
             TRUNCATED, OTHER)
 SUCCESSES = frozenset({OK, OK_AFTER_RETRY})
+# Assertion keys that bound a count of requests (chaos.verdict.evaluate, the Assertion model):
+# every outcome class under its own name, the plural spellings scenarios have always used,
+# and timeouts, the sum of both kinds of timeout.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "resets": (RESET,), "graceful_errors": (GRACEFUL,), "timeouts": (CONNECT_TIMEOUT, READ_TIMEOUT),
+}
+COUNT_BOUNDS: dict[str, tuple[str, ...]] = {**{o: (o,) for o in OUTCOMES}, **ALIASES}
 GRACEFUL_STATUSES = frozenset({500, 501, 502, 503, 504, 429})
 SSE_TERMINATOR = b"data: [DONE]"
 

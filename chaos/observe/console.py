@@ -136,7 +136,7 @@ class Console:
     def __call__(self, event: Event) -> None:
         if isinstance(event, PhaseStarted):
             self._phase(event)
-        elif isinstance(event, FaultInjected):
+        elif isinstance(event, FaultInjected) and not event.restore:
             self.active.append(event.description)
         elif isinstance(event, FaultRemoved) and event.description in self.active:
             self.active.remove(event.description)

@@ -56,6 +56,7 @@ class FaultInjected(Event):
     kind: str = "fault_injected"
     requested: float | None = None
     completed: float | None = None
+    restore: bool = False  # start/unpause: brings a service back, is no fault window
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,8 @@ def _describe(event: Event) -> str:
         Setup: lambda e: e.message,
         ServiceReady: lambda e: f"service {e.service} ready ({e.image}, {e.seconds:.1f}s)",
         PhaseStarted: lambda e: f"phase {e.phase} ({e.duration:g}s)",
-        FaultInjected: lambda e: f"  fault on: {e.description}" + _took(e),
+        FaultInjected: lambda e: f"  {'restore' if e.restore else 'fault on'}: "
+        + e.description + _took(e),
         FaultRemoved: lambda e: f"  fault off: {e.description}" + _took(e),
         RecoveryMeasured: lambda e: e.text,
         AssertionEvaluated: lambda e: f"  {(e.status or ('pass' if e.passed else 'fail')).upper()} "

@@ -75,6 +75,9 @@ def _lanes(result: Result) -> tuple[list[int], list[float]]:
     lane_of: list[int] = []
     lane_ends: list[float] = []
     for i, fault in enumerate(result.faults):
+        if fault.kind == "restore":  # a marker, not a window: it takes no lane
+            lane_of.append(-1)
+            continue
         end = fault_end(result, i, span)
         for lane, busy_until in enumerate(lane_ends):
             if fault.start >= busy_until:
@@ -110,6 +113,9 @@ def _backdrop(result: Result, f: Frame) -> list[str]:
                      f'font-weight="600" fill="#37474f">{escape(_fit(window.name, x1 - x0 - 4))}</text>')
     lane_of, _ = _lanes(result)
     for i, fault in enumerate(result.faults):
+        if fault.kind == "restore":
+            parts.append(_restore_mark(result, f, i))
+            continue
         x0, x1 = f.x(fault.start), f.x(fault_end(result, i, f.span))
         width = max(x1 - x0, 2)
         y = PHASE_H + LANE_H * lane_of[i]
@@ -124,6 +130,20 @@ def _backdrop(result: Result, f: Frame) -> list[str]:
                      f'<text x="{x0 + 2:.1f}" y="{y + LANE_H - 4:.0f}" font-size="9.5" fill="#fff">'
                      f"{escape(_fit(fault.description, width - 4))}</text></g>")
     return parts
+
+
+def _restore_mark(result: Result, f: Frame, index: int) -> str:
+    """A restoring action (start, unpause) is an instant: a line with a label, no window."""
+    fault = result.faults[index]
+    x = f.x(fault.start)
+    title = escape(f"restore: {fault.description} (requested at {fault.start:.2f}s, phase "
+                   f"{fault.phase})" + (f"; {fault.error}" if fault.error else ""))
+    label = escape(_fit("↑ " + fault.description, WIDTH - RIGHT - x - 4))
+    return (f'<g class="restore-mark" data-fault="{index}"><title>{title}</title>'
+            f'<line x1="{x:.1f}" y1="{PHASE_H}" x2="{x:.1f}" y2="{f.base:.0f}" stroke="#37474f" '
+            f'stroke-width="1.5" stroke-dasharray="5 2"/>'
+            f'<text x="{x + 3:.1f}" y="{f.top + 10:.0f}" font-size="9.5" fill="#37474f">'
+            f"{label}</text></g>")
 
 
 def _nice(peak: float) -> float:

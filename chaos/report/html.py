@@ -107,7 +107,7 @@ def render_html(result: Result) -> str:
 
 
 def _key(item: AssertionResult) -> tuple[str, str, str]:
-    return item.phase, item.kind, item.bound
+    return item.phase, item.label, item.bound
 
 
 def render_compare(old: Result, new: Result) -> str:

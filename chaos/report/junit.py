@@ -16,7 +16,7 @@ from chaos.verdict.result import AssertionResult, Result
 
 
 def case_name(item: AssertionResult) -> str:
-    return f"[{item.phase}] {item.kind} {item.bound}"
+    return f"[{item.phase}] {item.label} {item.bound}"
 
 
 def _ci(item: AssertionResult) -> str:
@@ -26,7 +26,7 @@ def _ci(item: AssertionResult) -> str:
 
 
 def failure_message(item: AssertionResult) -> str:
-    head = f"observed {item.observed}{_ci(item)}, expected {item.kind} {item.bound}"
+    head = f"observed {item.observed}{_ci(item)}, expected {item.label} {item.bound}"
     return f"{head}: {item.message}" if item.message else head
 
 
@@ -52,7 +52,7 @@ def render_junit(result: Result) -> str:
     for item in result.assertions:
         case = ET.SubElement(suite, "testcase", classname=clean(f"{result.scenario}.{item.phase}"),
                              name=clean(case_name(item)), time="0")
-        detail = (f"phase={item.phase} check={item.kind} bound={item.bound} "
+        detail = (f"phase={item.phase} check={item.label} bound={item.bound} "
                   f"observed={item.observed}{_ci(item)}\n{item.message}").strip()
         if item.status == "fail":
             failure = ET.SubElement(case, "failure", type="AssertionFailed",

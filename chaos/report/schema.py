@@ -49,6 +49,8 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "FaultRecord.end": _SECONDS_OR_NULL,
     "FaultRecord.completed": _SECONDS_OR_NULL,
     "FaultRecord.removed": _SECONDS_OR_NULL,
+    "FaultRecord.kind": {"enum": ["fault", "restore"],
+                         "description": "restore: start/unpause, an instant (end null)"},
     "Recovery.span_start": parts.SECONDS,
     "Recovery.span_end": parts.SECONDS,
     "Recovery.reference": parts.SECONDS,
@@ -62,6 +64,10 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "Result.verdict": {"enum": ["pass", "fail", "inconclusive", "error", "interrupted"]},
     "Result.score": {"type": ["integer", "null"], "minimum": 0, "maximum": 100},
     "AssertionResult.status": {"enum": ["pass", "fail", "inconclusive"]},
+    "ScoreTerm.name": {"enum": ["A", "G", "T"]},
+    "ScoreTerm.value": {"type": "number", "minimum": 0, "maximum": 1},
+    "ScoreTerm.weight": {"type": "number", "minimum": 0, "maximum": 100},
+    "ScoreTerm.points": {"type": "number", "minimum": 0, "maximum": 100},
 }
 
 

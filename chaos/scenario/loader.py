@@ -16,6 +16,7 @@ from chaos.scenario.build_roots import allowed_roots, outside
 from chaos.scenario.lint import target_fault_warnings
 from chaos.scenario.model import ContainerFault, NetFault, Scenario, ToxicFault
 from chaos.scenario.overrides import apply_override
+from chaos.scenario.scoping import check_scoping
 from chaos.scenario.units import shown
 from chaos.scenario.yaml_marks import MAX_FILE_BYTES, MarkedDocument, load_marked
 
@@ -79,14 +80,25 @@ def check_builds(scenario: Scenario, doc: MarkedDocument, roots: list[Path]) -> 
 def scale_phases(scenario: Scenario, factor: float) -> Scenario:
     """``--duration-scale F``: every phase lasts F times as long.
 
-    Only phase durations change. Reaction-time bounds (``recovers_within``, breaker
-    ``opens_within``/``closes_within``), latencies, toxic attributes and ``redraw_every``
-    describe the gateway, not the length of the test, so they stay as written.
+    Phase durations change, and the `at`/`for` of their faults with them. Reaction-time
+    bounds (``recovers_within``, breaker ``opens_within``/``closes_within``), latencies,
+    toxic attributes and ``redraw_every`` describe the gateway, not the length of the
+    test, so they stay as written.
     """
     if factor <= 0:
         raise ScenarioError(f"--duration-scale must be > 0, got {factor:g}", "--duration-scale")
-    phases = [p.model_copy(update={"duration": p.duration * factor}) for p in scenario.phases]
+    phases = [p.model_copy(update={"duration": p.duration * factor,
+                                   "faults": [_scaled(f, factor) for f in p.faults]})
+              for p in scenario.phases]
     return scenario.model_copy(update={"phases": phases})
+
+
+def _scaled(fault: Any, factor: float) -> Any:
+    """A fault's `at` and `for` are times inside its phase: they scale with it."""
+    if fault.at is None and fault.for_ is None:
+        return fault
+    return fault.model_copy(update={"at": None if fault.at is None else fault.at * factor,
+                                    "for_": None if fault.for_ is None else fault.for_ * factor})
 
 
 def validate(doc: MarkedDocument) -> Scenario:
@@ -162,6 +174,7 @@ def cross_check(scenario: Scenario, doc: MarkedDocument) -> None:
     _check_dependencies(scenario, doc)
     _check_phases(scenario, doc)
     _check_assertions(scenario, doc)
+    check_scoping(scenario, doc)  # request-scoped bounds, fault at/for
 
 
 def _check_arrivals(scenario: Scenario, doc: MarkedDocument) -> None:

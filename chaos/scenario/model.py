@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from chaos.load.classify import COUNT_BOUNDS
 from chaos.scenario.units import (
     MAX_DURATION_S,
     ComparisonField,
@@ -28,6 +29,7 @@ from chaos.scenario.units import (
     PollInterval,
     SnapshotInterval,
     Timeout,
+    format_duration,
     shown,
 )
 
@@ -35,6 +37,9 @@ NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
 TOXIC_TYPES = ("latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer",
                "limit_data", "noop")
 CONTAINER_ACTIONS = ("kill", "start", "stop", "restart", "pause", "unpause")
+# What `for` undoes each action with; actions that bring a container back are restores
+UNDO_ACTIONS = {"kill": "start", "stop": "start", "pause": "unpause"}
+RESTORING_ACTIONS = ("start", "unpause")
 
 
 class Model(BaseModel):
@@ -143,8 +148,22 @@ TOXIC_ATTRIBUTES: dict[str, tuple[str, ...]] = {
 }
 
 
-class ToxicFault(Model):
-    """A toxic on a proxy for the length of the phase."""
+class Timed(Model):
+    """When a fault acts inside its phase: from `at` (default its start), for `for` (default
+    to its end), so that timing a kill or a short toxic needs no extra phase."""
+
+    at: Duration | None = Field(None, description="start this long after the phase starts")
+    for_: Timeout | None = Field(None, alias="for", description="remove it this long after "
+                                 "it started (it must end within its phase)")
+
+    def when(self) -> str:
+        """' at +3s for 2s' (nothing when the fault spans its phase)."""
+        text = f" at +{format_duration(self.at)}" if self.at else ""
+        return text + (f" for {format_duration(self.for_)}" if self.for_ is not None else "")
+
+
+class ToxicFault(Timed):
+    """A toxic on a proxy for the length of the phase (or from `at`, for `for`)."""
 
     proxy: str
     toxic: Toxic
@@ -156,17 +175,24 @@ class ToxicFault(Model):
         attrs = ", ".join(f"{k}={v}" for k, v in self.toxic.attributes.items())
         share = "" if self.toxic.toxicity == 1 else f" toxicity={self.toxic.toxicity:g}"
         again = f" redrawn every {self.redraw_every:g}s" if self.redraw_every else ""
-        return f"{self.toxic.type}({attrs}) {self.toxic.stream} on proxy {self.proxy}{share}{again}"
+        return (f"{self.toxic.type}({attrs}) {self.toxic.stream} on proxy {self.proxy}{share}"
+                f"{again}{self.when()}")
 
 
-class ContainerFault(Model):
-    """A container action at the phase start (kill, start, stop, restart, pause, unpause)."""
+class ContainerFault(Timed):
+    """A container action at the phase start or `at` into it (kill, start, stop, restart,
+    pause, unpause); with `for`, kill and stop are undone by start, pause by unpause."""
 
     container: str
     action: Literal["kill", "start", "stop", "restart", "pause", "unpause"]
 
     def describe(self) -> str:
-        return f"{self.action} container {self.container}"
+        return f"{self.action} container {self.container}{self.when()}"
+
+    @property
+    def restores(self) -> bool:
+        """start and unpause bring a service back: a restore, not a fault."""
+        return self.action in RESTORING_ACTIONS
 
 
 NET_KINDS = ("firewall_reset", "blackhole", "packet_loss", "rate_limit")
@@ -186,7 +212,7 @@ def parse_rate(value: Any) -> int:
     return bits
 
 
-class NetFault(Model):
+class NetFault(Timed):
     """A firewall or link fault inside one service's network namespace, for its phase.
 
     Applied by a NET_ADMIN sidecar sharing the service's namespace (iptables, tc), so
@@ -234,7 +260,7 @@ class NetFault(Model):
             parts.append(f"probability={self.probability:g}")
         if self.rate is not None:
             parts.append(f"rate={self.rate}")
-        return " ".join(parts)
+        return " ".join(parts) + self.when()
 
 
 def _fault_kind(value: Any) -> str | None:
@@ -373,9 +399,15 @@ class Assertion(Model):
     """Bounds on what clients saw in one phase (or the whole run when phase is omitted)."""
 
     phase: str | None = None
+    request: str | None = Field(
+        None, description="judge only the records of this load.requests[].name (counts, "
+        "rates, latencies); omitted: all requests")
     min_requests: int = Field(1, ge=0)
     success_rate: ComparisonField | None = None
     error_rate: ComparisonField | None = None
+    # Counts of requests by outcome class (chaos.load.classify.COUNT_BOUNDS): each class
+    # under its own name; resets and graceful_errors are the plural spellings of reset and
+    # graceful_error, timeouts is connect_timeout + read_timeout.
     resets: ComparisonField | None = None
     refused: ComparisonField | None = None
     timeouts: ComparisonField | None = None
@@ -383,6 +415,14 @@ class Assertion(Model):
     graceful_errors: ComparisonField | None = None
     ok_after_retry: ComparisonField | None = None
     truncated: ComparisonField | None = None
+    ok: ComparisonField | None = None
+    reset: ComparisonField | None = Field(None, description="= resets")
+    graceful_error: ComparisonField | None = Field(None, description="= graceful_errors")
+    connect_timeout: ComparisonField | None = None
+    read_timeout: ComparisonField | None = None
+    other: ComparisonField | None = Field(
+        None, description="requests no other class describes (an HTTP 4xx, a 5xx without a "
+        "body, an unknown error)")
     retry_amplification: ComparisonField | None = None
     p50: ComparisonField | None = None
     p95: ComparisonField | None = None
@@ -399,8 +439,7 @@ class Assertion(Model):
         None, description="TCP RSTs sent during the phase, from packet captures: "
         "{gateway: 0} (all it sent) or {gateway->client: 0} (to one peer); needs capture")
 
-    @field_validator("resets", "refused", "timeouts", "closed", "graceful_errors", "ok_after_retry",
-                     "truncated", "retry_amplification", "p50", "p95", "p99", "max_latency")
+    @field_validator(*COUNT_BOUNDS, "retry_amplification", "p50", "p95", "p99", "max_latency")
     @classmethod
     def _not_negative(cls, value: Any) -> Any:
         if value is not None and value.value < 0:

@@ -10,16 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from chaos.load.classify import (
-    CLOSED,
-    CONNECT_TIMEOUT,
-    GRACEFUL,
-    OK_AFTER_RETRY,
-    READ_TIMEOUT,
-    REFUSED,
-    RESET,
-    TRUNCATED,
-)
+from chaos.load.classify import COUNT_BOUNDS
 from chaos.scenario.model import Assertion, Scenario
 from chaos.scenario.units import Comparison, format_duration
 from chaos.verdict import breaker_checks, counters, recovery
@@ -29,19 +20,21 @@ from chaos.verdict.stats import Aggregate, Record, Sample
 
 WHOLE_RUN = "(run)"
 
-_COUNTS: dict[str, tuple[str, ...]] = {
-    "resets": (RESET,), "refused": (REFUSED,), "closed": (CLOSED,),
-    "timeouts": (CONNECT_TIMEOUT, READ_TIMEOUT), "graceful_errors": (GRACEFUL,),
-    "ok_after_retry": (OK_AFTER_RETRY,), "truncated": (TRUNCATED,),
-}
-_EXPLAIN = {
-    "resets": "clients saw a TCP reset; a resilient gateway answers 502/503 with a body",
+_RESET = "clients saw a TCP reset; a resilient gateway answers 502/503 with a body"
+_GRACEFUL = "graceful 5xx/429 answers with a body"
+# What each count key of chaos.load.classify.COUNT_BOUNDS counted, for failure messages
+EXPLAIN = {
+    "ok": "requests answered without a retry", "reset": _RESET, "resets": _RESET,
     "refused": "clients had connections refused",
     "closed": "connections were closed without a response",
-    "timeouts": "clients timed out waiting",
-    "graceful_errors": "graceful 5xx/429 answers with a body",
+    "timeouts": "clients timed out waiting (connecting or reading)",
+    "connect_timeout": "clients timed out connecting",
+    "read_timeout": "clients timed out waiting for the response",
+    "graceful_error": _GRACEFUL, "graceful_errors": _GRACEFUL,
     "ok_after_retry": "requests that succeeded after the gateway retried",
     "truncated": "responses or streams were cut short",
+    "other": "requests no other outcome class describes (HTTP 4xx, 5xx without a body, "
+             "other errors)",
 }
 _PERCENTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0, "max_latency": 100.0}
 
@@ -63,7 +56,11 @@ class Evidence:
         self.aggregate = Aggregate(records, {w.name: w.start for w in windows},
                                    breaker_checks.open_intervals(breaker, open_value))
 
-    def sample(self, phase: str) -> Sample:
+    def sample(self, phase: str, request: str | None = None) -> Sample:
+        """The phase's records (the whole run's for WHOLE_RUN), of one request name if given."""
+        if request is not None:
+            scope = None if phase == WHOLE_RUN else phase
+            return self.aggregate.requests.get((scope, request), Sample())
         if phase == WHOLE_RUN:
             return self.aggregate.whole
         return self.aggregate.phases.get(phase, Sample())
@@ -88,26 +85,14 @@ def overall(results: list[AssertionResult]) -> str:
 
 def _evaluate_one(a: Assertion, scenario: Scenario, ev: Evidence) -> list[AssertionResult]:
     phase = a.phase or WHOLE_RUN
-    sample = ev.sample(phase)
-    if sample.total < a.min_requests:
-        return [_result(phase, "min_requests", f">= {a.min_requests}", str(sample.total),
-                        INCONCLUSIVE, f"only {sample.total} requests were made during {phase}; "
-                        "too few to judge", value=float(sample.total))]
-    out: list[AssertionResult] = []
-    if a.success_rate is not None:
-        out.append(_rate(phase, "success_rate", a.success_rate.defaulting(">="), sample.successes,
-                         sample.total, scenario.confidence))
-    if a.error_rate is not None:
-        out.append(_rate(phase, "error_rate", a.error_rate.defaulting("<="),
-                         sample.total - sample.successes, sample.total, scenario.confidence))
-    for kind, outcomes in _COUNTS.items():
-        bound = getattr(a, kind)
-        if bound is not None:
-            out.append(_count(phase, kind, bound, sample.count(*outcomes), sample.total))
-    for kind, q in _PERCENTILES.items():
-        bound = getattr(a, kind)
-        if bound is not None:
-            out.append(_latency(phase, kind, bound.defaulting("<="), sample.latency(q)))
+    sample = ev.sample(phase, a.request)
+    out = _client_bounds(a, phase, sample, scenario.confidence)
+    if a.request is not None:  # the loader allows only the bounds above with `request`
+        for item in out:
+            item.request = a.request
+        return out
+    if out and out[0].kind == "min_requests":
+        return out
     if a.breaker is not None and scenario.probes.breaker is not None and phase != WHOLE_RUN:
         out.extend(breaker_checks.evaluate_breaker(phase, a.breaker, scenario.probes.breaker, ev))
     if a.recovers_within is not None:
@@ -117,6 +102,39 @@ def _evaluate_one(a: Assertion, scenario: Scenario, ev: Evidence) -> list[Assert
     for key, bound in (a.rst_from or {}).items():
         out.append(_rst_from(phase, key, bound, ev))
     return out
+
+
+def _client_bounds(a: Assertion, phase: str, sample: Sample,
+                   confidence: float) -> list[AssertionResult]:
+    """Rates, counts and latencies of the records in `sample` (a phase, maybe one request)."""
+    where = _where(phase, a.request)
+    if sample.total < a.min_requests:
+        return [_result(phase, "min_requests", f">= {a.min_requests}", str(sample.total),
+                        INCONCLUSIVE, f"only {sample.total} requests were made {where}; "
+                        "too few to judge", value=float(sample.total))]
+    out: list[AssertionResult] = []
+    if a.success_rate is not None:
+        out.append(_rate(where, "success_rate", a.success_rate.defaulting(">="),
+                         sample.successes, sample.total, confidence))
+    if a.error_rate is not None:
+        out.append(_rate(where, "error_rate", a.error_rate.defaulting("<="),
+                         sample.total - sample.successes, sample.total, confidence))
+    for kind, outcomes in COUNT_BOUNDS.items():
+        bound = getattr(a, kind)
+        if bound is not None:
+            out.append(_count(where, kind, bound, sample.count(*outcomes), sample.total))
+    for kind, q in _PERCENTILES.items():
+        bound = getattr(a, kind)
+        if bound is not None:
+            out.append(_latency(where, kind, bound.defaulting("<="), sample.latency(q)))
+    for item in out:
+        item.phase = phase
+    return out
+
+
+def _where(phase: str, request: str | None) -> str:
+    """How messages name what was judged: 'during fault', 'during fault (chat requests)'."""
+    return f"during {phase}" + (f" ({request} requests)" if request is not None else "")
 
 
 def _rst_from(phase: str, key: str, bound: Comparison, ev: Evidence) -> AssertionResult:
@@ -144,10 +162,10 @@ def _result(phase: str, kind: str, bound: str, observed: str, status: str, messa
                            ci_high=None if ci is None else round(ci[1], 5), value=value)
 
 
-def _rate(phase: str, kind: str, bound: Comparison, hits: int, total: int,
+def _rate(where: str, kind: str, bound: Comparison, hits: int, total: int,
           confidence: float) -> AssertionResult:
     if total == 0:
-        return _result(phase, kind, bound.text, "n/a", INCONCLUSIVE, f"no requests in {phase}")
+        return _result(where, kind, bound.text, "n/a", INCONCLUSIVE, f"no requests {where}")
     point = hits / total
     low, high = wilson(hits, total, confidence)
     status = judge_interval(bound, low, high, point)
@@ -156,30 +174,30 @@ def _rate(phase: str, kind: str, bound: Comparison, hits: int, total: int,
     if status == PASS:
         message = ""
     elif status == FAIL:
-        message = f"{kind} was {shown} ({hits}/{total}, {interval}) during {phase}, expected {bound.text}"
+        message = f"{kind} was {shown} ({hits}/{total}, {interval}) {where}, expected {bound.text}"
     else:
-        message = (f"{kind} {shown} ({hits}/{total}) during {phase}: the interval {interval} "
+        message = (f"{kind} {shown} ({hits}/{total}) {where}: the interval {interval} "
                    f"straddles {bound.text}; run longer or with more users to decide")
-    return _result(phase, kind, bound.text, shown, status, message, point, (low, high))
+    return _result(where, kind, bound.text, shown, status, message, point, (low, high))
 
 
-def _count(phase: str, kind: str, bound: Comparison, observed: int, total: int) -> AssertionResult:
+def _count(where: str, kind: str, bound: Comparison, observed: int, total: int) -> AssertionResult:
     status = PASS if bound.holds(observed) else FAIL
     message = "" if status == PASS else (
-        f"{observed} of {total} requests during {phase}: {_EXPLAIN[kind]} (expected {bound.text})"
+        f"{observed} of {total} requests {where}: {EXPLAIN[kind]} (expected {bound.text})"
     )
-    return _result(phase, kind, bound.text, str(observed), status, message, float(observed))
+    return _result(where, kind, bound.text, str(observed), status, message, float(observed))
 
 
-def _latency(phase: str, kind: str, bound: Comparison, observed: float | None) -> AssertionResult:
+def _latency(where: str, kind: str, bound: Comparison, observed: float | None) -> AssertionResult:
     if observed is None:
-        return _result(phase, kind, bound.text, "n/a", INCONCLUSIVE, f"no requests in {phase}")
+        return _result(where, kind, bound.text, "n/a", INCONCLUSIVE, f"no requests {where}")
     limit = bound if bound.is_duration else Comparison(bound.op, bound.value / 1000, bound.text)
     status = PASS if limit.holds(observed) else FAIL
     shown = f"{observed * 1000:.1f}ms"
     message = "" if status == PASS else (
-        f"{kind} latency was {shown} during {phase}, expected {bound.text}")
-    return _result(phase, kind, bound.text, shown, status, message, observed)
+        f"{kind} latency was {shown} {where}, expected {bound.text}")
+    return _result(where, kind, bound.text, shown, status, message, observed)
 
 
 def _recovery(phase: str, a: Assertion, ev: Evidence, confidence: float) -> AssertionResult:

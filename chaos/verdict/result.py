@@ -34,6 +34,9 @@ class FaultRecord:
     removed: float | None = None
     # Each service's log lines around the fault (a few seconds before and after it started).
     logs: dict[str, str] = field(default_factory=dict)
+    # "restore": an action that brings a service back (start, unpause): an instant, not a
+    # window (``end`` stays None); "fault" otherwise.
+    kind: str = "fault"
 
 
 @dataclass
@@ -86,10 +89,16 @@ class AssertionResult:
     ci_low: float | None = None  # confidence interval of a rate, when there is one
     ci_high: float | None = None
     value: float | None = None  # the observed value as a number, when there is one
+    request: str | None = None  # judged on this load.requests[].name only (`request:`)
 
     def __post_init__(self) -> None:
         if not self.status:
             self.status = "pass" if self.passed else "fail"
+
+    @property
+    def label(self) -> str:
+        """The check as people read it: `success_rate`, `p95 (request chat)`."""
+        return self.kind if self.request is None else f"{self.kind} (request {self.request})"
 
 
 @dataclass

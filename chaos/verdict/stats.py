@@ -29,6 +29,7 @@ class Record:
     latency_s: float
     status: int
     detail: str
+    request: str = ""  # its load.requests[].name
 
 
 def read_records(path: Path, t0: float) -> Iterator[Record]:
@@ -46,6 +47,7 @@ def read_records(path: Path, t0: float) -> Iterator[Record]:
                 outcome=str(raw.get("outcome", "other")),
                 latency_s=float(raw.get("latency_ms", 0.0)) / 1000.0,
                 status=int(raw.get("status", 0)), detail=str(raw.get("detail", "")),
+                request=str(raw.get("name", "")),
             )
 
 
@@ -104,6 +106,8 @@ class Aggregate:
         self.while_open: dict[str, Sample] = {name: Sample() for name in phase_starts}
         self.phases: dict[str, Sample] = {name: Sample() for name in phase_starts}
         self.whole = Sample()
+        # (phase, request name) -> its records; phase None: the whole run (`request:` bounds)
+        self.requests: dict[tuple[str | None, str], Sample] = {}
         self.seconds: dict[int, Sample] = {}
         self.slots = Slots()  # chaos.verdict.recovery
         for record in records:
@@ -118,6 +122,8 @@ class Aggregate:
             return  # warm-up or cool-down traffic: not judged
         self.phases[record.phase].add(record)
         self.whole.add(record)
+        for scope in (record.phase, None):
+            self.requests.setdefault((scope, record.request), Sample()).add(record)
         if self.open_intervals and _inside(record.t + record.latency_s, self.open_intervals):
             self.while_open[record.phase].add(record)
 

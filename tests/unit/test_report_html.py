@@ -32,7 +32,9 @@ def test_recorded_runs_render_everything(run: str) -> None:
                     'id="scenario-yaml"', 'id="versions"', 'id="score"', 'id="rerun"'):
         assert section in html, section
     rps = html.split('id="timeline-rps"')[1].split("</svg>")[0]
-    assert rps.count('class="fault-window"') == len(result.faults)
+    restores = [f for f in result.faults if f.kind == "restore"]  # start: a marker, no window
+    assert restores and rps.count('class="restore-mark"') == len(restores)
+    assert rps.count('class="fault-window"') == len(result.faults) - len(restores)
     for fault in result.faults:
         assert fault.description in rps
     assert html.count('class="fault-logs"') == sum(1 for f in result.faults if f.logs)
