@@ -22,7 +22,7 @@ def _line_chart(result: Result, ident: str, label: str, series: dict[str, list[t
     def y(v: float) -> float:
         return f.base - C.PLOT_H * (v / peak)
 
-    parts = C._backdrop(result, f)
+    parts = C._backdrop(result, f, ident)
     parts.append(C._value_axis(f, [(y(peak * k / 4), f"{peak * k / 4:g}") for k in range(5)], unit))
     for name, points in series.items():
         if not points:

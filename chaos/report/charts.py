@@ -5,11 +5,17 @@ fault window lines up across requests, latency and the breaker band. Hovering sh
 values through SVG <title> elements (native browser tooltips), so it works with
 JavaScript off. Long runs are bucketed to at most MAX_COLUMNS columns to keep the
 page small.
+
+Colours are the Okabe-Ito palette (distinguishable with the common colour-vision
+deficiencies), one meaning each: vermillion is a reset and nothing else; latency lines are
+a blue ramp told apart by dashes as well; the breaker band is a grey ramp (closed pale,
+open black); fault windows are hatched (an SVG pattern), not coloured.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -18,12 +24,14 @@ from chaos.report.derive import state_name
 from chaos.verdict.result import Result
 
 COLORS = {
-    "ok": "#2e7d32", "ok_after_retry": "#81c784", "graceful_error": "#f9a825",
-    "reset": "#c62828", "refused": "#8e24aa", "connect_timeout": "#6d4c41",
-    "read_timeout": "#a1887f", "closed": "#ef6c00", "truncated": "#d81b60", "other": "#757575",
+    "ok": "#009E73", "ok_after_retry": "#8FD6C2", "graceful_error": "#E69F00",
+    "reset": "#D55E00", "refused": "#CC79A7", "connect_timeout": "#56B4E9",
+    "read_timeout": "#0072B2", "closed": "#000000", "truncated": "#F0E442", "other": "#999999",
 }
-LATENCY_COLORS = {"p50_ms": "#1e88e5", "p95_ms": "#fb8c00", "p99_ms": "#e53935"}
-BREAKER_COLORS = {"closed": "#2e7d32", "open": "#c62828", "half-open": "#f9a825"}
+LATENCY_COLORS = {"p50_ms": "#56B4E9", "p95_ms": "#0072B2", "p99_ms": "#002D4D"}
+LATENCY_DASHES = {"p50_ms": "2 2", "p95_ms": "6 3", "p99_ms": ""}
+BREAKER_COLORS = {"closed": "#DDE3E7", "half-open": "#8C969C", "open": "#000000"}
+FAULT_INK = "#37474f"  # the hatch and the label bar of a fault window
 WIDTH, LEFT, RIGHT = 960, 60, 12
 PLOT_H, AXIS_H, PHASE_H, LANE_H = 170, 22, 16, 13
 MAX_COLUMNS = 600
@@ -97,9 +105,10 @@ def _fit(text: str, pixels: float) -> str:
     return text[: max(room - 1, 0)] + "…" if room > 1 else ""
 
 
-def _backdrop(result: Result, f: Frame) -> list[str]:
-    """Phases (alternating shade, name on top) and fault windows (red shade, labelled lane)."""
-    parts = []
+def _backdrop(result: Result, f: Frame, ident: str = "chart") -> list[str]:
+    """Phases (alternating shade, name on top) and fault windows (hatched, labelled lane)."""
+    ident = _id(ident)
+    parts = [_hatch(ident)]
     for i, window in enumerate(result.phases):
         x0, x1 = f.x(window.start), f.x(window.end)
         title = window.name + (": " + "; ".join(window.faults) if window.faults else "")
@@ -123,13 +132,27 @@ def _backdrop(result: Result, f: Frame) -> list[str]:
         title = escape(f"fault: {fault.description} ({fault.start:.1f}s to {end:.1f}s, "
                        f"phase {fault.phase})" + (f"; {fault.error}" if fault.error else ""))
         parts.append(f'<g class="fault-window" data-fault="{i}"><title>{title}</title>'
-                     f'<rect x="{x0:.1f}" y="{y:.0f}" width="{width:.1f}" '
-                     f'height="{f.base - y:.0f}" fill="#e53935" fill-opacity="0.09"/>'
+                     f'<rect class="fault-shade" x="{x0:.1f}" y="{y:.0f}" width="{width:.1f}" '
+                     f'height="{f.base - y:.0f}" fill="url(#{ident}-hatch)"/>'
                      f'<rect x="{x0:.1f}" y="{y:.0f}" width="{width:.1f}" height="{LANE_H - 2}" '
-                     f'fill="#e53935" fill-opacity="0.75"/>'
+                     f'fill="{FAULT_INK}" fill-opacity="0.85"/>'
                      f'<text x="{x0 + 2:.1f}" y="{y + LANE_H - 4:.0f}" font-size="9.5" fill="#fff">'
                      f"{escape(_fit(fault.description, width - 4))}</text></g>")
     return parts
+
+
+def _id(text: str) -> str:
+    """A chart name made safe for an id and a url(#...) reference (service names are data)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", text)
+
+
+def _hatch(ident: str) -> str:
+    """The diagonal hatch that marks fault windows (one pattern per chart: ids are unique)."""
+    return (f'<defs><pattern id="{ident}-hatch" class="fault-hatch" width="7" height="7" '
+            f'patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
+            f'<rect width="7" height="7" fill="#ffffff" fill-opacity="0.35"/>'
+            f'<line x1="0" y1="0" x2="0" y2="7" stroke="{FAULT_INK}" stroke-width="2" '
+            f'stroke-opacity="0.28"/></pattern></defs>')
 
 
 def _restore_mark(result: Result, f: Frame, index: int) -> str:
@@ -220,7 +243,7 @@ def outcome_chart(result: Result) -> str:
     f = frame(result)
     cols = _columns(result, f)
     peak = _nice(max((float(c.get("total") or 0) for c in cols), default=0.0))
-    parts = _backdrop(result, f)
+    parts = _backdrop(result, f, "timeline-rps")
     ticks = [(f.base - PLOT_H * k / 4, f"{peak * k / 4:g}") for k in range(1, 5)]
     parts.append(_value_axis(f, ticks, "req/s"))
     bar_w = max((WIDTH - LEFT - RIGHT) * f.bucket / f.span - 0.6, 0.8)
@@ -244,7 +267,7 @@ def latency_chart(result: Result) -> str:
     f = frame(result)
     cols = _columns(result, f)
     values = [float(c[k]) for c in cols for k in LATENCY_COLORS if c.get(k)]
-    parts = _backdrop(result, f)
+    parts = _backdrop(result, f, "timeline-latency")
     if values:
         low = 10 ** math.floor(math.log10(max(min(values), 0.1)))
         high = 10 ** math.ceil(math.log10(max(max(values), low * 10)))
@@ -272,8 +295,10 @@ def latency_chart(result: Result) -> str:
                 x, y = points[0].split(",")
                 parts.append(f'<circle class="latency" cx="{x}" cy="{y}" r="1.8" fill="{color}"/>')
             else:
+                dash = f' stroke-dasharray="{LATENCY_DASHES[key]}"' if LATENCY_DASHES[key] else ""
                 parts.append(f'<polyline class="latency {key[:3]}" fill="none" stroke="{color}" '
-                             f'stroke-width="1.6" points="{" ".join(points)}"/>')
+                             f'stroke-width="{2.2 if key == "p99_ms" else 1.6}"{dash} '
+                             f'points="{" ".join(points)}"/>')
     parts.append(_time_axis(f))
     parts.extend(_hover(cols, f))
     return _svg("timeline-latency", "latency p50, p95 and p99 per second", f, parts)
@@ -321,15 +346,19 @@ def _svg(ident: str, label: str, f: Frame, parts: list[str]) -> str:
             f'xmlns="http://www.w3.org/2000/svg">{"".join(parts)}</svg>')
 
 
+FAULT_KEY = '<span><i class="hatch"></i>fault window</span>'
+
+
 def legend() -> str:
     items = "".join(f'<span><i style="background:{c}"></i>{escape(k)}</span>' for k, c in COLORS.items())
-    return f'<div class="legend">{items}</div>'
+    return f'<div class="legend">{items}{FAULT_KEY}</div>'
 
 
 def latency_legend() -> str:
-    items = "".join(f'<span><i style="background:{c}"></i>{k[:3]}</span>'
+    items = "".join(f'<span><i class="line" style="border-top:2.5px '
+                    f'{"dashed" if LATENCY_DASHES[k] else "solid"} {c}"></i>{k[:3]}</span>'
                     for k, c in LATENCY_COLORS.items())
-    return f'<div class="legend">{items}</div>'
+    return f'<div class="legend">{items}{FAULT_KEY}</div>'
 
 
 def breaker_legend() -> str:

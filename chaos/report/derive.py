@@ -12,20 +12,27 @@ import platform
 import re
 from pathlib import Path
 
+from chaos.scenario.units import parse_comparison
 from chaos.verdict.counters import growth
-from chaos.verdict.result import BreakerTransition, FaultRecord, Result
+from chaos.verdict.result import BreakerTransition, FaultRecord, Result, ScoreTerm
 
 BREAKER_STATES = {0.0: "closed", 1.0: "open", 2.0: "half-open"}
 SUCCESS = ("ok", "ok_after_retry")
 HANDLED = ("ok", "ok_after_retry", "graceful_error")
-ASSERTION_WEIGHT, HANDLING_WEIGHT = 60, 40
+# Assertions whose failure means the graceful errors of their phase were too many.
+_COUNTS_GRACEFUL = ("graceful_errors", "success_rate", "error_rate", "recovers_within")
 
+WEIGHTS = {"A": 40, "G": 20, "T": 40}
 SCORE_FORMULA = (
-    "score = round(60 × A + 40 × G), where A = (assertions passed + ½ × inconclusive) / "
-    "assertions evaluated, and G = requests answered acceptably (ok, ok_after_retry or "
-    "graceful_error: a 5xx/429 with a body) / all requests, counted over the phases that "
-    "inject faults (over the whole run when none does). When one term has no data the "
-    "other carries the full 100; a run that errored or was interrupted has no score."
+    "score = round(40 × A + 20 × G + 40 × T), where A = (assertions passed + ½ × "
+    "inconclusive) / assertions evaluated; G = requests answered acceptably (ok, "
+    "ok_after_retry or graceful_error: a 5xx/429 with a body) / all requests; and T = 1 − "
+    "failing seconds / seconds, a failing second being one in which clients saw a failure "
+    "that is not graceful (reset, refused, timeout, closed, truncated, other) or no success "
+    "at all (only errors, or nothing finished). G and T are counted over the phases that "
+    "inject faults (over the whole run when none does), each second in the phase holding its "
+    "middle. A term without data drops out and the others share its weight; a run that "
+    "errored or was interrupted has no score."
 )
 RECOVERY_DEFINITION = (
     "Recovery time: from the last fault change (a fault requested on or off) before the "
@@ -50,7 +57,8 @@ def enrich(result: Result) -> Result:
         result.breaker_transitions = breaker_transitions(result)
     if result.retry_amplification is None and result.upstream:
         result.retry_amplification, result.retry_amplification_by_phase = retry_amplification(result)
-    if result.score is None:
+    if result.score is None or not result.score_terms:
+        result.score_terms = score_terms(result)
         result.score, result.score_parts = resilience_score(result)
     return result
 
@@ -80,25 +88,109 @@ def breaker_transitions(result: Result) -> list[BreakerTransition]:
 
 # -- score -------------------------------------------------------------------------------
 def resilience_score(result: Result) -> tuple[int | None, dict[str, float]]:
+    """(score, {term: value}); score_terms(result) explains each term."""
+    terms = score_terms(result)
+    if not terms:
+        return None, {}
+    return int(round(sum(t.points for t in terms))), {t.name: t.value for t in terms}
+
+
+def score_terms(result: Result) -> list[ScoreTerm]:
+    """The terms of SCORE_FORMULA that have data, weights rescaled to sum to 100."""
     if result.verdict in ("error", "interrupted"):
-        return None, {}
-    parts: dict[str, float] = {}
-    if result.assertions:
-        passed = sum(1 for a in result.assertions if a.status == "pass")
-        unsure = sum(1 for a in result.assertions if a.status == "inconclusive")
-        parts["A"] = (passed + 0.5 * unsure) / len(result.assertions)
+        return []
+    found = [t for t in (_assertion_term(result), _handled_term(result), _time_term(result)) if t]
+    total = sum(WEIGHTS[name] for name, _, _, _ in found)
+    return [ScoreTerm(name, meaning, round(value, 4), round(100 * WEIGHTS[name] / total, 2),
+                      round(100 * WEIGHTS[name] / total * value, 2), basis)
+            for name, meaning, value, basis in found]
+
+
+_Term = tuple[str, str, float, str]
+
+
+def _assertion_term(result: Result) -> _Term | None:
+    if not result.assertions:
+        return None
+    passed = sum(1 for a in result.assertions if a.status == "pass")
+    unsure = sum(1 for a in result.assertions if a.status == "inconclusive")
+    value = (passed + 0.5 * unsure) / len(result.assertions)
+    return ("A", "assertions held", value,
+            f"{passed} passed + ½ × {unsure} inconclusive of {len(result.assertions)} assertions")
+
+
+def scored_phases(result: Result) -> set[str]:
+    """The phases G and T count over: those that inject faults, or all of them."""
     faulted = {w.name for w in result.phases if w.faults}
-    stats = [p for p in result.phase_stats if p.name in faulted] or result.phase_stats
+    return faulted or {p.name for p in result.phase_stats} | {w.name for w in result.phases}
+
+
+def _handled_term(result: Result) -> _Term | None:
+    names = scored_phases(result)
+    stats = [p for p in result.phase_stats if p.name in names]
     total = sum(p.total for p in stats)
-    if total:
-        parts["G"] = sum(p.counts.get(k, 0) for p in stats for k in HANDLED) / total
-    if not parts:
-        return None, {}
-    if len(parts) == 1:
-        score = 100 * next(iter(parts.values()))
-    else:
-        score = ASSERTION_WEIGHT * parts["A"] + HANDLING_WEIGHT * parts["G"]
-    return int(round(score)), {k: round(v, 4) for k, v in parts.items()}
+    if not total:
+        return None
+    handled = sum(p.counts.get(k, 0) for p in stats for k in HANDLED)
+    return ("G", "requests answered acceptably", min(handled / total, 1.0),
+            f"{handled} of {total} requests in {_names(result, names)}")
+
+
+def failing_second(row: dict[str, object]) -> bool:
+    """Clients saw a failure that is not graceful in this second, or no success at all."""
+    def count(key: str) -> float:
+        value = row.get(key)
+        return float(value) if isinstance(value, int | float) else 0.0
+
+    if sum(count(k) for k in SUCCESS) <= 0:
+        return True
+    return count("total") > sum(count(k) for k in HANDLED)
+
+
+def _time_term(result: Result) -> _Term | None:
+    names = scored_phases(result)
+    seconds = [row for row in result.timeline
+               if phase_at(result, float(row.get("t", 0)) + 0.5) in names]
+    if not seconds:
+        return None
+    failing = sum(1 for row in seconds if failing_second(row))
+    return ("T", "seconds without client-visible failure", 1 - failing / len(seconds),
+            f"{failing} failing of {len(seconds)} s in {_names(result, names)}")
+
+
+def _names(result: Result, names: set[str]) -> str:
+    ordered = [w.name for w in result.phases if w.name in names] or sorted(names)
+    return "phase " + ", ".join(ordered) if len(ordered) == 1 else "phases " + ", ".join(ordered)
+
+
+# -- errors the scenario expected ---------------------------------------------------------
+def _admits_positive(bound: str) -> bool:
+    try:
+        comparison = parse_comparison(bound)
+    except ValueError:
+        return False
+    return any(comparison.holds(n) for n in (1.0, comparison.value, comparison.value + 1) if n > 0)
+
+
+def expected_error_phases(result: Result) -> set[str]:
+    """Phases whose graceful errors the scenario expected: an assertion there allows them
+    (graceful_errors with a bound a positive count meets, or recovers_within: errors until
+    the service is back) and none of the phase's assertions that count them failed."""
+    out = set()
+    for phase in {a.phase for a in result.assertions}:
+        mine = [a for a in result.assertions if a.phase == phase]
+        allows = any(a.kind == "recovers_within" or
+                     (a.kind == "graceful_errors" and _admits_positive(a.bound)) for a in mine)
+        violated = any(a.status == "fail" and a.kind in _COUNTS_GRACEFUL for a in mine)
+        if allows and not violated:
+            out.add(phase)
+    return out
+
+
+def expected_errors(result: Result) -> int:
+    """Graceful errors in the phases that expected them (expected_error_phases)."""
+    names = expected_error_phases(result)
+    return sum(p.counts.get("graceful_error", 0) for p in result.phase_stats if p.name in names)
 
 
 # -- retry amplification -----------------------------------------------------------------

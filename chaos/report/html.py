@@ -40,6 +40,11 @@ def _num(value: float | None, unit: str = "") -> str:
     return "n/a" if value is None else f"{value:g}{unit}"
 
 
+def _breakable(name: str) -> Markup:
+    """An outcome name that may wrap after its underscores (ok_after_retry), nowhere else."""
+    return Markup("_<wbr>").join(name.split("_"))
+
+
 def _ci(item: AssertionResult) -> str:
     if item.ci_low is None or item.ci_high is None:
         return "n/a"
@@ -48,7 +53,8 @@ def _ci(item: AssertionResult) -> str:
     return f"{item.ci_low:.4g} to {item.ci_high:.4g}"
 
 
-_ENV.filters.update(ms=_ms, pct=_pct, num=_num, clean=clean, secs=recovery.seconds_text)
+_ENV.filters.update(ms=_ms, pct=_pct, num=_num, clean=clean, secs=recovery.seconds_text,
+                    breakable=_breakable)
 _ENV.globals.update(ci=_ci, recovery_line=recovery.described)
 
 
@@ -93,7 +99,25 @@ def _evidence(result: Result) -> dict[str, Any]:
     sockets = [(name, Markup(leg), Markup(svg))
                for name, leg, svg in evidence_charts.socket_charts(result)]
     return {"ev": result.evidence, "ev_rst_legend": Markup(rst_legend),
-            "ev_rst_chart": Markup(rst_chart), "ev_sockets": sockets}
+            "ev_rst_chart": Markup(rst_chart), "ev_sockets": sockets, **_split_samples(result)}
+
+
+def _split_samples(result: Result) -> dict[str, Any]:
+    """Failed-request samples apart from the graceful errors the scenario expected
+    (derive.expected_error_phases), with the counts of each over the whole run."""
+    phases = derive.expected_error_phases(result)
+    expected: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    for sample in result.evidence.get("samples") or []:
+        where = derive.phase_at(result, float(sample.get("t", 0)))
+        is_expected = sample.get("outcome") == "graceful_error" and where in phases
+        (expected if is_expected else failed).append(sample)
+    expected_total = derive.expected_errors(result)
+    failed_total = int(result.evidence.get("failed_total") or len(failed) + len(expected))
+    return {"failed_samples": failed, "expected_samples": expected,
+            "expected_total": expected_total,
+            "failures_total": max(failed_total - expected_total, len(failed)),
+            "expected_phases": [w.name for w in result.phases if w.name in phases]}
 
 
 def _score_class(score: int | None) -> str:

@@ -102,6 +102,19 @@ class AssertionResult:
 
 
 @dataclass
+class ScoreTerm:
+    """One term of the resilience score (chaos.report.derive.SCORE_FORMULA): its value
+    (0-1), the share of 100 it carries in this run and the counts behind the value."""
+
+    name: str  # A, G or T
+    meaning: str
+    value: float
+    weight: float
+    points: float  # weight × value
+    basis: str  # the counts, e.g. "7 passed + ½ × 1 inconclusive of 8 assertions"
+
+
+@dataclass
 class BreakerTransition:
     t: float  # seconds since the first phase started
     from_state: str
@@ -160,7 +173,8 @@ class Result:
     recovered: bool | None = None  # False: traffic never got back to health
     breaker_transitions: list[BreakerTransition] = field(default_factory=list)
     score: int | None = None  # resilience score 0-100 (chaos.report.derive.SCORE_FORMULA)
-    score_parts: dict[str, float] = field(default_factory=dict)
+    score_parts: dict[str, float] = field(default_factory=dict)  # {term name: value}
+    score_terms: list[ScoreTerm] = field(default_factory=list)  # the same terms, explained
     # `chaos run --baseline OLD`: the comparison (chaos.verdict.baseline); None without one.
     regression: dict[str, Any] | None = None
     # Evidence (chaos.capture.evidence): the one-axis event table, failed-request samples,
@@ -189,7 +203,8 @@ class Result:
         """The inverse of to_dict (a result.json read back); unknown keys are ignored."""
         nested: dict[str, type] = {"phases": PhaseWindow, "faults": FaultRecord,
                                    "phase_stats": PhaseStats, "assertions": AssertionResult,
-                                   "breaker_transitions": BreakerTransition}
+                                   "breaker_transitions": BreakerTransition,
+                                   "score_terms": ScoreTerm}
         names = {f.name for f in fields(cls)}
         kwargs: dict[str, Any] = {}
         for key, value in data.items():

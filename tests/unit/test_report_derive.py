@@ -8,16 +8,21 @@ from pathlib import Path
 from report_cases import hand_built, recorded
 
 from chaos.report import derive
-from chaos.verdict.result import FaultRecord
+from chaos.verdict.result import AssertionResult, FaultRecord, PhaseStats
 
 
 def test_score_formula() -> None:
     # 1 pass, 1 fail, 1 inconclusive; phases with faults: fault (140 of 200 handled) and
-    # recovery (200 of 200)
+    # recovery (200 of 200); seconds 10-19 saw resets (failing), 20-29 did not
     result = hand_built()
     score, parts = derive.resilience_score(result)
-    assert parts == {"A": 0.5, "G": 0.85}
-    assert score == round(60 * 0.5 + 40 * 0.85) == 64
+    assert parts == {"A": 0.5, "G": 0.85, "T": 0.5}
+    assert score == round(40 * 0.5 + 20 * 0.85 + 40 * 0.5) == 57
+    terms = {t.name: t for t in derive.score_terms(result)}
+    assert terms["T"].basis == "10 failing of 20 s in phases fault, recovery"
+    assert terms["A"].basis == "1 passed + ½ × 1 inconclusive of 3 assertions"
+    assert [t.weight for t in terms.values()] == [40, 20, 40]
+    assert [t.points for t in terms.values()] == [20, 17, 20]
 
 
 def test_score_bounds_and_absence() -> None:
@@ -25,17 +30,62 @@ def test_score_bounds_and_absence() -> None:
     for item in result.assertions:
         item.status = "pass"
     result.phase_stats[1].counts = {"ok": 200}
+    for row in result.timeline:
+        row.update(ok=20, graceful_error=0, reset=0)
     assert derive.resilience_score(result)[0] == 100
     result.assertions = []
-    assert derive.resilience_score(result) == (100, {"G": 1.0})
+    assert derive.resilience_score(result) == (100, {"G": 1.0, "T": 1.0})
+    assert [t.weight for t in derive.score_terms(result)] == [33.33, 66.67]  # A's share moves over
     result.verdict = "error"
     assert derive.resilience_score(result) == (None, {})
 
 
+def test_seconds_of_client_visible_failure_weigh_in_the_score() -> None:
+    """The gateway itself down for 8 s of a 20 s fault phase: few requests fail (clients
+    were refused fast and retried little), every assertion passed. The old formula
+    (60 × A + 40 × G) gave 99; the 8 failing seconds make it 89 (fair)."""
+    result = hand_built(status="pass")
+    for item in result.assertions:
+        item.status = "pass"
+    result.phases[1].end = result.phases[2].start = 30.0
+    result.phases[2].end = 40.0
+    result.timeline = [{"t": t, "total": 20, "ok": 20} for t in range(40)]
+    for row in result.timeline[10:18]:
+        row.update(total=2, ok=0, refused=2)  # down: two refused connects a second
+    result.phase_stats[1] = PhaseStats("fault", 256, {"ok": 240, "refused": 16}, 0.94, 1, 2, 3,
+                                       4, 12.8)
+    result.phase_stats[2] = PhaseStats("recovery", 200, {"ok": 200}, 1.0, 1, 2, 3, 4, 20.0)
+    terms = {t.name: t for t in derive.score_terms(result)}
+    assert terms["G"].value == round(440 / 456, 4)  # 0.965
+    assert terms["T"].basis == "8 failing of 30 s in phases fault, recovery"
+    assert derive.resilience_score(result)[0] == round(40 + 20 * 440 / 456 + 40 * 22 / 30) == 89
+
+
+def test_failing_second() -> None:
+    assert derive.failing_second({"t": 0, "total": 10, "ok": 9, "graceful_error": 1}) is False
+    assert derive.failing_second({"t": 0, "total": 10, "ok": 9, "reset": 1}) is True
+    assert derive.failing_second({"t": 0, "total": 5, "graceful_error": 5}) is True  # no success
+    assert derive.failing_second({"t": 0, "total": 0}) is True  # nothing finished
+
+
 def test_recorded_scores() -> None:
-    assert recorded("pass").score == 100
-    failing = recorded("fail").score
+    assert derive.resilience_score(recorded("pass"))[0] == 84  # 9 s without a success
+    failing = derive.resilience_score(recorded("fail"))[0]
     assert failing is not None and failing < 70
+
+
+def test_expected_errors_are_the_graceful_ones_the_phase_allows() -> None:
+    passing = recorded("pass")  # fault: graceful_errors "> 0"; recovery: recovers_within
+    assert derive.expected_error_phases(passing) == {"fault", "recovery"}
+    assert derive.expected_errors(passing) == 1771 + 202
+    result = hand_built()  # the fault phase asserts resets == 0 only: its 503s are not expected
+    assert "fault" not in derive.expected_error_phases(result)
+    result.assertions.append(AssertionResult("fault", "graceful_errors", "> 0", "60", True, ""))
+    assert "fault" in derive.expected_error_phases(result)
+    result.assertions[-1] = AssertionResult("fault", "graceful_errors", "== 0", "60", False, "")
+    assert "fault" not in derive.expected_error_phases(result)  # expected none: violated
+    result.assertions[-1] = AssertionResult("fault", "graceful_errors", "<= 10", "60", False, "")
+    assert "fault" not in derive.expected_error_phases(result)  # allowed a few, got more
 
 
 def test_breaker_transitions() -> None:

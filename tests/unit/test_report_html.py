@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from report_cases import hand_built, recorded, with_evil_text
+from report_cases import hand_built, recorded, with_evidence, with_evil_text
 
 from chaos.report import derive
 from chaos.report.html import render_html
@@ -17,7 +17,8 @@ def _assert_self_contained(html: str) -> None:
     for forbidden in ("<script", "<link", "@import", "<iframe", "<img", "<object", "<embed"):
         assert forbidden not in lowered, forbidden
     assert not re.search(r"""\b(src|href)\s*=\s*["']?(https?:|//|file:)""", lowered)
-    assert not re.search(r"url\(", lowered)
+    # url(#id) points inside the page (the fault hatch pattern); any other url( could fetch
+    assert not re.search(r"url\((?!#[a-z0-9_-]+\))", lowered)
     assert "Content-Security-Policy" in html and "default-src 'none'" in html
 
 
@@ -113,3 +114,30 @@ def test_a_long_run_stays_small() -> None:
     rps = html.split('id="timeline-rps"')[1].split("</svg>")[0]
     assert rps.count('class="fault-window"') == 40
     assert rps.count('class="hover"') <= 600  # bucketed
+
+
+def test_score_terms_and_their_sum_are_on_the_page() -> None:
+    html = render_html(hand_built())
+    table = html.split('id="score-terms"')[1].split("</table>")[0]
+    for term in ("A", "G", "T"):
+        assert f"<td><b>{term}</b></td>" in table
+    assert "10 failing of 20 s in phases fault, recovery" in table
+    assert "score = round(20.00 + 17.00 + 20.00) = 57" in html
+    assert "A 0.50 · G 0.85 · T 0.50" in html  # on the score card too
+
+
+def test_expected_errors_apart_and_events_collapsed() -> None:
+    html = render_html(with_evidence("pass"))
+    assert '<details id="evidence-events-box">' in html  # closed: no `open` attribute
+    assert "Failed requests: none" in html
+    assert "1973 graceful errors (5xx/429 with a body) in phases fault, recovery" in html
+    failing = render_html(with_evidence("fail"))
+    assert "Failed requests, with context (12 shown of 158)" in failing
+    assert 'id="expected-samples"' not in failing
+
+
+def test_bounds_and_numbers_do_not_wrap() -> None:
+    html = render_html(recorded("pass"))
+    assert '<code class="bound">&gt;= 0.99</code>' in html
+    assert "td code.bound,.nowrap,td.num{white-space:nowrap" in html
+    assert '<div class="scroll" id="phases-box">' in html
