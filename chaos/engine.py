@@ -32,7 +32,7 @@ from chaos.report.writer import write_reports
 from chaos.scenario.model import Scenario
 from chaos.session import RunSession
 from chaos.session_api import RunSessionLike, SessionFactory
-from chaos.verdict.evaluate import Evidence, evaluate, overall
+from chaos.verdict.evaluate import Evidence, evaluate, overall, scoped_requests
 from chaos.verdict.generator import check_generator
 from chaos.verdict.recovery import recovery_line, run_recovery
 from chaos.verdict.result import Result
@@ -157,7 +157,7 @@ def _judge(scenario: Scenario, session: RunSessionLike, result: Result, bus: Eve
     probe = scenario.probes.breaker
     evidence = Evidence(read_records(session.records_path, session.t0), session.windows,
                         result.breaker, result.upstream, probe.open_value if probe else 1.0,
-                        faults=session.fault_records)
+                        faults=session.fault_records, requests=scoped_requests(scenario))
     result.timeline = evidence.aggregate.timeline(end)
     result.phase_stats = phase_stats_from(evidence.aggregate, session.windows)
     generator = check_generator(scenario.load, session.records_path, session.t0,

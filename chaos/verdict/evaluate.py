@@ -45,7 +45,8 @@ class Evidence:
     def __init__(self, records: Iterable[Record], windows: list[PhaseWindow],
                  breaker: list[tuple[float, float]],
                  upstream: list[tuple[float, float]] | None = None,
-                 open_value: float = 1.0, faults: list[FaultRecord] | None = None) -> None:
+                 open_value: float = 1.0, faults: list[FaultRecord] | None = None,
+                 requests: Iterable[str] | None = None) -> None:
         self.windows = {w.name: w for w in windows}
         self.changes = recovery.fault_changes(faults or [])  # what recovery counts from
         self.breaker = breaker
@@ -54,7 +55,8 @@ class Evidence:
         # chaos.capture.analysis.CaptureAnalysis when packets were captured (rst_from)
         self.capture: Any = None
         self.aggregate = Aggregate(records, {w.name: w.start for w in windows},
-                                   breaker_checks.open_intervals(breaker, open_value))
+                                   breaker_checks.open_intervals(breaker, open_value),
+                                   requests=None if requests is None else frozenset(requests))
 
     def sample(self, phase: str, request: str | None = None) -> Sample:
         """The phase's records (the whole run's for WHOLE_RUN), of one request name if given."""
@@ -64,6 +66,11 @@ class Evidence:
         if phase == WHOLE_RUN:
             return self.aggregate.whole
         return self.aggregate.phases.get(phase, Sample())
+
+
+def scoped_requests(scenario: Scenario) -> set[str]:
+    """The request names that `request:` bounds judge (Evidence keeps their records apart)."""
+    return {a.request for a in scenario.assertions if a.request is not None}
 
 
 def evaluate(scenario: Scenario, evidence: Evidence) -> list[AssertionResult]:

@@ -11,7 +11,7 @@ import bisect
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,12 +101,15 @@ class Aggregate:
     """One pass over the records: per phase, per second, and per 10 ms slot (recovery)."""
 
     def __init__(self, records: Iterable[Record], phase_starts: dict[str, float],
-                 open_intervals: list[tuple[float, float]] | None = None) -> None:
+                 open_intervals: list[tuple[float, float]] | None = None,
+                 requests: Collection[str] | None = None) -> None:
         self.open_intervals = sorted(open_intervals or [])
         self.while_open: dict[str, Sample] = {name: Sample() for name in phase_starts}
         self.phases: dict[str, Sample] = {name: Sample() for name in phase_starts}
         self.whole = Sample()
-        # (phase, request name) -> its records; phase None: the whole run (`request:` bounds)
+        # (phase, request name) -> its records, phase None: the whole run; kept for the
+        # names `request:` bounds ask about (None: all; each costs a histogram per record)
+        self.scoped = None if requests is None else frozenset(requests)
         self.requests: dict[tuple[str | None, str], Sample] = {}
         self.seconds: dict[int, Sample] = {}
         self.slots = Slots()  # chaos.verdict.recovery
@@ -122,8 +125,9 @@ class Aggregate:
             return  # warm-up or cool-down traffic: not judged
         self.phases[record.phase].add(record)
         self.whole.add(record)
-        for scope in (record.phase, None):
-            self.requests.setdefault((scope, record.request), Sample()).add(record)
+        if self.scoped is None or record.request in self.scoped:
+            for scope in (record.phase, None):
+                self.requests.setdefault((scope, record.request), Sample()).add(record)
         if self.open_intervals and _inside(record.t + record.latency_s, self.open_intervals):
             self.while_open[record.phase].add(record)
 
