@@ -83,5 +83,5 @@ def test_the_window_starts_at_the_request_and_both_instants_are_recorded(
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     faults = html[html.index('id="faults"'):]
     faults = faults[:faults.index("</table>")]
-    assert f"{fault['start']:.2f}s" in faults and f"{fault['completed']:.2f} s" in faults
+    assert f"{fault['start']:.2f}s" in faults and f"{fault['completed']:.2f}s" in faults
     assert "requested" in faults and "applied" in faults
