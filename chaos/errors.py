@@ -33,6 +33,10 @@ class ScenarioError(ChaosError):
         return f"{where}:{key} {self.message}"
 
 
+class SyntaxProblem(ScenarioError):
+    """The text is not YAML at all (as opposed to YAML the guards refuse)."""
+
+
 class UsageError(ChaosError):
     """The command line itself is wrong."""
 
@@ -92,9 +96,38 @@ class FaultNotApplied(EnvironmentProblem):
 
 
 class ProxyError(ChaosError):
-    """The Toxiproxy API refused or failed a request."""
+    """The Toxiproxy API refused or failed a request.
+
+    ``status`` is the HTTP status the server answered (None when no answer came: a
+    refused connection, a timeout), so that callers decide on it, not on the text.
+    """
 
     exit_code = 3
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ReportInputError(ChaosError):
+    """A result.json that cannot be read (missing, not JSON, or from a newer version)."""
+
+    exit_code = 2
+
+
+class PcapError(ValueError):
+    """Not a classic pcap file (or cut short inside its global header).
+
+    A ValueError, not a ChaosError: a capture file that cannot be read is noted in the
+    evidence and the run goes on; it never ends a command.
+    """
+
+
+class ScenarioFailed(Exception):
+    """A scenario item under pytest: the verdict was not pass, or the file is invalid.
+
+    Not a ChaosError: it is pytest's failure of one test item, rendered by the plugin.
+    """
 
 
 class Interrupted(ChaosError):

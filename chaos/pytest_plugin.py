@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from chaos.errors import ScenarioFailed
+
 if TYPE_CHECKING:
     from chaos.scenario.model import Scenario
     from chaos.verdict.result import Result
@@ -58,10 +60,6 @@ class ScenarioFile(pytest.File):
         item = ScenarioItem.from_parent(self, name=self.path.stem)
         item.add_marker("chaos_scenario")
         yield item
-
-
-class ScenarioFailed(Exception):
-    """The scenario's verdict was not pass, or the file is invalid."""
 
 
 def _report_dir(config: pytest.Config) -> Path:

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from chaos.errors import PcapError
+
 MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1e-6), b"\xa1\xb2\xc3\xd4": (">", 1e-6),
     b"\x4d\x3c\xb2\xa1": ("<", 1e-9), b"\xa1\xb2\x3c\x4d": (">", 1e-9),
@@ -20,10 +22,6 @@ MAGICS = {
 LINK_ETHERNET, LINK_RAW, LINK_RAW_OLD, LINK_SLL, LINK_SLL2, LINK_IPV4 = 1, 101, 12, 113, 276, 228
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 ETH_IPV4 = 0x0800
-
-
-class PcapError(ValueError):
-    """Not a classic pcap file (or cut short inside its global header)."""
 
 
 @dataclass(frozen=True)

@@ -59,13 +59,6 @@ class ProxyInfo:
         return int(self.listen.rsplit(":", 1)[1])
 
 
-class _HttpFailure(Exception):
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(f"HTTP {status}: {text}")
-        self.status = status
-        self.text = text
-
-
 def _error_text(response: requests.Response) -> str:
     try:
         body = response.json()
@@ -87,7 +80,8 @@ class _Transport:
         kwargs.setdefault("timeout", self.timeout)
         response = self.session.request(method, url, **kwargs)
         if response.status_code >= 400:
-            raise _HttpFailure(response.status_code, _error_text(response))
+            raise ProxyError(f"HTTP {response.status_code}: {_error_text(response)}",
+                             response.status_code)
         return response
 
     def get(self, url: str, params: Any = None, **kwargs: Any) -> requests.Response:
@@ -149,8 +143,9 @@ class ToxiproxyClient:
     def _guard(self, what: str, call: Callable[[], T]) -> T:
         try:
             return call()
-        except _HttpFailure as exc:
-            raise ProxyError(f"toxiproxy {self.base_url}: {what} failed: {exc}") from None
+        except ProxyError as exc:  # the server's answer (HTTP status and error text)
+            raise ProxyError(f"toxiproxy {self.base_url}: {what} failed: {exc}",
+                             exc.status) from None
         except requests.RequestException as exc:
             raise ProxyError(f"toxiproxy {self.base_url}: {what} failed: {exc}") from exc
 
@@ -200,7 +195,7 @@ class ToxiproxyClient:
                 upstream=upstream, name=name, listen=listen, enabled=enabled))
         except ProxyExists:
             raise ProxyError(f"toxiproxy {self.base_url}: {what} failed: "
-                             "proxy already exists") from None
+                             "proxy already exists", 409) from None
         return ProxyInfo(name=proxy.name, listen=proxy.listen, upstream=proxy.upstream,
                          enabled=bool(proxy.enabled), toxics=[])
 
@@ -293,8 +288,8 @@ class ToxiproxyClient:
         text = _error_text(response)
         if response.status_code == 404 and text == "proxy not found":
             raise ProxyError(f"toxiproxy {self.base_url}: {what} failed: "
-                             f"HTTP 404: {text}")
+                             f"HTTP 404: {text}", 404)
         if response.status_code in (404, 405):
             return None
         raise ProxyError(f"toxiproxy {self.base_url}: {what} failed: "
-                         f"HTTP {response.status_code}: {text}")
+                         f"HTTP {response.status_code}: {text}", response.status_code)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from chaos.errors import UsageError
 from chaos.report.html import render_compare, render_html
 from chaos.report.mask import Masker
 from chaos.report.writer import ReportInputError, load_result
@@ -16,17 +17,18 @@ def _json_path(arg: str) -> Path:
 
 
 def report(paths: list[str], compare: bool = False, output: str | None = None) -> int:
-    """Write the page and print its path; 0 on success (bad input raises ReportInputError)."""
+    """Write the page and print its path; 0 on success (ReportInputError for a bad file,
+    UsageError for the wrong number of them)."""
     masker = Masker()  # by name only: values of secrets are not in a result.json
     if compare:
         if len(paths) != 2:
-            raise ReportInputError("chaos report --compare needs two result.json files: OLD NEW")
+            raise UsageError("chaos report --compare needs two result.json files: OLD NEW")
         old, new = (masker.apply(load_result(_json_path(p))) for p in paths)
         target = Path(output) if output else _json_path(paths[1]).parent / "compare.html"
         html = render_compare(old, new)
     else:
         if len(paths) != 1:
-            raise ReportInputError("chaos report takes one result.json (or --compare OLD NEW)")
+            raise UsageError("chaos report takes one result.json (or --compare OLD NEW)")
         result = masker.apply(load_result(_json_path(paths[0])))
         target = Path(output) if output else _json_path(paths[0]).parent / "report.html"
         html = render_html(result)

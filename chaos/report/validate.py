@@ -16,16 +16,10 @@ from typing import Any
 
 import jsonschema
 
-from chaos.errors import ChaosError
+from chaos.errors import ReportInputError
 
 MAX_BYTES = 64 * 1024 * 1024
 MAX_DEPTH = 32  # result.json as written is at most 7 deep; evidence may grow a little
-
-
-class ReportInputError(ChaosError):
-    """A result.json that cannot be read (missing, not JSON, or from a newer version)."""
-
-    exit_code = 2
 
 
 @lru_cache(maxsize=1)

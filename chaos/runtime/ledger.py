@@ -309,7 +309,7 @@ def proxy_remover(run_id: str, timeout: float = 5.0) -> dict[str, Remover]:
             try:
                 client.delete_proxy(entry.name)
             except ProxyError as exc:
-                if "HTTP 404" not in str(exc):
+                if exc.status != 404:  # 404: already gone (never made, or removed by hand)
                     raise
 
     return {"proxy": proxy}

@@ -19,7 +19,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from chaos.errors import ScenarioError
+from chaos.errors import ScenarioError, SyntaxProblem
 
 Path = tuple[str | int, ...]
 
@@ -185,10 +185,6 @@ def compose(text: str, source: Source, start: Path = ()) -> Node | None:
     finally:
         if loader is not None:
             loader.dispose()
-
-
-class SyntaxProblem(ScenarioError):
-    """The text is not YAML at all (as opposed to YAML the guards refuse)."""
 
 
 def load_marked(text: str, file: str) -> MarkedDocument:

@@ -100,3 +100,25 @@ def test_doctor_finds_and_sweeps_an_orphaned_process_and_a_stale_ledger(
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
+
+
+def test_proxy_remover_decides_gone_by_status_not_by_text(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 404 (with any text) means already gone; a 500 quoting 'HTTP 404' is a failure."""
+    from chaos.errors import ProxyError
+    from chaos.proxy import client as client_mod
+    from chaos.proxy import external
+
+    answers = [ProxyError("toxiproxy: delete failed: proxy not found", 404),
+               ProxyError("toxiproxy: delete failed: HTTP 500: upstream said HTTP 404", 500)]
+
+    def delete(self: object, name: str) -> None:
+        raise answers.pop(0)
+
+    monkeypatch.setattr(client_mod.ToxiproxyClient, "delete_proxy", delete)
+    ledger = Ledger("r7", "ext", folder=tmp_path)
+    ledger.intend("proxy", external.proxy_name("r7", "b"), api="http://127.0.0.1:1", external=True)
+    ledger.intend("proxy", external.proxy_name("r7", "a"), api="http://127.0.0.1:1", external=True)
+    problems = ledger.unwind(ledger_mod.proxy_remover("r7"))
+    assert len(problems) == 1 and "HTTP 500" in problems[0], problems
+    assert not answers

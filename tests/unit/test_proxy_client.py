@@ -176,3 +176,31 @@ def test_rejects_urls_it_cannot_serve() -> None:
     with pytest.raises(ValueError):
         ToxiproxyClient("https://example.invalid:8474")
     assert ToxiproxyClient(f"{LOOPBACK}:8474").base_url == f"http://{LOOPBACK}:8474"
+
+
+def test_a_refusal_carries_the_servers_http_status(client: ToxiproxyClient,
+                                                   backend: str) -> None:
+    """Callers decide on ProxyError.status (ledger: 404 = already gone), never on the text."""
+    with pytest.raises(ProxyError) as missing:
+        client.delete_proxy("ghost")
+    assert missing.value.status == 404
+    client.create_proxy("web", f"{LOOPBACK}:0", backend)
+    with pytest.raises(ProxyError) as bad:
+        client.add_toxic("web", "latency", attributes={"latency": -1})
+    assert bad.value.status == 400
+    with pytest.raises(ProxyError) as exists:
+        client.create_proxy("web", f"{LOOPBACK}:0", backend)
+    assert exists.value.status == 409
+    with pytest.raises(ProxyError) as stats:
+        client.stats("ghost")
+    assert stats.value.status == 404
+
+
+def test_no_answer_is_a_proxy_error_without_status() -> None:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        port = sock.getsockname()[1]
+    with ToxiproxyClient(f"http://{LOOPBACK}:{port}", timeout=1.0) as dead, \
+            pytest.raises(ProxyError) as refused:
+        dead.version()
+    assert refused.value.status is None
