@@ -22,9 +22,10 @@ from typing import Any
 
 from chaos.capture.analysis import CLIENT, CaptureAnalysis, hop_name
 from chaos.capture.pcap import ACK, Packet
+from chaos.outcomes import SUCCESS
 from chaos.verdict.result import FaultRecord, PhaseWindow
 
-GOOD = ("ok", "ok_after_retry")
+GOOD = SUCCESS
 MAX_ROWS = 400
 MAX_LOG_LINES_PER_SERVICE = 80
 MAX_SAMPLES = 8

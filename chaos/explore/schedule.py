@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from chaos import outcomes as o
 from chaos.explore.strategies import DrawnFault, Schedule
 from chaos.scenario.model import (
     Assertion,
@@ -35,8 +36,8 @@ from chaos.scenario.model import (
 )
 from chaos.scenario.units import Comparison
 
-_COUNT_KINDS = ("resets", "refused", "timeouts", "closed", "graceful_errors", "ok_after_retry",
-                "truncated")
+_COUNT_KINDS = ("resets", o.REFUSED, "timeouts", o.CLOSED, "graceful_errors", o.OK_AFTER_RETRY,
+                o.TRUNCATED)
 _RESTORE = {"kill": "start", "stop": "start", "pause": "unpause"}
 
 

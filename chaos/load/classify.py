@@ -13,27 +13,23 @@ import http.client
 import socket
 from collections.abc import Iterator, Mapping
 
-OK = "ok"
-OK_AFTER_RETRY = "ok_after_retry"
-GRACEFUL = "graceful_error"
-RESET = "reset"
-REFUSED = "refused"
-CONNECT_TIMEOUT = "connect_timeout"
-READ_TIMEOUT = "read_timeout"
-CLOSED = "closed"
-TRUNCATED = "truncated"
-OTHER = "other"
+from chaos.outcomes import (  # noqa: F401 - the vocabulary, re-exported for old importers
+    ALIASES,
+    CLOSED,
+    CONNECT_TIMEOUT,
+    COUNT_BOUNDS,
+    GRACEFUL,
+    OK,
+    OK_AFTER_RETRY,
+    OTHER,
+    OUTCOMES,
+    READ_TIMEOUT,
+    REFUSED,
+    RESET,
+    SUCCESSES,
+    TRUNCATED,
+)
 
-OUTCOMES = (OK, OK_AFTER_RETRY, GRACEFUL, RESET, REFUSED, CONNECT_TIMEOUT, READ_TIMEOUT, CLOSED,
-            TRUNCATED, OTHER)
-SUCCESSES = frozenset({OK, OK_AFTER_RETRY})
-# Assertion keys that bound a count of requests (chaos.verdict.evaluate, the Assertion model):
-# every outcome class under its own name, the plural spellings scenarios have always used,
-# and timeouts, the sum of both kinds of timeout.
-ALIASES: dict[str, tuple[str, ...]] = {
-    "resets": (RESET,), "graceful_errors": (GRACEFUL,), "timeouts": (CONNECT_TIMEOUT, READ_TIMEOUT),
-}
-COUNT_BOUNDS: dict[str, tuple[str, ...]] = {**{o: (o,) for o in OUTCOMES}, **ALIASES}
 GRACEFUL_STATUSES = frozenset({500, 501, 502, 503, 504, 429})
 SSE_TERMINATOR = b"data: [DONE]"
 

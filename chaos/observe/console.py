@@ -26,6 +26,7 @@ from collections import Counter, deque
 from pathlib import Path
 from typing import TextIO
 
+from chaos import outcomes as o
 from chaos.load.arrivals import in_flight
 from chaos.observe.events import (
     AssertionEvaluated,
@@ -38,9 +39,9 @@ from chaos.observe.events import (
     _describe,
 )
 
-SHORT = {"ok": "ok", "ok_after_retry": "retried", "graceful_error": "graceful", "reset": "reset",
-         "refused": "refused", "connect_timeout": "conn-timeout", "read_timeout": "timeout",
-         "truncated": "truncated", "closed": "closed", "other": "other"}
+SHORT = {o.OK: "ok", o.OK_AFTER_RETRY: "retried", o.GRACEFUL: "graceful", o.RESET: "reset",
+         o.REFUSED: "refused", o.CONNECT_TIMEOUT: "conn-timeout", o.READ_TIMEOUT: "timeout",
+         o.TRUNCATED: "truncated", o.CLOSED: "closed", o.OTHER: "other"}
 CLEAR = "\r\x1b[2K"
 
 

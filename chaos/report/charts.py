@@ -20,17 +20,19 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from chaos import outcomes as o
 from chaos.report.derive import state_name
 from chaos.verdict.result import Result
 
 COLORS = {
-    "ok": "#009E73", "ok_after_retry": "#8FD6C2", "graceful_error": "#E69F00",
-    "reset": "#D55E00", "refused": "#CC79A7", "connect_timeout": "#56B4E9",
-    "read_timeout": "#0072B2", "closed": "#000000", "truncated": "#F0E442", "other": "#999999",
+    o.OK: "#009E73", o.OK_AFTER_RETRY: "#8FD6C2", o.GRACEFUL: "#E69F00",
+    o.RESET: "#D55E00", o.REFUSED: "#CC79A7", o.CONNECT_TIMEOUT: "#56B4E9",
+    o.READ_TIMEOUT: "#0072B2", o.CLOSED: "#000000", o.TRUNCATED: "#F0E442", o.OTHER: "#999999",
 }
 LATENCY_COLORS = {"p50_ms": "#56B4E9", "p95_ms": "#0072B2", "p99_ms": "#002D4D"}
 LATENCY_DASHES = {"p50_ms": "2 2", "p95_ms": "6 3", "p99_ms": ""}
-BREAKER_COLORS = {"closed": "#DDE3E7", "half-open": "#8C969C", "open": "#000000"}
+BREAKER_COLORS = {o.BREAKER_CLOSED: "#DDE3E7", o.BREAKER_HALF_OPEN: "#8C969C",
+                  o.BREAKER_OPEN: "#000000"}
 FAULT_INK = "#37474f"  # the hatch and the label bar of a fault window
 WIDTH, LEFT, RIGHT = 960, 60, 12
 PLOT_H, AXIS_H, PHASE_H, LANE_H = 170, 22, 16, 13

@@ -12,13 +12,11 @@ import platform
 import re
 from pathlib import Path
 
+from chaos.outcomes import BREAKER_STATES, GRACEFUL, HANDLED
 from chaos.scenario.units import parse_comparison
 from chaos.verdict.counters import growth
 from chaos.verdict.result import BreakerTransition, FaultRecord, Result, ScoreTerm
 
-BREAKER_STATES = {0.0: "closed", 1.0: "open", 2.0: "half-open"}
-SUCCESS = ("ok", "ok_after_retry")
-HANDLED = ("ok", "ok_after_retry", "graceful_error")
 # Assertions whose failure means the graceful errors of their phase were too many.
 _COUNTS_GRACEFUL = ("graceful_errors", "success_rate", "error_rate", "recovers_within")
 
@@ -196,7 +194,7 @@ def expected_error_phases(result: Result) -> set[str]:
 def expected_errors(result: Result) -> int:
     """Graceful errors in the phases that expected them (expected_error_phases)."""
     names = expected_error_phases(result)
-    return sum(p.counts.get("graceful_error", 0) for p in result.phase_stats if p.name in names)
+    return sum(p.counts.get(GRACEFUL, 0) for p in result.phase_stats if p.name in names)
 
 
 # -- retry amplification -----------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from chaos import outcomes as o
 from chaos.capture import charts as evidence_charts
 from chaos.report import charts, derive
 from chaos.report.harness_banner import harness_banner
@@ -23,7 +24,7 @@ from chaos.verdict.result import AssertionResult, PhaseStats, Result
 
 _ENV = Environment(loader=PackageLoader("chaos.report", "templates"),
                    autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
-ALWAYS_SHOWN = ("ok", "ok_after_retry", "graceful_error", "reset")
+ALWAYS_SHOWN = (o.OK, o.OK_AFTER_RETRY, o.GRACEFUL, o.RESET)
 
 
 def _ms(value: float | None) -> str:
@@ -66,7 +67,7 @@ def outcome_columns(stats: list[PhaseStats]) -> list[str]:
 def _context(result: Result) -> dict[str, Any]:
     derive.enrich(result)
     total = sum(p.total for p in result.phase_stats)
-    successes = sum(p.counts.get(k, 0) for p in result.phase_stats for k in derive.SUCCESS)
+    successes = sum(p.counts.get(k, 0) for p in result.phase_stats for k in o.SUCCESS)
     statuses = [a.status for a in result.assertions]
     return {
         "r": result,
@@ -110,7 +111,7 @@ def _split_samples(result: Result) -> dict[str, Any]:
     failed: list[dict[str, Any]] = []
     for sample in result.evidence.get("samples") or []:
         where = derive.phase_at(result, float(sample.get("t", 0)))
-        is_expected = sample.get("outcome") == "graceful_error" and where in phases
+        is_expected = sample.get("outcome") == o.GRACEFUL and where in phases
         (expected if is_expected else failed).append(sample)
     expected_total = derive.expected_errors(result)
     failed_total = int(result.evidence.get("failed_total") or len(failed) + len(expected))

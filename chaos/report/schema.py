@@ -14,14 +14,13 @@ import types
 import typing
 from typing import Any
 
+from chaos.outcomes import OUTCOMES
 from chaos.report import schema_parts as parts
 from chaos.verdict import result as result_module
 from chaos.verdict.baseline import BaselineCheck
 from chaos.verdict.result import SCHEMA_VERSION, Result
 
 SCHEMA_ID = "https://gateway-chaos.invalid/schemas/result.schema.json"
-OUTCOMES = ("ok", "ok_after_retry", "graceful_error", "reset", "refused", "connect_timeout",
-            "read_timeout", "closed", "truncated", "other")
 TIMELINE_ROW: dict[str, Any] = {
     "type": "object",
     "description": "One second of the run: requests finished in it by outcome, latency percentiles.",

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from chaos.load.classify import COUNT_BOUNDS
+from chaos.outcomes import COUNT_BOUNDS
 from chaos.scenario.units import (
     MAX_DURATION_S,
     ComparisonField,
@@ -405,7 +405,7 @@ class Assertion(Model):
     min_requests: int = Field(1, ge=0)
     success_rate: ComparisonField | None = None
     error_rate: ComparisonField | None = None
-    # Counts of requests by outcome class (chaos.load.classify.COUNT_BOUNDS): each class
+    # Counts of requests by outcome class (chaos.outcomes.COUNT_BOUNDS): each class
     # under its own name; resets and graceful_errors are the plural spellings of reset and
     # graceful_error, timeouts is connect_timeout + read_timeout.
     resets: ComparisonField | None = None

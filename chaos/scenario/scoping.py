@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-from chaos.load.classify import ALIASES
+from chaos.outcomes import ALIASES
 from chaos.scenario.model import (
     UNDO_ACTIONS,
     Assertion,

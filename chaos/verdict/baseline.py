@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from chaos.report.derive import SUCCESS, enrich
+from chaos.outcomes import BREAKER_OPEN, SUCCESS
+from chaos.report.derive import enrich
 from chaos.verdict.intervals import wilson
 from chaos.verdict.result import PhaseStats, Result
 
@@ -46,7 +47,7 @@ def breaker_open_s(result: Result) -> float | None:
     if not result.faults:
         return None
     first = min(f.start for f in result.faults)
-    opened = [t.t for t in result.breaker_transitions if t.to_state == "open" and t.t >= first]
+    opened = [t.t for t in result.breaker_transitions if t.to_state == BREAKER_OPEN and t.t >= first]
     return round(opened[0] - first, 3) if opened else None
 
 

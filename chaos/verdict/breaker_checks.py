@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from chaos.outcomes import BREAKER_CLOSED_VALUE, BREAKER_HALF_OPEN_VALUE
 from chaos.scenario.model import BreakerAssertion, BreakerProbe
 from chaos.scenario.units import Comparison, format_duration
 from chaos.verdict.intervals import FAIL, INCONCLUSIVE, PASS
@@ -19,7 +20,7 @@ from chaos.verdict.result import AssertionResult
 if TYPE_CHECKING:
     from chaos.verdict.evaluate import Evidence
 
-CLOSED, HALF_OPEN = 0.0, 2.0
+CLOSED, HALF_OPEN = BREAKER_CLOSED_VALUE, BREAKER_HALF_OPEN_VALUE
 
 
 def open_intervals(samples: list[tuple[float, float]], open_value: float) -> list[tuple[float, float]]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from chaos.load.classify import COUNT_BOUNDS
+from chaos import outcomes as o
+from chaos.outcomes import COUNT_BOUNDS
 from chaos.scenario.model import Assertion, Scenario
 from chaos.scenario.units import Comparison, format_duration
 from chaos.verdict import breaker_checks, counters, recovery
@@ -22,18 +23,18 @@ WHOLE_RUN = "(run)"
 
 _RESET = "clients saw a TCP reset; a resilient gateway answers 502/503 with a body"
 _GRACEFUL = "graceful 5xx/429 answers with a body"
-# What each count key of chaos.load.classify.COUNT_BOUNDS counted, for failure messages
+# What each count key of chaos.outcomes.COUNT_BOUNDS counted, for failure messages
 EXPLAIN = {
-    "ok": "requests answered without a retry", "reset": _RESET, "resets": _RESET,
-    "refused": "clients had connections refused",
-    "closed": "connections were closed without a response",
+    o.OK: "requests answered without a retry", o.RESET: _RESET, "resets": _RESET,
+    o.REFUSED: "clients had connections refused",
+    o.CLOSED: "connections were closed without a response",
     "timeouts": "clients timed out waiting (connecting or reading)",
-    "connect_timeout": "clients timed out connecting",
-    "read_timeout": "clients timed out waiting for the response",
-    "graceful_error": _GRACEFUL, "graceful_errors": _GRACEFUL,
-    "ok_after_retry": "requests that succeeded after the gateway retried",
-    "truncated": "responses or streams were cut short",
-    "other": "requests no other outcome class describes (HTTP 4xx, 5xx without a body, "
+    o.CONNECT_TIMEOUT: "clients timed out connecting",
+    o.READ_TIMEOUT: "clients timed out waiting for the response",
+    o.GRACEFUL: _GRACEFUL, "graceful_errors": _GRACEFUL,
+    o.OK_AFTER_RETRY: "requests that succeeded after the gateway retried",
+    o.TRUNCATED: "responses or streams were cut short",
+    o.OTHER: "requests no other outcome class describes (HTTP 4xx, 5xx without a body, "
              "other errors)",
 }
 _PERCENTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0, "max_latency": 100.0}

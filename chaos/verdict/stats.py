@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.load.classify import OUTCOMES, SUCCESSES
+from chaos.outcomes import OUTCOMES, SUCCESSES
 from chaos.verdict.histogram import LatencyHistogram
 from chaos.verdict.recovery import Slots
 
