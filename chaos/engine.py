@@ -32,6 +32,7 @@ from chaos.report.writer import write_reports
 from chaos.scenario.model import Scenario
 from chaos.session import RunSession
 from chaos.session_api import RunSessionLike, SessionFactory
+from chaos.stack.base import Stack, StackFactory
 from chaos.verdict.evaluate import Evidence, evaluate, overall, scoped_requests
 from chaos.verdict.generator import check_generator
 from chaos.verdict.recovery import recovery_line, run_recovery
@@ -74,14 +75,17 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
                  report_root: Path = Path("reports"), quiet: bool = False,
                  command: str = "", bus: EventBus | None = None,
                  baseline: tuple[str, Result, float] | None = None,
-                 session_factory: SessionFactory | None = None) -> Result:
+                 session_factory: SessionFactory | None = None,
+                 stack_factory: StackFactory | None = None) -> Result:
     """Run a validated scenario and return its Result (reports are written too).
 
     `baseline` (path, old result, tolerance): compare with a previous run before the
     reports are written, so result.json and report.html carry the regression check.
-    `session_factory` is the transport seam: what brings the environment up, runs the
-    phases and tears it down (default RunSession, on Docker); tests pass one that runs
-    the services on loopback, so the rest of the engine runs unchanged without Docker.
+    `stack_factory` is the environment seam: what brings the services and proxies up and
+    takes them down (default DockerStack; chaos.stack.loopback.LoopbackStack runs them on
+    127.0.0.1 without Docker); the phase loop (RunSession) runs over it unchanged.
+    `session_factory` replaces the whole run (stack and phases) with something shaped
+    like RunSessionLike: tests replay recorded observations through it.
     """
     run_id = new_run_id()
     run_dir = report_root / f"{scenario.name}-{run_id}"
@@ -97,18 +101,18 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     started = time.monotonic()
     bus.emit(RunStarted(scenario=scenario.name, run_id=run_id))
-    factory: SessionFactory = session_factory or RunSession
-    session = factory(scenario, run_id, run_dir, bus)
+    stack: Stack | None = None
+    if session_factory is not None:
+        session = session_factory(scenario, run_id, run_dir, bus)
+    else:
+        stack = (stack_factory or _docker_stack)(scenario, run_id, run_dir, bus)
+        session = RunSession(scenario, run_id, run_dir, bus, stack=stack)
     error: str | None = None
     verdict = ""
     part_failure = None
     try:
         with _signals_raise():
-            try:
-                session.run()
-            finally:
-                with shielded():
-                    session.teardown()
+            _run(session, stack, bus, run_id)
     except (KeyboardInterrupt, Interrupted):
         verdict, error = "interrupted", "the run was interrupted; everything it created was removed"
     except ScenarioError as exc:
@@ -144,6 +148,28 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
     recorder.close()
     console.close()
     return result
+
+
+def _docker_stack(scenario: Scenario, run_id: str, run_dir: Path, bus: EventBus) -> Stack:
+    from chaos.stack.docker import DockerStack
+
+    return DockerStack(scenario, run_id, run_dir, bus)
+
+
+def _run(session: RunSessionLike, stack: Stack | None, bus: EventBus, run_id: str) -> None:
+    """Stack up, phases, then down on every path: the session's load and probes first,
+    then everything the stack made (also when its bring-up failed half-way)."""
+    resources = contextlib.ExitStack()
+    try:
+        if stack is not None:
+            resources.push(stack.__exit__)  # also a bring-up that fails half-way
+            stack.open()
+        session.run()
+    finally:
+        with shielded():
+            bus.emit(Setup(message=f"tearing down run={run_id}"))
+            session.teardown()
+            resources.close()
 
 
 _EXIT = {"pass": 0, "fail": 1, "error": 3, "inconclusive": 4, "interrupted": 130}

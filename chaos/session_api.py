@@ -1,9 +1,9 @@
-"""What the engine needs from a run session: the transport seam.
+"""What the engine reads from a run session once the run is over.
 
 The engine drives ``run()`` then ``teardown()`` and afterwards reads what the session
-observed. ``RunSession`` (Docker) is the one the CLI uses; anything with the same shape
-can stand in, so tests run the real engine (verdicts, reports, teardown on Ctrl-C)
-against services on loopback without a Docker engine.
+observed. ``RunSession`` (the phase loop over a ``chaos.stack`` Stack) is the one the CLI
+uses; anything with the same shape can stand in (``run_scenario(session_factory=)``), so
+tests replay recorded observations through the real verdict and reports.
 """
 
 from __future__ import annotations
@@ -74,4 +74,4 @@ class RunSessionLike(Protocol):
 
 
 SessionFactory = Callable[["Scenario", str, Path, "EventBus"], RunSessionLike]
-"""(scenario, run id, run folder, event bus) -> session; ``RunSession`` is the default."""
+"""(scenario, run id, run folder, event bus) -> session (replaces stack and phase loop)."""

@@ -90,7 +90,7 @@ def test_a_process_that_exits_is_found_and_one_miss_of_a_url_is_not() -> None:
 
 
 def test_a_network_fault_sidecar_is_watched_while_it_exists() -> None:
-    from chaos.session import netfault_sidecar
+    from chaos.stack.docker import netfault_sidecar
 
     labels = {"gateway-chaos.netfault.chain": "CHAOS-1", "gateway-chaos.netfault.target": "backend"}
     client = _Client(_Container("run-netfault-backend-1", "running", labels=labels))
