@@ -13,16 +13,14 @@ from pathlib import Path
 from chaos.capture.sidecar import Captured
 from chaos.errors import EnvironmentProblem, Interrupted
 from chaos.faults.base import FaultContext, Injected
-from chaos.faults.registry import inject
+from chaos.faults.switch import Active, FaultSwitch
 from chaos.load.runner import LocustProcess
-from chaos.observe.events import EventBus, FaultInjected, FaultRemoved, PhaseStarted, Setup
+from chaos.observe.events import EventBus, PhaseStarted, Setup
 from chaos.observe.probes import BreakerPoller, MetricPoller, counter_poller
 from chaos.observe.watchdog import process_check
-from chaos.scenario.model import ContainerFault, Fault, Phase, Scenario, ToxicFault
+from chaos.scenario.model import Fault, Phase, Scenario
 from chaos.stack.base import BaseStack, Stack
 from chaos.verdict.result import FaultRecord, PhaseWindow
-
-Active = list[tuple[Fault, Injected, FaultRecord, float]]  # fault, injected, record, off
 
 
 class RunSession:
@@ -34,16 +32,20 @@ class RunSession:
         self.stack: Stack = stack or BaseStack(scenario, run_id, run_dir, bus)
         self.watchdog = self.stack.watchdog
         self.watchdog.origin = lambda: self.t0  # offsets count from the first phase
-        self._fault_keys: dict[int, str] = {}
+        self.switch = FaultSwitch(bus, self._since, lambda: self.stack.ledger, self.stack.moved,
+                                  self.stack.proxy_dead)
         self.locust: LocustProcess | None = None
         self.poller: BreakerPoller | None = None
         self.upstream_poller: MetricPoller | None = None
         self.windows: list[PhaseWindow] = []
-        self.fault_records: list[FaultRecord] = []
         self.breaker_samples: list[tuple[float, float]] = []
         self.upstream_samples: list[tuple[float, float]] = []
         self.t0 = time.time()
         self.records_path = run_dir / "requests.ndjson"
+
+    @property
+    def fault_records(self) -> list[FaultRecord]:
+        return self.switch.records
 
     # what the engine reads about the environment comes from the stack
     @property
@@ -115,94 +117,36 @@ class RunSession:
         # faults in the order they start (`at`); each is removed `for` after its start, or
         # with its phase (off >= end)
         waiting = sorted(enumerate(phase.faults), key=lambda item: item[1].at or 0.0)
-        active: Active = []
+        active: list[Active] = []
         try:
             while True:
                 self._switch_due(phase, ctx, window, start, waiting, active)
                 due = [start + (f.at or 0.0) for _, f in waiting]
-                due += [off for *_, off in active if off < end]
+                due += [a.off for a in active if a.off < end]
                 if not due and time.time() >= end:
                     break
-                self._sleep_until(min(due, default=end), [i for _, i, _, _ in active if i.every])
+                self._sleep_until(min(due, default=end),
+                                  [a.injected for a in active if a.injected.every])
         finally:
             window.end = self._since(time.time())
-            for fault, injected, record, _ in reversed(active):
-                self._remove(fault, injected, record, phase.name)
+            for item in reversed(active):
+                self.switch.remove(item, phase.name)
 
     def _switch_due(self, phase: Phase, ctx: FaultContext, window: PhaseWindow, start: float,
-                    waiting: list[tuple[int, Fault]], active: Active) -> None:
+                    waiting: list[tuple[int, Fault]], active: list[Active]) -> None:
         """Remove the faults whose `for` is over, then apply those whose `at` has come."""
         end = start + phase.duration
-        for item in [a for a in active if a[3] < end and a[3] <= time.time()]:
-            self._remove(item[0], item[1], item[2], phase.name)
+        for item in [a for a in active if a.off < end and a.off <= time.time()]:
+            self.switch.remove(item, phase.name)
             active.remove(item)  # after: a Ctrl-C inside the removal leaves it to the finally
         while waiting and start + (waiting[0][1].at or 0.0) <= time.time():
             index, fault = waiting.pop(0)
             on = start + (fault.at or 0.0)
             off = on + fault.for_ if fault.for_ is not None else end
-            self._apply(fault, index, phase, ctx, window, off, active)
-
-    def _apply(self, fault: Fault, index: int, phase: Phase, ctx: FaultContext,
-               window: PhaseWindow, off: float, active: Active) -> None:
-        """Inject; the fault is active (to be removed) before anyone hears of it."""
-        key = self._record_fault(fault, index)
-        requested = time.time()  # the fault's window starts here, not when Docker returns
-        injected = inject(fault, ctx, index)
-        completed = time.time()
-        if isinstance(fault, ContainerFault):
-            self.stack.moved({fault.container})  # a started container: new address?
-        if key is not None:
-            self._fault_keys[id(injected)] = key
-        restore = isinstance(fault, ContainerFault) and fault.restores
-        record = FaultRecord(phase.name, injected.description, self._since(requested),
-                             completed=self._since(completed),
-                             kind="restore" if restore else "fault")
-        self.fault_records.append(record)
-        window.faults.append(injected.description)
-        active.append((fault, injected, record, off))  # a listener's Ctrl-C: still removed
-        self.bus.emit(FaultInjected(phase=phase.name, description=injected.description,
-                                    requested=requested, completed=completed, restore=restore))
-
-    def _remove(self, fault: Fault, injected: Injected, record: FaultRecord, phase: str) -> None:
-        """A restore (start, unpause) is an instant: nothing to remove, no window to end."""
-        if record.kind == "restore":
-            return
-        self._undo(injected, record, phase)
-        if isinstance(fault, ContainerFault) and injected.undo is not None:
-            self.stack.moved({fault.container})  # started again: maybe a new address
+            self.switch.apply(fault, index, phase.name, ctx, window, off, active)
 
     def _since(self, moment: float) -> float:
         return round(moment - self.t0, 3)
-
-    def _undo(self, injected: Injected, record: FaultRecord, phase: str) -> None:
-        requested = time.time()
-        record.end = self._since(requested)
-        if injected.undo is None:
-            return
-        if self.stack.proxy_dead() and id(injected) in self._fault_keys:  # toxic, dead server
-            record.error = "not removed: the Toxiproxy server had died"
-            return
-        try:
-            injected.undo()
-            completed = time.time()
-            record.removed = self._since(completed)
-            key = self._fault_keys.pop(id(injected), None)
-            if key is not None and self.stack.ledger is not None:
-                self.stack.ledger.removed("toxic", key)
-            self.bus.emit(FaultRemoved(phase=phase, description=injected.description,
-                                       requested=requested, completed=completed))
-        except Exception as exc:  # noqa: BLE001 - teardown removes it anyway
-            record.error = f"could not remove: {exc}"
-
-    def _record_fault(self, fault: object, index: int) -> str | None:
-        """Toxics live inside the proxy server: the ledger names them before they exist."""
-        ledger = self.stack.ledger
-        if not isinstance(fault, ToxicFault) or ledger is None:
-            return None
-        name = fault.toxic.name or f"{fault.toxic.type}_{fault.toxic.stream}_{index}"
-        key = f"{fault.proxy}/{name}"
-        ledger.intend("toxic", key, proxy=fault.proxy, toxic=name)
-        return key
 
     def _sleep_until(self, deadline: float, periodic: list[Injected]) -> None:
         due = {id(item): time.time() + (item.every or 0) for item in periodic}

@@ -183,3 +183,22 @@ def test_locust_killed_mid_run_is_a_harness_failure_not_a_verdict(tmp_path: Path
     html = (run_dir / "report.html").read_text()
     assert 'id="harness-failure"' in html and "killed by SIGKILL" in html
     assert_torn_down(stacks)
+
+
+def test_a_bring_up_that_fails_half_way_takes_down_what_it_made(tmp_path: Path) -> None:
+    """The gateway cannot start (a port that is not a number): exit 3 naming it, and the
+    backend that did start, the embedded proxy server and the ledger are all gone."""
+    import socket
+
+    result, stacks = run_loopback(tmp_path, "services.gateway.env.PORT=not-a-port")
+    assert (result.verdict, result.exit_code) == ("error", 3), result.error
+    assert result.error is not None and "gateway did not become healthy" in result.error
+    [stack] = stacks.made
+    assert set(stack.local) == {"backend", "gateway"}
+    assert all(gone(app.process.pid) for app in stack.local.values())
+    assert stack.server is not None
+    port = int(stack.server.url.rsplit(":", 1)[1])
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, "the embedded server still listens"
+    assert stack.ledger is not None and not stack.ledger.path.exists()
+    assert "gateway" in result.logs

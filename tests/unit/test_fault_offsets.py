@@ -18,8 +18,8 @@ from typing import Any, cast
 import pytest
 import requests
 
-from chaos import session as session_module
 from chaos.engine import run_scenario
+from chaos.faults import switch as switch_module
 from chaos.faults.base import FaultContext, Injected
 from chaos.faults.containers import inject_container_action
 from chaos.observe.events import EventBus
@@ -130,7 +130,7 @@ def test_two_faults_at_different_offsets_start_in_their_order(tmp_path: Path,
         applied.append((fault.action, time.time()))
         return Injected(fault.describe())
 
-    monkeypatch.setattr(session_module, "inject", record)
+    monkeypatch.setattr(switch_module, "inject", record)
     scenario = _containers([{"container": "backend", "action": "pause", "at": "0.6s"},
                             {"container": "backend", "action": "kill", "at": "0.2s"}])
     result = run_scenario(scenario, report_root=tmp_path, session_factory=PhaseLoopOnly,
@@ -176,7 +176,7 @@ def _no_docker(fault: Any, ctx: Any, index: int) -> Injected:
 def test_start_is_recorded_and_drawn_as_a_restore_not_a_fault_window(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
         ) -> None:
-    monkeypatch.setattr(session_module, "inject", _no_docker)
+    monkeypatch.setattr(switch_module, "inject", _no_docker)
     scenario = _containers([{"container": "backend", "action": "kill"}],
                            [{"container": "backend", "action": "start", "at": "0.2s"}])
     result = run_scenario(scenario, report_root=tmp_path, session_factory=PhaseLoopOnly)

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from chaos import session as session_module
 from chaos.engine import run_scenario
+from chaos.faults import switch as switch_module
 from chaos.faults.base import Injected
 from chaos.scenario.model import Scenario
 from chaos.session import RunSession
@@ -50,7 +50,7 @@ def _slow_inject(fault: Any, ctx: Any, index: int) -> Injected:
 
 @pytest.fixture
 def slow_faults(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(session_module, "inject", _slow_inject)
+    monkeypatch.setattr(switch_module, "inject", _slow_inject)
 
 
 def _scenario() -> Scenario:
