@@ -7,7 +7,6 @@ Exit codes: 0 all assertions hold, 1 some fail, 2 bad input or usage,
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +40,7 @@ def _scenario_path(arg: str) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from chaos.engine import run_scenario
+    from chaos.rerun import run_command
     from chaos.scenario.loader import check_scenario, scale_phases
 
     path = _scenario_path(args.scenario)
@@ -51,13 +51,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         scenario = scale_phases(scenario, args.duration_scale)
     if args.capture and scenario.capture_spec() is None:
         scenario = scenario.model_copy(update={"capture": True})
-    command = "chaos run " + shlex.quote(str(path)) + "".join(
-        f" --set {shlex.quote(s)}" for s in args.set)
-    command += "".join(f" --build-root {shlex.quote(d)}" for d in args.build_root)
-    if args.duration_scale != 1.0:
-        command += f" --duration-scale {args.duration_scale:g}"
-    if args.capture:
-        command += " --capture"
+    command = run_command(path, args.set, build_roots=args.build_root,
+                          duration_scale=args.duration_scale, capture=args.capture,
+                          baseline=args.baseline, tolerance=args.tolerance)
     baseline = None
     if args.baseline:
         from chaos.report.writer import load_result
@@ -65,7 +61,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.tolerance < 0:
             raise ScenarioError("--tolerance must be >= 0", "--tolerance")
         baseline = (args.baseline, load_result(Path(args.baseline)), args.tolerance)
-        command += f" --baseline {shlex.quote(args.baseline)} --tolerance {args.tolerance:g}"
     result = run_scenario(scenario, file=str(path), scenario_yaml=path.read_text(),
                           report_root=Path(args.report_dir), quiet=args.quiet, command=command,
                           baseline=baseline)

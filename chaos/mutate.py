@@ -20,12 +20,12 @@ import html
 import json
 import os
 import secrets
-import shlex
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from chaos.errors import Interrupted, ScenarioError
+from chaos.rerun import run_command
 from chaos.scenario.model import Scenario
 from chaos.verdict.result import Result
 
@@ -101,10 +101,7 @@ def mutate(path: Path, mutants: dict[str, list[str]], *, base_sets: list[str] | 
         scenarios[name] = scenario
     outcomes: list[MutantOutcome] = []
     for name, sets in variants.items():
-        command = "chaos run " + shlex.quote(str(path)) + "".join(
-            f" --set {shlex.quote(s)}" for s in base_sets + sets)
-        if duration_scale != 1.0:
-            command += f" --duration-scale {duration_scale:g}"
+        command = run_command(path, [*base_sets, *sets], duration_scale=duration_scale)
         result = run(scenarios[name], out / "runs", command)
         if result.verdict == "interrupted":
             raise Interrupted("mutate was interrupted")

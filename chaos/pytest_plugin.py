@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from chaos.errors import ScenarioFailed
+from chaos.rerun import run_command
 
 if TYPE_CHECKING:
     from chaos.scenario.model import Scenario
@@ -75,7 +76,7 @@ def run_file(path: str | Path, *, overrides: Sequence[str] = (), report_dir: Pat
 
     path = Path(path)
     scenario = load_scenario(path, list(overrides))
-    command = "chaos run " + str(path) + "".join(f" --set {s}" for s in overrides)
+    command = run_command(path, overrides)
     return run_scenario(scenario, file=str(path), scenario_yaml=path.read_text(encoding="utf-8"),
                         report_root=report_dir or Path("reports"), quiet=quiet, command=command)
 
