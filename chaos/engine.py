@@ -82,7 +82,8 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
     `baseline` (path, old result, tolerance): compare with a previous run before the
     reports are written, so result.json and report.html carry the regression check.
     `stack_factory` is the environment seam: what brings the services and proxies up and
-    takes them down (default DockerStack; chaos.stack.loopback.LoopbackStack runs them on
+    takes them down (default DockerStack, or ExternalStack for services given by url:;
+    chaos.stack.loopback.LoopbackStack runs the reference apps on
     127.0.0.1 without Docker); the phase loop (RunSession) runs over it unchanged.
     `session_factory` replaces the whole run (stack and phases) with something shaped
     like RunSessionLike: tests replay recorded observations through it.
@@ -105,7 +106,7 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
     if session_factory is not None:
         session = session_factory(scenario, run_id, run_dir, bus)
     else:
-        stack = (stack_factory or _docker_stack)(scenario, run_id, run_dir, bus)
+        stack = (stack_factory or _default_stack)(scenario, run_id, run_dir, bus)
         session = RunSession(scenario, run_id, run_dir, bus, stack=stack)
     error: str | None = None
     verdict = ""
@@ -150,7 +151,14 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
     return result
 
 
-def _docker_stack(scenario: Scenario, run_id: str, run_dir: Path, bus: EventBus) -> Stack:
+def _default_stack(scenario: Scenario, run_id: str, run_dir: Path, bus: EventBus) -> Stack:
+    """Services given by url: are already running (external); otherwise Docker runs them."""
+    from chaos.scenario.external import is_external
+
+    if is_external(scenario):
+        from chaos.stack.external import ExternalStack
+
+        return ExternalStack(scenario, run_id, run_dir, bus)
     from chaos.stack.docker import DockerStack
 
     return DockerStack(scenario, run_id, run_dir, bus)

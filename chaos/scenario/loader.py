@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from chaos.errors import ScenarioError
 from chaos.scenario.build_roots import allowed_roots, outside
+from chaos.scenario.external import check_external
 from chaos.scenario.lint import target_fault_warnings
 from chaos.scenario.model import ContainerFault, NetFault, Scenario, ToxicFault
 from chaos.scenario.overrides import apply_override
@@ -43,6 +44,7 @@ def check_scenario(path: str | Path, overrides: list[str] | None = None,
         apply_override(doc, item)
     scenario = validate(doc)
     cross_check(scenario, doc)
+    check_external(scenario, doc)
     check_builds(scenario, doc, allowed_roots(Path(path), build_roots))
     return scenario, bypass_warnings(scenario, doc) + target_fault_warnings(scenario, doc)
 

@@ -68,7 +68,11 @@ class Service(Model):
                               "it must lie in the scenario's project or a --build-root")
     image: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$",
                               description="an image present locally")
-    port: int = Field(ge=1, le=65535, description="the port the service listens on")
+    url: str | None = Field(None, pattern=r"^https?://[A-Za-z0-9.\[\]:-]{1,255}/?$",
+                            description="a service already running (the external stack): "
+                            "where the harness reaches it, e.g. http://127.0.0.1:8080")
+    port: int = Field(ge=1, le=65535, description="the port the service listens on "
+                      "(for url: services, taken from the url when not given)")
     health: str | None = Field("/healthz", pattern=HTTP_PATH, description="HTTP health path")
     env: dict[str, str | int | float | bool] = Field(default_factory=dict)
     memory: str = Field("512m", pattern=r"^[0-9]{1,12}[kmg]$")
@@ -97,14 +101,33 @@ class Service(Model):
                 raise ValueError(f"the value of {key} contains a NUL character")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _port_from_url(cls, data: Any) -> Any:
+        """A running service's port is the one in its url."""
+        if isinstance(data, dict) and isinstance(data.get("url"), str) and "port" not in data:
+            return {**data, "port": url_port(data["url"])}
+        return data
+
     @model_validator(mode="after")
     def _one_source(self) -> Service:
-        if (self.build is None) == (self.image is None):
-            raise ValueError("give exactly one of build or image")
+        if sum(x is not None for x in (self.build, self.image, self.url)) != 1:
+            raise ValueError("give exactly one of build, image or url")
         return self
 
     def env_strings(self) -> dict[str, str]:
         return {k: _env_text(v) for k, v in self.env.items()}
+
+
+def url_port(url: str) -> int:
+    """The port of an http(s) url (80/443 when it names none; 0 when it is not valid)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parsed = urlsplit(url)
+        return parsed.port or (443 if parsed.scheme == "https" else 80)
+    except ValueError:
+        return 0
 
 
 def _env_text(value: str | int | float | bool) -> str:
@@ -117,6 +140,9 @@ class ProxySpec(Model):
     """A Toxiproxy proxy: clients of `upstream` connect through it."""
 
     upstream: str = Field(pattern=r"^[a-z][a-z0-9_-]*:[0-9]{1,5}$", description="service:port")
+    listen: str | None = Field(None, pattern=r"^[0-9.]{7,15}:[0-9]{1,5}$",
+                               description="external stack: the host:port the proxy listens "
+                               "on (point your gateway's upstream at it); default a free port")
 
 
 class Toxic(Model):

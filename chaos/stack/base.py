@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from chaos.errors import EnvironmentProblem
 from chaos.observe.watchdog import Watchdog
-from chaos.runtime.ledger import Entry, Ledger, Remover, process_remover
+from chaos.runtime.ledger import Entry, Ledger, Remover, process_remover, proxy_remover
 
 if TYPE_CHECKING:
     from chaos.capture.sidecar import Captured
@@ -171,8 +171,12 @@ class BaseStack:
                 with contextlib.suppress(Exception):  # gone with the proxy server anyway
                     proxies.remove_toxic(str(entry.info.get("proxy")), str(entry.info.get("toxic")))
 
+        external = proxy_remover(self.run_id)["proxy"]
+
         def proxy(entry: Entry) -> None:
-            if proxies is not None:
+            if entry.info.get("external"):
+                external(entry)  # on the user's server: must go, or doctor has to do it
+            elif proxies is not None:
                 with contextlib.suppress(Exception):  # gone with the proxy server anyway
                     proxies.delete_proxy(entry.name)
 

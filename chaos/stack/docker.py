@@ -35,7 +35,7 @@ from chaos.runtime.control import check_address, create_control_network, image_w
 from chaos.runtime.environment import RunEnvironment
 from chaos.runtime.health import ready_timeout
 from chaos.runtime.images import ensure_image, image_for_build, spec_for_build_dir, toxiproxy_spec
-from chaos.runtime.ledger import Entry, Remover, docker_removers, proxy_remover
+from chaos.runtime.ledger import Remover, docker_removers
 from chaos.runtime.paths import project_root
 from chaos.scenario.loader import REFERENCE
 from chaos.scenario.model import NetFault, Scenario
@@ -262,16 +262,6 @@ class DockerStack(BaseStack):
 
     def removers(self) -> dict[str, Remover]:
         removers = super().removers()
-        external = proxy_remover(self.run_id)["proxy"]
-        internal = removers["proxy"]
-
-        def proxy(entry: Entry) -> None:
-            if entry.info.get("external"):
-                external(entry)  # on the user's server: must go, or doctor has to do it
-            else:
-                internal(entry)
-
-        removers["proxy"] = proxy
         if self.env is not None:
             removers.update(docker_removers(self.env.client, self.run_id))
         return removers
