@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from chaos.report import charts as C
+from chaos import chart_frame as C
 from chaos.verdict.result import Result
 
 STATE_COLORS = {"ESTAB": "#1e88e5", "TIME-WAIT": "#8e24aa", "CLOSE-WAIT": "#c62828",
@@ -17,13 +17,13 @@ HOP_COLORS = ["#c62828", "#1e88e5", "#2e7d32", "#ef6c00", "#8e24aa", "#6d4c41"]
 def _line_chart(result: Result, ident: str, label: str, series: dict[str, list[tuple[float, float]]],
                 colors: dict[str, str], unit: str) -> str:
     f = C.frame(result)
-    peak = C._nice(max([v for pts in series.values() for _, v in pts] + [1.0]))
+    peak = C.nice(max([v for pts in series.values() for _, v in pts] + [1.0]))
 
     def y(v: float) -> float:
         return f.base - C.PLOT_H * (v / peak)
 
-    parts = C._backdrop(result, f, ident)
-    parts.append(C._value_axis(f, [(y(peak * k / 4), f"{peak * k / 4:g}") for k in range(5)], unit))
+    parts = C.backdrop(result, f, ident)
+    parts.append(C.value_axis(f, [(y(peak * k / 4), f"{peak * k / 4:g}") for k in range(5)], unit))
     for name, points in series.items():
         if not points:
             continue
@@ -31,8 +31,8 @@ def _line_chart(result: Result, ident: str, label: str, series: dict[str, list[t
                         for i, (t, v) in enumerate(points))
         parts.append(f'<path d="{path}" fill="none" stroke="{colors.get(name, "#757575")}" '
                      f'stroke-width="1.6"><title>{escape(name)}</title></path>')
-    parts.append(C._time_axis(f))
-    return C._svg(ident, label, f, parts)
+    parts.append(C.time_axis(f))
+    return C.svg(ident, label, f, parts)
 
 
 def legend(colors: dict[str, str]) -> str:
