@@ -77,7 +77,9 @@ class ExternalStack(BaseStack):
             info = self.proxies.create_proxy(name, spec.listen or f"{LOOPBACK}:0",
                                              self._upstream(spec.upstream))
             self.listen[name] = info.listen
-            self.bus.emit(Setup(message=f"proxy {name}: listening on {info.listen} -> "
+            named = self.proxies.server_name(name)
+            shown = name if named == name else f"{name} ({named})"
+            self.bus.emit(Setup(message=f"proxy {shown}: listening on {info.listen} -> "
                                         f"{self._upstream(spec.upstream)}"))
 
     def _upstream(self, address: str) -> str:

@@ -113,3 +113,32 @@ def test_a_container_fault_on_a_service_given_by_url_exits_2_naming_the_key(
     assert "given by url" in err and "Traceback" not in err
     assert not list((tmp_path / "reports").glob("external-reset-*")), "nothing ran"
     assert os.environ.get("TOXIPROXY_URL") is None
+
+
+def test_on_the_users_toxiproxy_the_run_uses_its_own_names_and_removes_only_them(
+        tmp_path: Path, running: dict[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """TOXIPROXY_URL: the run's proxy is chaos-<run id>-backend on the user's server and
+    goes at the end; the user's own proxy there is left alone."""
+    from chaos.proxy.client import ToxiproxyClient
+    from chaos.proxy.embedded import ServerThread
+
+    server = ServerThread("127.0.0.1", 0)
+    server.start()
+    try:
+        with ToxiproxyClient(server.url) as users:
+            users.create_proxy("users-own", f"127.0.0.1:{free_port()}", "127.0.0.1:9")
+        monkeypatch.setenv("TOXIPROXY_URL", server.url)
+        path = _write(tmp_path, running)
+        code = main(["run", str(path), "--report-dir", str(tmp_path / "reports"), "--quiet"])
+        [run_dir] = [p for p in (tmp_path / "reports").glob("external-reset-*")
+                     if not p.is_symlink()]
+        saved = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
+        assert code == 0, saved["error"]
+        assert saved["provider"] == f"TOXIPROXY_URL {server.url}"
+        events = (run_dir / "events.ndjson").read_text(encoding="utf-8")
+        assert f"proxy backend (chaos-{saved['run_id']}-backend): listening on 127.0.0.1:" \
+               f"{running['proxy']}" in events, events
+        with ToxiproxyClient(server.url) as users:
+            assert list(users.list_proxies()) == ["users-own"]
+    finally:
+        server.stop()
