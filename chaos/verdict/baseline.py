@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from chaos.outcomes import BREAKER_OPEN, SUCCESS
-from chaos.report.derive import enrich
+from chaos.verdict.derived import enrich
 from chaos.verdict.intervals import wilson
 from chaos.verdict.result import PhaseStats, Result
 
