@@ -1,1 +1,1 @@
-"""A run's environment behind one seam (``chaos.stack.base.Stack``): Docker, loopback."""
+"""A run's environment behind one seam (``chaos.stack.base.Stack``): Docker, loopback, external."""
