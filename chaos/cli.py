@@ -109,7 +109,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from chaos.runtime.doctor import doctor
+    from chaos.doctor import doctor
 
     return doctor(sweep=args.sweep)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from chaos.errors import EnvironmentProblem
+from chaos.proxy.cleanup import proxy_remover
 from chaos.runtime import cleanup
 from chaos.runtime import labels as L
 from chaos.runtime import ledger as ledgers_mod
@@ -79,7 +80,7 @@ def remove(run: Leftovers, client: docker.DockerClient | None) -> list[str]:
         # toxics go with their proxy; proxies inside the run's Toxiproxy container go with
         # it, those on a user's server (TOXIPROXY_URL) are deleted through its API
         "toxic": lambda entry: None,
-        **ledgers_mod.proxy_remover(run.run_id),
+        **proxy_remover(run.run_id),
         **ledgers_mod.process_remover(run.run_id),
     }
     if client is not None:

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from chaos.errors import EnvironmentProblem
 from chaos.observe.watchdog import Watchdog
-from chaos.runtime.ledger import Entry, Ledger, Remover, process_remover, proxy_remover
+from chaos.proxy.cleanup import proxy_remover
+from chaos.runtime.ledger import Entry, Ledger, Remover, process_remover
 
 if TYPE_CHECKING:
     from chaos.capture.sidecar import Captured

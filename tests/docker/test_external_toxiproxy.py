@@ -205,7 +205,7 @@ def test_a_scenario_that_needs_the_proxy_container_is_refused_before_anything_st
 
 def test_doctor_removes_the_proxies_of_a_killed_run(
         engine: docker.DockerClient, users_server: ToxiproxyClient, tmp_path: Path) -> None:
-    from chaos.runtime import doctor
+    from chaos import doctor
     from chaos.runtime.bootstrap import connect
 
     proc, seen, run_id = _run_into_its_fault(users_server, tmp_path)

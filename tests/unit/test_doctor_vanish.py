@@ -20,7 +20,7 @@ import pytest
 import requests
 from docker.errors import APIError, NotFound
 
-from chaos.runtime import doctor
+from chaos import doctor
 from chaos.runtime import labels as L
 from chaos.runtime.environment import sweep
 from chaos.runtime.ledger import Ledger

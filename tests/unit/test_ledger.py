@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from chaos.runtime import doctor, labels
+from chaos import doctor
+from chaos.runtime import labels
 from chaos.runtime import ledger as ledger_mod
 from chaos.runtime.ledger import Ledger, read_ledger
 
@@ -108,6 +109,7 @@ def test_proxy_remover_decides_gone_by_status_not_by_text(tmp_path: Path,
     from chaos.errors import ProxyError
     from chaos.proxy import client as client_mod
     from chaos.proxy import external
+    from chaos.proxy.cleanup import proxy_remover
 
     answers = [ProxyError("toxiproxy: delete failed: proxy not found", 404),
                ProxyError("toxiproxy: delete failed: HTTP 500: upstream said HTTP 404", 500)]
@@ -119,6 +121,6 @@ def test_proxy_remover_decides_gone_by_status_not_by_text(tmp_path: Path,
     ledger = Ledger("r7", "ext", folder=tmp_path)
     ledger.intend("proxy", external.proxy_name("r7", "b"), api="http://127.0.0.1:1", external=True)
     ledger.intend("proxy", external.proxy_name("r7", "a"), api="http://127.0.0.1:1", external=True)
-    problems = ledger.unwind(ledger_mod.proxy_remover("r7"))
+    problems = ledger.unwind(proxy_remover("r7"))
     assert len(problems) == 1 and "HTTP 500" in problems[0], problems
     assert not answers

@@ -256,8 +256,9 @@ def test_scoped_client_maps_names_and_resets_only_its_own(live_url: str) -> None
 
 def test_ledger_proxy_remover_deletes_only_the_runs_proxies(live_url: str,
                                                             tmp_path: Path) -> None:
+    from chaos.proxy.cleanup import proxy_remover
     from chaos.proxy.client import ToxiproxyClient
-    from chaos.runtime.ledger import Ledger, proxy_remover
+    from chaos.runtime.ledger import Ledger
 
     run_id = "20261127-000000-beef"
     mine = external.proxy_name(run_id, "backend")
@@ -281,7 +282,8 @@ def test_ledger_proxy_remover_deletes_only_the_runs_proxies(live_url: str,
 
 def test_ledger_proxy_remover_keeps_the_entry_when_the_server_is_gone(dead_url: str,
                                                                       tmp_path: Path) -> None:
-    from chaos.runtime.ledger import Ledger, proxy_remover
+    from chaos.proxy.cleanup import proxy_remover
+    from chaos.runtime.ledger import Ledger
 
     ledger = Ledger("r9", "ext", folder=tmp_path)
     ledger.intend("proxy", external.proxy_name("r9", "backend"), api=dead_url, external=True)
