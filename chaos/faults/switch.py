@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from chaos.faults.base import FaultContext, Injected
 from chaos.faults.registry import inject
+from chaos.faults.toxics import toxic_name
 from chaos.observe.events import EventBus, FaultInjected, FaultRemoved
 from chaos.runtime.ledger import Ledger
 from chaos.scenario.model import ContainerFault, Fault, ToxicFault
@@ -92,7 +93,7 @@ class FaultSwitch:
         ledger = self.ledger()
         if not isinstance(fault, ToxicFault) or ledger is None:
             return None
-        name = fault.toxic.name or f"{fault.toxic.type}_{fault.toxic.stream}_{index}"
+        name = toxic_name(fault, index)
         key = f"{fault.proxy}/{name}"
         ledger.intend("toxic", key, proxy=fault.proxy, toxic=name)
         return key

@@ -6,10 +6,17 @@ from chaos.faults.base import FaultContext, Injected
 from chaos.scenario.model import ToxicFault
 
 
+def toxic_name(fault: ToxicFault, index: int) -> str:
+    """The toxic's name on the server: the scenario's, else type_stream_index (unique in a
+    phase, so two toxics of one type on one proxy do not collide). The ledger records it
+    before the toxic exists (chaos.faults.switch)."""
+    return fault.toxic.name or f"{fault.toxic.type}_{fault.toxic.stream}_{index}"
+
+
 def inject_toxic(fault: ToxicFault, ctx: FaultContext, index: int) -> Injected:
     """Add the toxic for the length of its phase; the undo removes exactly this toxic."""
     toxic = fault.toxic
-    name = toxic.name or f"{toxic.type}_{toxic.stream}_{index}"
+    name = toxic_name(fault, index)
     added = ctx.proxies.add_toxic(
         fault.proxy, toxic.type, stream=toxic.stream, toxicity=toxic.toxicity,
         attributes=dict(toxic.attributes), name=name,
