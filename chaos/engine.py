@@ -20,15 +20,19 @@ from chaos.observe.console import Console
 from chaos.observe.events import (
     AssertionEvaluated,
     EventBus,
+    LoadWarning,
     Recorder,
     RecoveryMeasured,
+    RunFailed,
     RunFinished,
+    RunInterrupted,
     RunStarted,
-    Setup,
+    TeardownFinished,
+    TeardownStarted,
 )
 from chaos.report.derive import environment as report_environment
+from chaos.report.listener import ReportWriter
 from chaos.report.mask import Masker, masked, secret_values
-from chaos.report.writer import write_reports
 from chaos.scenario.model import Scenario
 from chaos.session import RunSession
 from chaos.session_api import RunSessionLike, SessionFactory
@@ -97,6 +101,7 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
     masker = Masker(secret_values(s.env for s in scenario.services.values()))
     console = Console(quiet=quiet, records=run_dir / "requests.ndjson",
                       total=scenario.total_duration())
+    bus.subscribe(ReportWriter(masker), critical=True)  # before the console's verdict line
     bus.subscribe(masked(console, masker))
     bus.subscribe(masked(recorder, masker))
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -114,8 +119,9 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
     try:
         with _signals_raise():
             _run(session, stack, bus, run_id)
-    except (KeyboardInterrupt, Interrupted):
+    except (KeyboardInterrupt, Interrupted) as exc:
         verdict, error = "interrupted", "the run was interrupted; everything it created was removed"
+        bus.emit(RunInterrupted(reason=str(exc) or type(exc).__name__))
     except ScenarioError as exc:
         # Found only once the run knew its environment (a user's Toxiproxy server cannot
         # serve this scenario): bad input all the same, refused before anything started.
@@ -128,6 +134,7 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
     except ChaosError as exc:
         verdict, error = "error", str(exc)
         part_failure = getattr(exc, "record", None)  # a harness part died (PartFailed)
+        bus.emit(RunFailed(error=error, part=str(getattr(part_failure, "part", "") or "")))
     result = Result(
         scenario=scenario.name, file=file, run_id=run_id, started_at=started_at,
         duration_s=round(time.monotonic() - started, 2), verdict=verdict, exit_code=0,
@@ -143,9 +150,9 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
         from chaos.verdict.baseline import apply_baseline
 
         apply_baseline(result, baseline[1], baseline[0], baseline[2], scenario.confidence)
-    write_reports(result, run_dir, session.records_path, session.t0, masker=masker)
     bus.emit(RunFinished(verdict=result.verdict, exit_code=result.exit_code,
-                         report_dir=str(run_dir)))
+                         report_dir=str(run_dir), result=result,
+                         records=session.records_path, t0=session.t0))
     recorder.close()
     console.close()
     return result
@@ -175,9 +182,10 @@ def _run(session: RunSessionLike, stack: Stack | None, bus: EventBus, run_id: st
         session.run()
     finally:
         with shielded():
-            bus.emit(Setup(message=f"tearing down run={run_id}"))
+            bus.emit(TeardownStarted(run_id=run_id))
             session.teardown()
             resources.close()
+            bus.emit(TeardownFinished(run_id=run_id))
 
 
 _EXIT = {"pass": 0, "fail": 1, "error": 3, "inconclusive": 4, "interrupted": 130}
@@ -197,7 +205,7 @@ def _judge(scenario: Scenario, session: RunSessionLike, result: Result, bus: Eve
     generator = check_generator(scenario.load, session.records_path, session.t0,
                                 session.windows, result)
     for text in result.load_warnings:
-        bus.emit(Setup(message=f"warning: {text}"))
+        bus.emit(LoadWarning(text=text))
     _recovery(scenario, session, result, evidence, bus, end)
     evidence.capture = _collect_evidence(scenario, session, result, evidence, masker)
     if result.verdict:  # error or interrupted: no judgement on partial data

@@ -15,7 +15,7 @@ from chaos.errors import EnvironmentProblem, Interrupted
 from chaos.faults.base import FaultContext, Injected
 from chaos.faults.switch import Active, FaultSwitch
 from chaos.load.runner import LocustProcess
-from chaos.observe.events import EventBus, PhaseStarted, Setup
+from chaos.observe.events import EventBus, LoadStarted, PhaseStarted, ProbeSample
 from chaos.observe.probes import BreakerPoller, MetricPoller, counter_poller
 from chaos.observe.watchdog import process_check
 from chaos.scenario.model import Fault, Phase, Scenario
@@ -92,7 +92,7 @@ class RunSession:
         assert self.locust.proc is not None
         self.watchdog.watch("locust", process_check(
             f"the Locust load generator (pid {pid})", self.locust.proc, self.locust.log_tail))
-        self.bus.emit(Setup(message=f"load: {self.scenario.load.users} users -> {target}"))
+        self.bus.emit(LoadStarted(users=self.scenario.load.users, target=target))
         if not self.locust.wait_for_traffic(timeout=30):
             raise EnvironmentProblem("Locust produced no requests:\n" + self.locust.log_tail())
         self.t0 = time.time()
@@ -168,3 +168,7 @@ class RunSession:
         if self.upstream_poller is not None:
             self.upstream_poller.stop()
             self.upstream_samples = list(self.upstream_poller.samples)
+        for probe, samples in (("breaker", self.breaker_samples),
+                               ("upstream_requests", self.upstream_samples)):
+            for t, value in samples:  # read by the pollers' threads: emitted here, in order
+                self.bus.emit(ProbeSample(probe=probe, value=value, t=t))

@@ -35,9 +35,9 @@ from chaos.observe.events import (
     FaultRemoved,
     PhaseStarted,
     RunFinished,
-    Setup,
-    _describe,
+    TeardownStarted,
 )
+from chaos.observe.lines import describe
 
 SHORT = {o.OK: "ok", o.OK_AFTER_RETRY: "retried", o.GRACEFUL: "graceful", o.RESET: "reset",
          o.REFUSED: "refused", o.CONNECT_TIMEOUT: "conn-timeout", o.READ_TIMEOUT: "timeout",
@@ -141,12 +141,11 @@ class Console:
             self.active.append(event.description)
         elif isinstance(event, FaultRemoved) and event.description in self.active:
             self.active.remove(event.description)
-        elif isinstance(event, RunFinished) or (
-                isinstance(event, Setup) and event.message.startswith("tearing down")):
+        elif isinstance(event, RunFinished | TeardownStarted):
             self._stop_ticker()
         if self.quiet and not self._wanted_when_quiet(event):
             return
-        text = _describe(event)
+        text = describe(event)
         if text:
             self.line(text)
 

@@ -6,11 +6,14 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from chaos.errors import Interrupted
+
+if TYPE_CHECKING:
+    from chaos.verdict.result import Result
 
 
 @dataclass(frozen=True)
@@ -27,9 +30,121 @@ class RunStarted(Event):
 
 
 @dataclass(frozen=True)
-class Setup(Event):
-    message: str = ""
-    kind: str = "setup"
+class ProxyServerChosen(Event):
+    """Which Toxiproxy serves the run (``note``: what that means for the run)."""
+
+    server: str = ""
+    note: str = ""
+    kind: str = "proxy_server_chosen"
+
+
+@dataclass(frozen=True)
+class ImagesChecking(Event):
+    """The images are about to be checked (each built only when its sources changed)."""
+
+    kind: str = "images_checking"
+
+
+@dataclass(frozen=True)
+class ImageBuilt(Event):
+    """A service's image exists and is up to date (built now, or found unchanged)."""
+
+    service: str = ""
+    image: str = ""
+    kind: str = "image_built"
+
+
+@dataclass(frozen=True)
+class ProxyCreated(Event):
+    """A run's proxy listens; ``server_name``/``api`` when it lives on a user's server."""
+
+    name: str = ""
+    listen: str = ""
+    upstream: str = ""
+    server_name: str = ""
+    api: str = ""
+    kind: str = "proxy_created"
+
+
+@dataclass(frozen=True)
+class CaptureStarted(Event):
+    services: tuple[str, ...] = ()
+    kind: str = "capture_started"
+
+
+@dataclass(frozen=True)
+class LoadStarted(Event):
+    users: int = 0
+    target: str = ""
+    kind: str = "load_started"
+
+
+@dataclass(frozen=True)
+class LoadWarning(Event):
+    """The load generator could not keep the asked-for pace (chaos.verdict.generator)."""
+
+    text: str = ""
+    kind: str = "load_warning"
+
+
+@dataclass(frozen=True)
+class ProbeSample(Event):
+    """One reading of a probe (``t`` is when it was read)."""
+
+    probe: str = ""
+    value: float = 0.0
+    kind: str = "probe_sample"
+
+
+@dataclass(frozen=True)
+class TeardownStarted(Event):
+    run_id: str = ""
+    kind: str = "teardown_started"
+
+
+@dataclass(frozen=True)
+class TeardownProblems(Event):
+    problems: tuple[str, ...] = ()
+    kind: str = "teardown_problems"
+
+
+@dataclass(frozen=True)
+class LeftForSweep(Event):
+    """Ledger entries the teardown could not remove: `chaos doctor --sweep` will."""
+
+    entries: tuple[str, ...] = ()
+    kind: str = "left_for_sweep"
+
+
+@dataclass(frozen=True)
+class LabelledRemoved(Event):
+    """Everything carrying the run's label is gone (the Docker stack's final sweep)."""
+
+    run_id: str = ""
+    kind: str = "labelled_removed"
+
+
+@dataclass(frozen=True)
+class TeardownFinished(Event):
+    run_id: str = ""
+    kind: str = "teardown_finished"
+
+
+@dataclass(frozen=True)
+class RunInterrupted(Event):
+    """Ctrl-C or SIGTERM: the run stops, tears down, and is judged interrupted."""
+
+    reason: str = ""
+    kind: str = "run_interrupted"
+
+
+@dataclass(frozen=True)
+class RunFailed(Event):
+    """An environment error, or a harness part that died (``part``: which)."""
+
+    error: str = ""
+    part: str = ""
+    kind: str = "run_failed"
 
 
 @dataclass(frozen=True)
@@ -89,23 +204,42 @@ class AssertionEvaluated(Event):
 
 @dataclass(frozen=True)
 class RunFinished(Event):
+    """The run's end, carrying its Result: the report writer writes on it.
+
+    ``records``/``t0``: the request records and the first phase's start, which the
+    reports cut the fault log lines from. Neither is part of the events.ndjson line."""
+
     verdict: str = ""
     exit_code: int = 0
     report_dir: str = ""
     kind: str = "run_finished"
+    result: Result | None = field(default=None, compare=False, repr=False)
+    records: Path | None = field(default=None, compare=False, repr=False)
+    t0: float | None = field(default=None, compare=False, repr=False)
+
+
+def record(event: Event) -> dict[str, Any]:
+    """An event as its events.ndjson line: its fields and ``type`` (the class name);
+    what only listeners in the process need (a RunFinished's Result) stays out."""
+    return {"type": type(event).__name__,
+            **{f.name: getattr(event, f.name) for f in fields(event) if f.compare}}
 
 
 Listener = Callable[[Event], None]
 
 
 class EventBus:
-    """Fan-out of events; a failing listener never breaks the run."""
+    """Fan-out of events; a failing listener never breaks the run (unless critical)."""
 
     def __init__(self) -> None:
         self.listeners: list[Listener] = []
+        self.critical: set[int] = set()
 
-    def subscribe(self, listener: Listener) -> None:
+    def subscribe(self, listener: Listener, critical: bool = False) -> None:
+        """``critical``: its failure is the run's (the report writer), not just printed."""
         self.listeners.append(listener)
+        if critical:
+            self.critical.add(id(listener))
 
     def emit(self, event: Event) -> None:
         for listener in self.listeners:
@@ -114,6 +248,8 @@ class EventBus:
             except Interrupted:
                 raise  # Ctrl-C/SIGTERM landed while a listener ran: the run must still stop
             except Exception as exc:  # noqa: BLE001 - a broken listener must not stop teardown
+                if id(listener) in self.critical:
+                    raise
                 print(f"[chaos] listener error: {exc}", file=sys.stderr)
 
 
@@ -125,57 +261,8 @@ class Recorder:
         self.handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
 
     def __call__(self, event: Event) -> None:
-        self.handle.write(json.dumps(asdict(event), default=str) + "\n")
+        self.handle.write(json.dumps(record(event), default=str) + "\n")
         self.handle.flush()
 
     def close(self) -> None:
         self.handle.close()
-
-
-class ConsoleProgress:
-    """One line per event on stderr: what a user watches while a run goes."""
-
-    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
-        self.stream = stream or sys.stderr
-        self.quiet = quiet
-        self.t0: float | None = None
-
-    def _print(self, text: str) -> None:
-        stamp = "" if self.t0 is None else f"{time.time() - self.t0:6.1f}s "
-        print(f"[chaos] {stamp}{text}", file=self.stream, flush=True)
-
-    def __call__(self, event: Event) -> None:
-        if self.quiet and not isinstance(event, RunFinished):
-            return
-        text = _describe(event)
-        if isinstance(event, PhaseStarted) and self.t0 is None:
-            self.t0 = event.t
-        if text:
-            self._print(text)
-
-
-def _describe(event: Event) -> str:
-    describers: dict[type, Callable[[Any], str]] = {
-        RunStarted: lambda e: f"run {e.run_id} of scenario {e.scenario}",
-        Setup: lambda e: e.message,
-        ServiceReady: lambda e: f"service {e.service} ready ({e.image}, {e.seconds:.1f}s)",
-        PhaseStarted: lambda e: f"phase {e.phase} ({e.duration:g}s)",
-        FaultInjected: lambda e: f"  {'restore' if e.restore else 'fault on'}: "
-        + e.description + _took(e),
-        FaultRemoved: lambda e: f"  fault off: {e.description}" + _took(e),
-        RecoveryMeasured: lambda e: e.text,
-        AssertionEvaluated: lambda e: f"  {(e.status or ('pass' if e.passed else 'fail')).upper()} "
-        + f"[{e.phase}] {e.check}" + (f": {e.message}" if e.message else ""),
-        RunFinished: lambda e: f"verdict: {e.verdict.upper()} (exit {e.exit_code})"
-        + (f"; reports in {e.report_dir}" if e.report_dir else ""),
-    }
-    describe = describers.get(type(event))
-    return describe(event) if describe else ""
-
-
-def _took(event: FaultInjected | FaultRemoved) -> str:
-    """How long the action took, when it was long enough to matter (a Docker restart)."""
-    if event.requested is None or event.completed is None:
-        return ""
-    took = event.completed - event.requested
-    return f" (the action took {took:.2f}s)" if took >= 0.05 else ""

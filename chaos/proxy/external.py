@@ -20,6 +20,7 @@ from typing import Any
 from docker.errors import APIError
 
 from chaos.errors import EnvironmentProblem, ProxyError
+from chaos.observe.events import Event, ProxyCreated
 from chaos.proxy.client import ToxiproxyClient
 from chaos.proxy.provider import HOSTNAME
 from chaos.runtime.environment import RunEnvironment
@@ -118,12 +119,12 @@ class ExternalProxies:
     at the containers' current addresses."""
 
     def __init__(self, url: str, run_id: str, scenario: Scenario, env: RunEnvironment,
-                 ledger: Ledger | None, say: Callable[[str], None]) -> None:
+                 ledger: Ledger | None, emit: Callable[[Event], None]) -> None:
         gateway = env.gateway_ip()
         if gateway is None:
             raise EnvironmentProblem(f"the run's network {env.prefix} has no gateway "
                                      "address for proxies on TOXIPROXY_URL to listen on")
-        self.url, self.scenario, self.env, self.ledger, self.say = url, scenario, env, ledger, say
+        self.url, self.scenario, self.env, self.ledger, self.emit = url, scenario, env, ledger, emit
         self.gateway = gateway
         self.host = listen_address(gateway, 0).rsplit(":", 1)[0]  # where services reach them
         self.names = {name: proxy_name(run_id, name) for name in scenario.proxies}
@@ -163,7 +164,8 @@ class ExternalProxies:
         if info.port == 0:
             raise EnvironmentProblem(f"TOXIPROXY_URL {self.url}: proxy {full!r} reports "
                                      f"no port ({info.listen})")
-        self.say(f"proxy {name}: {full} on {self.url}, listening on {info.listen}")
+        self.emit(ProxyCreated(name=name, listen=info.listen, upstream=upstream,
+                               server_name=full, api=self.url))
         return info.port
 
     def point(self, services: set[str] | None = None) -> None:

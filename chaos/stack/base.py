@@ -150,15 +150,15 @@ class BaseStack:
         return self.ledger
 
     def _close_ledger(self) -> None:
-        from chaos.observe.events import Setup
+        from chaos.observe.events import LeftForSweep
 
         try:
             if self.ledger is not None:
                 if not self._unwound:
                     self.unwind_ledger()  # nothing else walked it (a Locust process, toxics)
                 if not self.ledger.close():
-                    left = ", ".join(str(e) for e in self.ledger.outstanding())
-                    self.bus.emit(Setup(message=f"left for `chaos doctor --sweep`: {left}"))
+                    left = tuple(str(e) for e in self.ledger.outstanding())
+                    self.bus.emit(LeftForSweep(entries=left))
         finally:
             if self.proxies is not None:
                 self.proxies.close()

@@ -23,7 +23,16 @@ from chaos.capture.sidecar import CaptureSet, start_capture
 from chaos.errors import EnvironmentProblem, ScenarioError
 from chaos.faults import netns
 from chaos.faults.base import FaultContext
-from chaos.observe.events import EventBus, ServiceReady, Setup
+from chaos.observe.events import (
+    CaptureStarted,
+    EventBus,
+    ImageBuilt,
+    ImagesChecking,
+    LabelledRemoved,
+    ProxyServerChosen,
+    ServiceReady,
+    TeardownProblems,
+)
 from chaos.observe.watchdog import container_check, url_check
 from chaos.proxy import provider
 from chaos.proxy.client import ToxiproxyClient
@@ -108,11 +117,11 @@ class DockerStack(BaseStack):
             raise ScenarioError(f"{why}; unset TOXIPROXY_URL to run this scenario with the "
                                 "run's own Toxiproxy container", file=f"scenario {self.scenario.name}",
                                 key=key)
-        self.bus.emit(Setup(message=f"Toxiproxy: {self.provider}; the run starts no proxy "
-                                    "container"))
+        self.bus.emit(ProxyServerChosen(server=self.provider,
+                                        note="the run starts no proxy container"))
 
     def _build_images(self, client: docker.DockerClient) -> None:
-        self.bus.emit(Setup(message="checking images (built only when their sources changed)"))
+        self.bus.emit(ImagesChecking())
         base = ensure_base(client)
         assert self.choice is not None and self.env is not None  # chosen and created first
         if self.choice.starts_container:
@@ -127,6 +136,7 @@ class DockerStack(BaseStack):
                 raise EnvironmentProblem(f"service {name}: build folder {service.build} not found")
             self.images[name] = image_for_build(client, build_dir, base, self.env.labels,
                                                 self.ledger)
+            self.bus.emit(ImageBuilt(service=name, image=self.images[name]))
         if any(isinstance(f, NetFault) for p in self.scenario.phases for f in p.faults):
             # the sidecar that applies network faults in a service's namespace
             netfault = spec_for_build_dir(project_root() / "docker" / NETFAULT_IMAGE)
@@ -170,7 +180,7 @@ class DockerStack(BaseStack):
         assert self.env is not None and self.choice is not None and self.choice.url
         self.external_proxies = ExternalProxies(
             self.choice.url, self.run_id, self.scenario, self.env, self.ledger,
-            lambda message: self.bus.emit(Setup(message=message)))
+            self.bus.emit)
         self.proxies = self.external_proxies.client
         self.proxy_host = self.external_proxies.host
         self.external_proxies.create()
@@ -223,7 +233,7 @@ class DockerStack(BaseStack):
         if spec is None or self.env is None:
             return
         services = spec.services or list(self.scenario.services)
-        self.bus.emit(Setup(message=f"capturing packets and socket states on {', '.join(services)}"))
+        self.bus.emit(CaptureStarted(services=tuple(services)))
         self.capture, self.capture_names = start_capture(
             self.env, self.tool_images[CAPTURE_IMAGE], services, spec.max_mb, spec.max_seconds,
             spec.ss_interval)
@@ -257,8 +267,8 @@ class DockerStack(BaseStack):
         problems = self.unwind_ledger()
         problems += self.env.teardown()
         if problems:
-            self.bus.emit(Setup(message="teardown problems: " + "; ".join(problems)))
-        self.bus.emit(Setup(message=f"removed everything labelled run={self.run_id}"))
+            self.bus.emit(TeardownProblems(problems=tuple(problems)))
+        self.bus.emit(LabelledRemoved(run_id=self.run_id))
 
     def removers(self) -> dict[str, Remover]:
         removers = super().removers()

@@ -22,7 +22,7 @@ import requests
 
 from chaos.errors import EnvironmentProblem, ProxyError
 from chaos.faults.base import FaultContext
-from chaos.observe.events import EventBus, ServiceReady, Setup
+from chaos.observe.events import EventBus, ProxyCreated, ProxyServerChosen, ServiceReady
 from chaos.observe.watchdog import url_check
 from chaos.proxy.client import ToxiproxyClient
 from chaos.proxy.embedded import ServerThread
@@ -69,7 +69,7 @@ class ExternalStack(BaseStack):
             self.proxies.wait_ready(timeout=10)
         except ProxyError as exc:
             raise EnvironmentProblem(f"the Toxiproxy server at {api} did not answer: {exc}") from exc
-        self.bus.emit(Setup(message=f"Toxiproxy: {self.provider}"))
+        self.bus.emit(ProxyServerChosen(server=self.provider))
         for name, spec in self.scenario.proxies.items():
             assert self.ledger is not None  # opened first
             self.ledger.intend("proxy", self.proxies.server_name(name), api=api,
@@ -77,10 +77,9 @@ class ExternalStack(BaseStack):
             info = self.proxies.create_proxy(name, spec.listen or f"{LOOPBACK}:0",
                                              self._upstream(spec.upstream))
             self.listen[name] = info.listen
-            named = self.proxies.server_name(name)
-            shown = name if named == name else f"{name} ({named})"
-            self.bus.emit(Setup(message=f"proxy {shown}: listening on {info.listen} -> "
-                                        f"{self._upstream(spec.upstream)}"))
+            self.bus.emit(ProxyCreated(name=name, listen=info.listen,
+                                       upstream=self._upstream(spec.upstream),
+                                       server_name=self.proxies.server_name(name)))
 
     def _upstream(self, address: str) -> str:
         """``backend:8080``: the host of the backend's url, on that port."""

@@ -15,7 +15,7 @@ from chaos.observe.events import (
     PhaseStarted,
     RunFinished,
     RunStarted,
-    Setup,
+    TeardownStarted,
 )
 
 
@@ -75,7 +75,7 @@ def test_plain_mode_prints_one_line_per_event_and_no_escape_codes() -> None:
     console = Console(stream, live=False, tick=60)
     console(RunStarted(scenario="demo", run_id="r1"))
     console(PhaseStarted(phase="baseline", duration=2))
-    console(Setup(message="tearing down run=r1"))
+    console(TeardownStarted(run_id="r1"))
     console(RunFinished(verdict="pass", exit_code=0))
     text = stream.getvalue()
     assert "\x1b" not in text and "\r" not in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chaos.errors import Interrupted
-from chaos.observe.events import EventBus, Setup
+from chaos.observe.events import EventBus, LoadWarning
 
 
 def test_sigterm_landing_inside_a_listener_still_stops_the_run() -> None:
@@ -18,7 +18,7 @@ def test_sigterm_landing_inside_a_listener_still_stops_the_run() -> None:
 
     bus.subscribe(terminated)
     with pytest.raises(Interrupted):
-        bus.emit(Setup(message="service toxiproxy ready"))
+        bus.emit(LoadWarning(text="service toxiproxy ready"))
 
 
 def test_a_broken_listener_is_reported_and_the_others_still_hear(
@@ -27,6 +27,6 @@ def test_a_broken_listener_is_reported_and_the_others_still_hear(
     heard: list[str] = []
     bus.subscribe(lambda event: (_ for _ in ()).throw(ValueError("broken")))
     bus.subscribe(lambda event: heard.append(event.kind))
-    bus.emit(Setup(message="x"))
-    assert heard == ["setup"]
+    bus.emit(LoadWarning(text="x"))
+    assert heard == ["load_warning"]
     assert "listener error: broken" in capsys.readouterr().err

@@ -16,6 +16,7 @@ import pytest
 from chaos.engine import run_scenario
 from chaos.load.arrivals import DROPPED_FILE
 from chaos.observe.events import EventBus
+from chaos.observe.lines import describe
 from chaos.scenario.loader import load_scenario
 from chaos.verdict.result import FaultRecord, PhaseWindow, Result
 
@@ -69,7 +70,7 @@ def run(tmp_path: Path, started: int, dropped: int, arrival: str = "",
     scenario = load_scenario(path)
     lines: list[str] = []
     bus = EventBus()
-    bus.subscribe(lambda event: lines.append(getattr(event, "message", "")))
+    bus.subscribe(lambda event: lines.append(describe(event)))  # the console lines
     result = run_scenario(scenario, file=str(path), report_root=tmp_path / "reports",
                           quiet=True, bus=bus,
                           session_factory=lambda s, i, d, b: RecordsOnly(d, started, dropped))

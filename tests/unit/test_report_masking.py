@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from report_cases import SECRET, hand_built
 
-from chaos.observe.events import ConsoleProgress, FaultInjected, Setup
+from chaos.observe.events import FaultInjected, LoadWarning
+from chaos.observe.lines import ConsoleProgress
 from chaos.report.mask import MASK, Masker, masked, secret_values
 from chaos.report.writer import write_reports
 
@@ -69,7 +70,7 @@ def test_console_and_event_stream_are_masked() -> None:
     masker = Masker([SECRET])
     stream = io.StringIO()
     listen = masked(ConsoleProgress(stream=stream), masker)
-    listen(Setup(message=f"load with key {SECRET}"))
+    listen(LoadWarning(text=f"load with key {SECRET}"))
     listen(FaultInjected(phase="fault", description=f"header x-api-key={SECRET}"))
     out = stream.getvalue()
     assert SECRET not in out and out.count(MASK) == 2

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chaos.engine import run_scenario
-from chaos.observe.events import EventBus, Setup
+from chaos.observe.events import EventBus, LoadWarning
 from chaos.report.mask import MASK, Masker, is_secret_name
 from chaos.report.mask_yaml import mask_yaml
 from chaos.report.shapes import mask_shapes
@@ -94,7 +94,7 @@ class LeakySession:
             f'{{"t": {self.t0}, "phase": "baseline", "name": "chat", "outcome": "ok", '
             f'"status": 200, "latency_ms": 1.0, "detail": "Authorization: Bearer {BEARER}"}}\n',
             encoding="utf-8")
-        self.bus.emit(Setup(message=f"gateway env AUTH=Bearer {BEARER} DB {DB_PASSWORD}"))
+        self.bus.emit(LoadWarning(text=f"gateway env AUTH=Bearer {BEARER} DB {DB_PASSWORD}"))
 
     def teardown(self) -> None:
         pass
@@ -188,12 +188,12 @@ def test_ordinary_text_is_left_alone(text: str) -> None:
 def test_console_masks_shapes_when_the_scenario_has_no_secret_values() -> None:
     import io
 
-    from chaos.observe.events import ConsoleProgress
+    from chaos.observe.lines import ConsoleProgress
     from chaos.report.mask import masked
 
     stream = io.StringIO()
     masked(ConsoleProgress(stream=stream), Masker())(
-        Setup(message=f"probing with Authorization: Bearer {BEARER}"))
+        LoadWarning(text=f"probing with Authorization: Bearer {BEARER}"))
     assert BEARER not in stream.getvalue() and MASK in stream.getvalue()
 
 
