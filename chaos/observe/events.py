@@ -64,6 +64,7 @@ class ProxyCreated(Event):
     server_name: str = ""
     api: str = ""
     kind: str = "proxy_created"
+    shown: bool = True  # False: on the run's own server, as the scenario names it (no line)
 
 
 @dataclass(frozen=True)

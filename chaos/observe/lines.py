@@ -82,6 +82,8 @@ def describe(event: Event) -> str:
 
 
 def _proxy_line(event: ProxyCreated) -> str:
+    if not event.shown:
+        return ""
     if event.api:  # on the user's server, under the run's own name
         return (f"proxy {event.name}: {event.server_name} on {event.api}, "
                 f"listening on {event.listen}")

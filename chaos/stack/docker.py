@@ -29,6 +29,7 @@ from chaos.observe.events import (
     ImageBuilt,
     ImagesChecking,
     LabelledRemoved,
+    ProxyCreated,
     ProxyServerChosen,
     ServiceReady,
     TeardownProblems,
@@ -173,7 +174,10 @@ class DockerStack(BaseStack):
         for name, spec in self.scenario.proxies.items():
             if self.ledger is not None:
                 self.ledger.intend("proxy", name, api=url)
-            self.proxies.create_proxy(name, f"0.0.0.0:{self.listen_ports[name]}", spec.upstream)
+            info = self.proxies.create_proxy(name, f"0.0.0.0:{self.listen_ports[name]}",
+                                             spec.upstream)
+            self.bus.emit(ProxyCreated(name=name, listen=info.listen, upstream=spec.upstream,
+                                       shown=False))
 
     def _create_external_proxies(self) -> None:
         """The run's proxies on the user's server, under run-unique names, before any service."""

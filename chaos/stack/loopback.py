@@ -18,7 +18,7 @@ from typing import cast
 
 from chaos.errors import EnvironmentProblem, ScenarioError
 from chaos.faults.base import FaultContext
-from chaos.observe.events import EventBus, ProxyServerChosen, ServiceReady
+from chaos.observe.events import EventBus, ProxyCreated, ProxyServerChosen, ServiceReady
 from chaos.proxy.client import ToxiproxyClient
 from chaos.proxy.embedded import ServerThread
 from chaos.runtime.environment import RunEnvironment
@@ -84,6 +84,8 @@ class LoopbackStack(BaseStack):
             ledger.intend("proxy", name, api=self.server.url)
             info = self.proxies.create_proxy(name, f"{LOOPBACK}:0", self._local(spec.upstream))
             self.listen_ports[name] = info.port
+            self.bus.emit(ProxyCreated(name=name, listen=info.listen, upstream=info.upstream,
+                                       shown=False))
         self.bus.emit(ProxyServerChosen(server=f"embedded at {self.server.url}"))
         self.resources.callback(self._collect_logs)
         for name in self.scenario.start_order():

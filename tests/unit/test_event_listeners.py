@@ -58,6 +58,8 @@ def test_console_lines_of_the_setup_events() -> None:
     console(ProxyCreated(name="backend", listen="127.0.0.1:9001", upstream="127.0.0.1:8080",
                          server_name="chaos-r1-backend"))
     console(ImageBuilt(service="gateway", image="gateway-chaos/gateway:abc"))  # recorded only
+    console(ProxyCreated(name="backend", listen="0.0.0.0:9001", upstream="backend:8080",
+                         shown=False))  # the run's own server: recorded only
     console(LabelledRemoved(run_id="r1"))
     console(TeardownFinished(run_id="r1"))  # recorded only
     assert _lines(stream) == [
