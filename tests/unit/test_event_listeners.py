@@ -170,3 +170,44 @@ def test_the_engine_writes_the_reports_before_the_console_names_their_folder(
                           quiet=True, session_factory=lambda s, i, d, b: _Recorded(d))
     assert result.verdict == "pass", result.error
     assert {"result.json", "junit.xml", "report.html"} <= seen["at verdict"]
+
+
+def _run_failing(tmp_path: Path, exc: BaseException) -> list[object]:
+    from chaos.engine import run_scenario
+    from chaos.scenario.loader import load_scenario
+
+    class Failing(_Recorded):
+        def run(self) -> None:
+            raise exc
+
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nservices:\n  gateway: {build: docker/gateway, port: 8000}\n"
+                    "load: {target: gateway, requests: [{name: get, path: /}]}\n"
+                    "phases: [{name: steady, duration: 2s}]\n")
+    seen: list[object] = []
+    bus = EventBus()
+    bus.subscribe(seen.append)
+    run_scenario(load_scenario(path), report_root=tmp_path / "r", quiet=True, bus=bus,
+                 session_factory=lambda s, i, d, b: Failing(d))
+    return seen
+
+
+def test_a_failed_run_emits_run_failed_after_its_teardown(tmp_path: Path) -> None:
+    from chaos.errors import EnvironmentProblem
+    from chaos.observe.events import RunFailed
+
+    seen = _run_failing(tmp_path, EnvironmentProblem("the backend did not start"))
+    kinds = [type(e).__name__ for e in seen]
+    assert kinds.index("TeardownStarted") < kinds.index("TeardownFinished") \
+        < kinds.index("RunFailed") < kinds.index("RunFinished")
+    [failed] = [e for e in seen if isinstance(e, RunFailed)]
+    assert "the backend did not start" in failed.error
+    assert seen[-1].verdict == "error"  # type: ignore[attr-defined]
+
+
+def test_ctrl_c_emits_run_interrupted(tmp_path: Path) -> None:
+    from chaos.observe.events import RunInterrupted
+
+    seen = _run_failing(tmp_path, KeyboardInterrupt())
+    assert any(isinstance(e, RunInterrupted) for e in seen)
+    assert seen[-1].verdict == "interrupted"  # type: ignore[attr-defined]
