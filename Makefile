@@ -7,12 +7,13 @@ STAMP := $(VENV)/.installed-stamp
 SCENARIO ?= backend-crash
 ARGS ?=
 
-.PHONY: help venv setup browser chaos test test-fast lint bench clean schema
+.PHONY: help venv setup browser chaos test test-fast test-integration lint bench clean schema
 
 help:
 	@echo "make chaos SCENARIO=backend-crash   run scenarios/<name>.yaml (ARGS='--set k=v' to override)"
-	@echo "make test                           unit + Docker tests (sets everything up)"
-	@echo "make test-fast                      unit tests only, no Docker"
+	@echo "make test                           all tests: unit, integration, Docker (sets everything up)"
+	@echo "make test-fast                      tests/unit only: pure and fast, no Docker"
+	@echo "make test-integration               tests/integration: local processes on 127.0.0.1, no Docker"
 	@echo "make setup | lint | clean"
 
 $(STAMP): pyproject.toml
@@ -45,7 +46,10 @@ test: setup browser
 	$(BIN)/pytest -q
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -m "not docker"
+	$(BIN)/pytest -q -m "not docker" tests/unit
+
+test-integration: $(STAMP)
+	$(BIN)/pytest -q tests/integration
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_proxy

@@ -26,9 +26,9 @@ from typing import Any
 import docker
 import pytest
 import requests
-from loopback import free_port
 
 from chaos.proxy.client import ToxiproxyClient
+from tests.fixtures.loopback import free_port
 
 pytestmark = pytest.mark.docker
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from report_cases import hand_built, with_evidence
 
 from chaos.report.html import render_html
 from chaos.verdict.result import Result
+from tests.fixtures.report_cases import hand_built, with_evidence
 
 pytestmark = pytest.mark.docker
 

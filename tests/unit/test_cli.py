@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.fixtures.scenarios import DESCRIPTION, MINIMAL
+
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))
 _SCRIPT = Path(sys.executable).with_name("chaos")
@@ -21,25 +23,6 @@ CHAOS = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "chaos.cl
 ONE_LINE = re.compile(r"^(?P<file>[^\n]+?):(?P<line>\d+): (?P<key>[A-Za-z0-9_.\[\]-]+): "
                       r"(?P<message>[^\n]+)$")
 
-VALID = """\
-name: demo
-description: A tiny scenario for CLI tests.
-services:
-  backend: {build: docker/backend, port: 8080}
-  gateway: {build: docker/gateway, port: 8000, env: {UPSTREAM_URL: "${proxy.backend}"}}
-proxies:
-  backend: {upstream: "backend:8080"}
-load:
-  target: gateway
-  users: 2
-  requests:
-    - {name: get, path: /}
-phases:
-  - name: baseline
-    duration: 2s
-assertions:
-  - {phase: baseline, resets: 0}
-"""
 
 
 def _chaos(*args: str, tmp_path: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -52,9 +35,9 @@ def _chaos(*args: str, tmp_path: Path, timeout: float = 60) -> subprocess.Comple
 
 
 def _malformed(tmp_path: Path, old: str, new: str, name: str = "broken.yaml") -> Path:
-    assert VALID.count(old) == 1
+    assert MINIMAL.count(old) == 1
     path = tmp_path / name
-    path.write_text(VALID.replace(old, new))
+    path.write_text(MINIMAL.replace(old, new))
     return path
 
 
@@ -123,7 +106,7 @@ def test_validate_invalid_yaml_and_empty_file(tmp_path: Path) -> None:
 
 def test_validate_good_and_bad_together(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
-    good.write_text(VALID)
+    good.write_text(MINIMAL)
     bad = _malformed(tmp_path, "  users: 2", "  users: -2")
     proc = _chaos("validate", str(good), str(bad), tmp_path=tmp_path)
     assert proc.returncode == 2
@@ -143,7 +126,7 @@ def test_validate_missing_file(tmp_path: Path) -> None:
 
 def test_validate_with_set(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
-    good.write_text(VALID)
+    good.write_text(MINIMAL)
     proc = _chaos("validate", str(good), "--set", "phases.0.duration=7s", tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "7s)" in proc.stdout
@@ -218,12 +201,12 @@ def test_list_prints_names_and_descriptions(tmp_path: Path) -> None:
 def test_list_marks_an_invalid_scenario(tmp_path: Path) -> None:
     folder = tmp_path / "library"
     folder.mkdir()
-    (folder / "good.yaml").write_text(VALID)
+    (folder / "good.yaml").write_text(MINIMAL)
     _malformed(folder, "  users: 2", "  users: -2", name="bad.yaml")
     proc = _chaos("list", str(folder), tmp_path=tmp_path)
     assert proc.returncode == 0
     _no_traceback(proc)
-    assert re.search(r"^good\s+A tiny scenario for CLI tests\.$", proc.stdout, re.M)
+    assert re.search(rf"^good\s+{re.escape(DESCRIPTION)}$", proc.stdout, re.M)
     assert re.search(r"^bad\s+INVALID: .*load\.users", proc.stdout, re.M)
 
 

@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import re
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -205,37 +198,6 @@ def test_stats_shape(api: str) -> None:
     assert stats["bytes"] == {"upstream": 0, "downstream": 0}
     assert stats["toxics"] == {}
     _error(requests.get(f"{api}/proxies/nope/stats", timeout=5), 404)
-
-
-def test_module_entry_point_config_and_sigterm(tmp_path: Path) -> None:
-    config = tmp_path / "proxies.json"
-    config.write_text(json.dumps([{"name": "cfg", "listen": f"{LOOPBACK}:0",
-                                   "upstream": UPSTREAM}]))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "chaos.proxy.embedded", "--port", "0", "--config", str(config)],
-        stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        assert process.stderr is not None
-        deadline = time.monotonic() + 10
-        url = None
-        lines = []
-        while url is None and time.monotonic() < deadline:
-            line = process.stderr.readline()
-            lines.append(line)
-            if match := re.search(r"listening on (http://[\d.]+:\d+)", line):
-                url = match.group(1)
-        assert url is not None, "".join(lines)
-        assert url.startswith(f"http://{LOOPBACK}:")
-        assert list(requests.get(f"{url}/proxies", timeout=5).json()) == ["cfg"]
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
-        rest = process.stderr.read()
-        assert "api GET /proxies -> 200" in rest
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 # --- what the real server accepts (Go's JSON decoder: null is absent, case-free stream) ------

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 import requests
-from loopback import serving, toxiproxy_proxy
 
 from chaos.proxy.embedded import ServerThread
+from tests.fixtures.loopback import serving, toxiproxy_proxy
 
 LOOPBACK = "127.0.0.1"
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 import requests
-from loopback import toxiproxy_proxy
 
 from chaos.proxy.embedded import ServerThread, endpoint
+from tests.fixtures.loopback import toxiproxy_proxy
 
 LOOPBACK = "127.0.0.1"
 TOTAL = 48 * 1024 * 1024

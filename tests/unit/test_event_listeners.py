@@ -7,8 +7,6 @@ import io
 import json
 from pathlib import Path
 
-from report_cases import hand_built
-
 from chaos.observe.console import Console
 from chaos.observe.events import (
     EventBus,
@@ -24,6 +22,7 @@ from chaos.observe.events import (
     TeardownStarted,
 )
 from chaos.report.listener import ReportWriter
+from tests.fixtures.report_cases import hand_built
 
 
 def _lines(stream: io.StringIO) -> list[str]:

@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from loopback import free_port, http_server, text_handler
 
 from chaos.cli import main
 from chaos.errors import ServiceNotReady
 from chaos.runtime import health
 from chaos.runtime.environment import RunEnvironment, RunningService
 from chaos.runtime.paths import project_root
+from tests.fixtures.loopback import free_port, http_server, text_handler
 
 SCENARIO = project_root() / "scenarios" / "backend-reset.yaml"
 

@@ -20,6 +20,7 @@ import pytest
 from chaos.errors import EnvironmentProblem
 from chaos.proxy import external, provider
 from chaos.proxy.embedded import ServerThread
+from tests.fixtures.scenarios import write_scenario
 
 
 class Images:
@@ -154,35 +155,12 @@ def test_choose_needs_a_store() -> None:
 
 
 # --- a user's own server (TOXIPROXY_URL): the pure parts -----------------------------------
-EXTERNAL_SCENARIO = """\
-name: ext
-description: A scenario for the TOXIPROXY_URL checks.
-services:
-  backend: {build: docker/backend, port: 8080}
-  gateway: {build: docker/gateway, port: 8000, env: {UPSTREAM_URL: "${proxy.backend}"}}
-proxies:
-  backend: {upstream: "backend:8080"}
-load:
-  target: gateway
-  users: 2
-  spawn_rate: 2
-  requests: [{name: get, path: /api/items/1}]
-phases:
-  - {name: baseline, duration: 1s}
-  - name: fault
-    duration: 1s
-    faults: [FAULT]
-assertions:
-  - {phase: baseline, success_rate: ">= 0.9"}
-"""
 
 
 def _scenario(tmp_path: Path, fault: str, extra: str = "") -> object:
     from chaos.scenario.loader import load_scenario
 
-    path = tmp_path / "ext.yaml"
-    path.write_text(EXTERNAL_SCENARIO.replace("FAULT", fault) + extra)
-    return load_scenario(path)
+    return load_scenario(write_scenario(tmp_path, "ext.yaml", fault=fault, extra=extra))
 
 
 def test_external_names_are_unique_per_run_and_recognised() -> None:

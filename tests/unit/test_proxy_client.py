@@ -10,11 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from loopback import http_server, text_handler
 
 from chaos.errors import ProxyError
 from chaos.proxy.client import ProxyInfo, ToxiproxyClient
 from chaos.proxy.embedded import ServerThread
+from tests.fixtures.loopback import http_server, text_handler
 
 LOOPBACK = "127.0.0.1"
 

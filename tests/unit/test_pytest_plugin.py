@@ -8,25 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.scenarios import MINIMAL, scenario_text
+
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[2]
 RESET = (ROOT / "scenarios" / "backend-reset.yaml").read_text(encoding="utf-8")
 SHORT = ["phases.0.duration=2s", "phases.1.duration=4s", "phases.2.duration=2s",
          "assertions=[{phase: fault, resets: 0}]"]
-VALID = """\
-name: tiny
-services:
-  backend: {build: docker/backend, port: 8080}
-  gateway: {build: docker/gateway, port: 8000, env: {UPSTREAM_URL: "${proxy.backend}"}}
-proxies:
-  backend: {upstream: "backend:8080"}
-load:
-  target: gateway
-  requests: [{name: get, path: /}]
-phases:
-  - {name: baseline, duration: 2s}
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -36,10 +25,10 @@ def no_docker(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_one_item_per_scenario_file_and_other_yaml_is_ignored(pytester: pytest.Pytester) -> None:
     pytester.mkdir("scenarios")
-    pytester.path.joinpath("scenarios", "first.yaml").write_text(VALID)
-    pytester.path.joinpath("scenarios", "second.yml").write_text(VALID.replace("tiny", "second"))
+    pytester.path.joinpath("scenarios", "first.yaml").write_text(MINIMAL)
+    pytester.path.joinpath("scenarios", "second.yml").write_text(scenario_text(name="second"))
     pytester.path.joinpath("scenarios", "notes.yaml").write_text("just: some yaml\n")
-    pytester.path.joinpath("other.yaml").write_text(VALID)
+    pytester.path.joinpath("other.yaml").write_text(MINIMAL)
     result = pytester.runpytest("--collect-only", "-q", "scenarios")
     result.stdout.fnmatch_lines(["scenarios/first.yaml::first", "scenarios/second.yml::second",
                                  "2 tests collected*"])
@@ -49,7 +38,7 @@ def test_one_item_per_scenario_file_and_other_yaml_is_ignored(pytester: pytest.P
 def test_an_invalid_scenario_fails_with_one_clear_line(pytester: pytest.Pytester) -> None:
     pytester.mkdir("scenarios")
     pytester.path.joinpath("scenarios", "broken.yaml").write_text(
-        VALID.replace("duration: 2s", "duration: 2 parsecs"))
+        MINIMAL.replace("duration: 2s", "duration: 2 parsecs"))
     result = pytester.runpytest("scenarios")
     result.assert_outcomes(failed=1)
     result.stdout.re_match_lines([r".*scenarios/broken\.yaml:\d+: phases\[0\]\.duration: "
@@ -59,7 +48,7 @@ def test_an_invalid_scenario_fails_with_one_clear_line(pytester: pytest.Pytester
 
 def test_chaos_set_applies_to_collected_scenarios(pytester: pytest.Pytester) -> None:
     pytester.mkdir("scenarios")
-    pytester.path.joinpath("scenarios", "tiny.yaml").write_text(VALID)
+    pytester.path.joinpath("scenarios", "tiny.yaml").write_text(MINIMAL)
     result = pytester.runpytest("scenarios", "--chaos-set", "phases.0.duration=-1s")
     result.assert_outcomes(failed=1)
     result.stdout.re_match_lines([r".*--set.*phases\[0\]\.duration.*"])
@@ -67,7 +56,7 @@ def test_chaos_set_applies_to_collected_scenarios(pytester: pytest.Pytester) -> 
 
 def test_chaos_scenario_fixture_loads_with_overrides(pytester: pytest.Pytester) -> None:
     pytester.mkdir("scenarios")
-    pytester.path.joinpath("scenarios", "tiny.yaml").write_text(VALID)
+    pytester.path.joinpath("scenarios", "tiny.yaml").write_text(MINIMAL)
     pytester.makepyfile(test_tiny=textwrap.dedent("""
         def test_it(chaos_scenario):
             scenario = chaos_scenario("scenarios/tiny.yaml", set=["phases.0.duration=7s"])

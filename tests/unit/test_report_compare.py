@@ -5,11 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from report_cases import RUNS, hand_built, with_evil_text
-
 from chaos.cli import main
 from chaos.report.html import render_compare
 from chaos.report.writer import result_json
+from tests.fixtures.report_cases import RUNS, hand_built, with_evil_text
 
 
 def test_report_rerenders_html_from_json(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

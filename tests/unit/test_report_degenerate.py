@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from report_cases import EVIL, degenerate, hand_built
 
 from chaos.cli import main
 from chaos.report.html import render_compare, render_html
 from chaos.report.writer import write_reports
 from chaos.verdict.baseline import compare, regression_field, render_text
+from tests.fixtures.report_cases import EVIL, degenerate, hand_built
 
 CASES = degenerate()
 

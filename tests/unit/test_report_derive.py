@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from report_cases import hand_built, recorded
-
 from chaos.report import derive
 from chaos.verdict.result import AssertionResult, FaultRecord, PhaseStats
+from tests.fixtures.report_cases import hand_built, recorded
 
 
 def test_score_formula() -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from report_cases import hand_built, recorded, with_evidence, with_evil_text
 
 from chaos.report import derive
 from chaos.report.html import render_html
 from chaos.verdict.result import FaultRecord, PhaseStats, PhaseWindow
+from tests.fixtures.report_cases import hand_built, recorded, with_evidence, with_evil_text
 
 
 def _assert_self_contained(html: str) -> None:

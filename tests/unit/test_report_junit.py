@@ -6,9 +6,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from lxml import etree
-from report_cases import EVIL, FIXTURES, RUNS, hand_built, recorded, with_evil_text
 
 from chaos.report.junit import render_junit
+from tests.fixtures.report_cases import EVIL, FIXTURES, RUNS, hand_built, recorded, with_evil_text
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from report_cases import RUNS, degenerate, recorded
 
 from chaos.cli import main
 from chaos.report import validate
 from chaos.report.writer import ReportInputError, load_result, result_json
 from chaos.verdict.baseline import compare, regression_field, render_text
+from tests.fixtures.report_cases import RUNS, degenerate, recorded
 
 FAIL_RUN = json.loads((RUNS / "fail" / "result.json").read_text(encoding="utf-8"))
 

@@ -6,12 +6,12 @@ import io
 from pathlib import Path
 
 import pytest
-from report_cases import SECRET, hand_built
 
 from chaos.observe.events import FaultInjected, LoadWarning
 from chaos.observe.lines import ConsoleProgress
 from chaos.report.mask import MASK, Masker, masked, secret_values
 from chaos.report.writer import write_reports
+from tests.fixtures.report_cases import SECRET, hand_built
 
 ENVS = [{"UPSTREAM_URL": "http://toxiproxy:20000", "OPENAI_API_KEY": SECRET},
         {"db_password": "hunter2-long", "Auth_Token": "tok-999999", "MODE": "on", "TOKEN_X": "1"}]

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from report_cases import RUNS, hand_built
 
 from chaos.report.schema import result_schema
 from chaos.report.writer import ReportInputError, load_result, result_json, write_reports
 from chaos.verdict.result import Result
+from tests.fixtures.report_cases import RUNS, hand_built
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "schemas" / "result.schema.json"

@@ -139,9 +139,8 @@ def test_retry_amplification_counts_upstream_requests_per_client_request() -> No
 
 
 def test_a_one_to_one_counter_sampled_off_the_phase_bounds_reads_exactly_one() -> None:
-    from report_cases import hand_built
-
     from chaos.report import derive
+    from tests.fixtures.report_cases import hand_built
 
     # 10 client requests per second; the upstream counter is read every 0.7 s from 9.7 s,
     # so no sample falls on a phase bound (10 s, 20 s): nearest samples read 0.96-1.05

@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import pytest
-from loopback import free_port
 
 from chaos.errors import PartFailed
 from chaos.observe.watchdog import (
@@ -19,6 +18,7 @@ from chaos.observe.watchdog import (
     process_death,
     url_check,
 )
+from tests.fixtures.loopback import free_port
 
 
 def test_how_a_process_died() -> None:

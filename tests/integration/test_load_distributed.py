@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from loopback import free_port, http_server, text_handler
 
 from chaos.load.runner import LocustProcess
 from chaos.scenario.model import Load
+from tests.fixtures.loopback import free_port, http_server, text_handler
 
 
 @pytest.fixture()

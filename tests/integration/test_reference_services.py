@@ -22,8 +22,9 @@ from types import ModuleType
 
 import pytest
 import requests
-from apps import AppProcess, launch
-from loopback import free_port
+
+from chaos.stack.processes import AppProcess, launch
+from tests.fixtures.loopback import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BACKEND_APP = REPO / "docker" / "backend" / "app.py"

@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from loopback import http_server
 
 from chaos.load.arrivals import count_arrivals, in_flight
 from chaos.load.runner import LocustProcess
 from chaos.scenario.model import Load
 from chaos.verdict.result import PhaseWindow
+from tests.fixtures.loopback import http_server
 
 RATE = 20.0
 RESPONSE_S = 3 / RATE

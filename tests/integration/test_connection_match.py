@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 import requests
-from loopback import listening_socket
 
 from chaos.capture import timeline
 from chaos.capture.analysis import analyse
@@ -32,6 +31,7 @@ from chaos.capture.pcap import LINK_ETHERNET, Packet, parse_frame
 from chaos.load import connections
 from chaos.load.runner import LocustProcess
 from chaos.scenario.model import Load
+from tests.fixtures.loopback import listening_socket
 
 LOOPBACK = "127.0.0.1"
 # Linux constants the socket module does not name

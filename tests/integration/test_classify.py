@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 import requests
-from loopback import listening_socket
 
 from chaos.load.classify import (
     CLOSED,
@@ -39,6 +38,7 @@ from chaos.load.classify import (
 )
 from chaos.load.runner import LocustProcess
 from chaos.scenario.model import Load
+from tests.fixtures.loopback import listening_socket
 
 LOOPBACK = "127.0.0.1"
 CLIENT_TIMEOUT = (0.3, 0.3)  # (connect, read) seconds, for the requests-based checks

@@ -3,11 +3,13 @@
 Runs the installed ``chaos`` script as a user would, finds the API port from
 its log line, checks /version, that the API is bound to 127.0.0.1 by default
 (the kernel's own listener table, not the log), and the exit codes of
-``chaos.proxy.embedded.__main__.main``.
+``chaos.proxy.embedded.__main__.main``; and ``python -m chaos.proxy.embedded`` with a
+config file, stopped by SIGTERM.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -15,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,8 @@ import requests
 from chaos.proxy.embedded.__main__ import main
 
 CHAOS = Path(sys.executable).parent / "chaos"
+LOOPBACK = "127.0.0.1"
+UPSTREAM = f"{LOOPBACK}:9"  # never dialled
 
 
 def _listeners(port: int) -> set[str]:
@@ -98,3 +103,34 @@ def test_serve_loop_option_is_the_loop_it_runs(args: list[str], loop: str) -> No
 def test_loop_uvloop_without_uvloop_is_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop -> ImportError
     assert main(["--port", "0", "--loop", "uvloop"]) == 2
+
+
+def test_module_entry_point_config_and_sigterm(tmp_path: Path) -> None:
+    config = tmp_path / "proxies.json"
+    config.write_text(json.dumps([{"name": "cfg", "listen": f"{LOOPBACK}:0",
+                                   "upstream": UPSTREAM}]))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chaos.proxy.embedded", "--port", "0", "--config", str(config)],
+        stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stderr is not None
+        deadline = time.monotonic() + 10
+        url = None
+        lines = []
+        while url is None and time.monotonic() < deadline:
+            line = process.stderr.readline()
+            lines.append(line)
+            if match := re.search(r"listening on (http://[\d.]+:\d+)", line):
+                url = match.group(1)
+        assert url is not None, "".join(lines)
+        assert url.startswith(f"http://{LOOPBACK}:")
+        assert list(requests.get(f"{url}/proxies", timeout=5).json()) == ["cfg"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        rest = process.stderr.read()
+        assert "api GET /proxies -> 200" in rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
