@@ -93,7 +93,7 @@ def labelled(engine: docker.DockerClient, run_id: str) -> list[str]:
     label = {"label": [f"gateway-chaos.run={run_id}"]}
     names = [f"container {c.name}" for c in engine.containers.list(all=True, filters=label)]
     names += [f"network {n.name}" for n in engine.networks.list(filters=label)]
-    return names
+    return sorted(names)  # the engine lists in no fixed order
 
 
 def run_processes(run_id: str) -> list[str]:
