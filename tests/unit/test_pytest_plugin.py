@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -12,10 +10,6 @@ from tests.fixtures.scenarios import MINIMAL, scenario_text
 
 pytest_plugins = ["pytester"]
 
-ROOT = Path(__file__).resolve().parents[2]
-RESET = (ROOT / "scenarios" / "backend-reset.yaml").read_text(encoding="utf-8")
-SHORT = ["phases.0.duration=2s", "phases.1.duration=4s", "phases.2.duration=2s",
-         "assertions=[{phase: fault, resets: 0}]"]
 
 
 @pytest.fixture(autouse=True)
@@ -69,28 +63,3 @@ def test_chaos_scenario_fixture_loads_with_overrides(pytester: pytest.Pytester) 
 def test_the_plugin_is_registered_by_entry_point(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(["*--chaos-set*"])
-
-
-@pytest.mark.docker
-def test_scenarios_and_fixtures_run_on_docker(pytester: pytest.Pytester,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """A failing scenario item (resilience off) and a passing chaos_run test, in one session."""
-    monkeypatch.delenv("DOCKER_HOST", raising=False)
-    if "DOCKER_HOST" in os.environ:  # pragma: no cover
-        pytest.skip("DOCKER_HOST set")
-    pytester.mkdir("scenarios")
-    off = RESET.replace('UPSTREAM_URL: "${proxy.backend}"',
-                        'UPSTREAM_URL: "${proxy.backend}"\n      GATEWAY_RESILIENCE: "off"')
-    assert off != RESET
-    pytester.path.joinpath("scenarios", "reset-off.yaml").write_text(off)
-    pytester.makepyfile(test_fixture=textwrap.dedent(f"""
-        def test_reference_gateway_never_passes_a_reset(chaos_run):
-            result = chaos_run({str(ROOT / "scenarios" / "backend-reset.yaml")!r}, set={SHORT!r})
-            assert result.verdict == "pass", result.failed_assertions
-            assert result.phase_stats
-    """))
-    args = [f"--chaos-set={s}" for s in SHORT]
-    result = pytester.runpytest_subprocess("scenarios", "test_fixture.py", *args, "-p",
-                                           "no:cacheprovider", timeout=600)
-    result.assert_outcomes(passed=1, failed=1)
-    result.stdout.re_match_lines([r".*verdict fail \(exit 1\).*", r".*\[fault\] resets.*"])

@@ -47,3 +47,12 @@ def test_every_test_folder_is_a_package() -> None:
     missing = [str(p) for p in folders if not (p / "__init__.py").exists()]
     assert not missing and {"unit", "integration", "docker", "fixtures"} <= {
         p.name for p in folders}, missing
+
+
+def test_docker_tests_live_in_tests_docker() -> None:
+    marked = [f"{path.relative_to(TESTS)}:{node.lineno}"
+              for folder in ("unit", "integration") for path in sorted((TESTS / folder).glob("*.py"))
+              for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+              if isinstance(node, ast.Attribute) and node.attr == "docker"
+              and isinstance(node.value, ast.Attribute) and node.value.attr == "mark"]
+    assert not marked, "docker-marked tests belong in tests/docker: " + ", ".join(marked)
