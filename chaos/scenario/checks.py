@@ -1,0 +1,143 @@
+"""The loader's cross-checks by family: arrivals, phases, net faults, rate limits,
+assertions (references and dependencies are in references.py, request scoping and fault
+timing in scoping.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chaos.scenario.model import ContainerFault, NetFault, Scenario, ToxicFault
+from chaos.scenario.references import check_dependencies, check_references, unknown
+from chaos.scenario.scoping import check_scoping
+from chaos.scenario.yaml_marks import MarkedDocument
+
+
+def cross_check(scenario: Scenario, doc: MarkedDocument) -> None:
+    """References between sections: names that must exist elsewhere in the file."""
+    check_references(scenario, doc)
+    _check_arrivals(scenario, doc)
+    check_dependencies(scenario, doc)
+    _check_phases(scenario, doc)
+    _check_assertions(scenario, doc)
+    check_scoping(scenario, doc)  # request-scoped bounds, fault at/for
+
+
+def _check_arrivals(scenario: Scenario, doc: MarkedDocument) -> None:
+    """Open arrivals are a rate on a clock: `arrival: open` needs one, and max_in_flight
+    bounds open arrivals only."""
+    load = scenario.load
+    if load.arrival == "open" and load.rate is None:
+        raise doc.error(("load", "arrival"), "open arrivals need a rate (requests/s): set "
+                        "load.rate, or leave arrival out for users that pause `wait`")
+    if load.max_in_flight is not None and (load.rate is None or load.arrival == "closed"):
+        raise doc.error(("load", "max_in_flight"), "max_in_flight bounds open arrivals only "
+                        "(load.rate with arrival open); closed-loop users are load.users")
+
+
+def _check_phases(scenario: Scenario, doc: MarkedDocument) -> None:
+    seen: set[str] = set()
+    for i, phase in enumerate(scenario.phases):
+        if phase.name in seen:
+            raise doc.error(("phases", i, "name"), f"phase name {phase.name!r} is used twice")
+        seen.add(phase.name)
+        if phase.duration <= 0:
+            raise doc.error(("phases", i, "duration"), "a phase must last longer than 0s")
+        for j, fault in enumerate(phase.faults):
+            if isinstance(fault, ToxicFault) and fault.proxy not in scenario.proxies:
+                raise doc.error(("phases", i, "faults", j, "proxy"),
+                                unknown("proxy", fault.proxy, scenario.proxies))
+            if isinstance(fault, ContainerFault) and fault.container not in scenario.services:
+                raise doc.error(("phases", i, "faults", j, "container"),
+                                unknown("service", fault.container, scenario.services))
+            if isinstance(fault, NetFault):
+                _check_net_fault(scenario, doc, fault, ("phases", i, "faults", j))
+        _check_rate_limits(doc, phase.faults, i)
+
+
+PROXY_CONTAINER = "toxiproxy"  # the harness's own container, a valid peer when proxies exist
+
+
+def _check_net_fault(scenario: Scenario, doc: MarkedDocument, fault: NetFault,
+                     at: tuple[str | int, ...]) -> None:
+    """Combinations one model cannot express: each kind takes its own keys."""
+    if fault.service not in scenario.services:
+        raise doc.error((*at, "service"), unknown("service", fault.service, scenario.services))
+    peers = set(scenario.services) | ({PROXY_CONTAINER} if scenario.proxies else set())
+    if fault.peer is not None:
+        if fault.peer not in peers:
+            raise doc.error((*at, "peer"), unknown("service", fault.peer, peers))
+        if fault.peer == fault.service:
+            raise doc.error((*at, "peer"), "the peer must be another service")
+    if fault.net == "packet_loss" and fault.probability is None:
+        raise doc.error((*at, "net"), "packet_loss needs probability (0 < p <= 1)")
+    if fault.net == "rate_limit":
+        if fault.rate is None:
+            raise doc.error((*at, "net"), "rate_limit needs rate, e.g. rate: 1mbit")
+        if fault.probability is not None:
+            raise doc.error((*at, "probability"), "rate_limit takes no probability: it shapes "
+                            "every matching packet (packet_loss drops a random share)")
+    elif fault.rate is not None:
+        raise doc.error((*at, "rate"), f"{fault.net} takes no rate (only rate_limit does)")
+
+
+_SHAPED_SIDES = {"egress": ["egress"], "ingress": ["ingress"], "both": ["egress", "ingress"]}
+
+
+def _check_rate_limits(doc: MarkedDocument, faults: list[Any], phase: int) -> None:
+    """A device holds one root qdisc and one ingress qdisc: one rate_limit per service and
+    direction in a phase (scope one fault with peer/port, or run them in separate phases)."""
+    seen: dict[tuple[str, str], int] = {}
+    for j, fault in enumerate(faults):
+        if not isinstance(fault, NetFault) or fault.net != "rate_limit":
+            continue
+        for side in _SHAPED_SIDES[fault.flow]:
+            if (fault.service, side) in seen:
+                first = seen[(fault.service, side)]
+                raise doc.error(("phases", phase, "faults", j, "service"),
+                                f"{fault.service} already has a rate_limit on {side} in this "
+                                f"phase (faults[{first}]); an interface holds one {side} "
+                                "qdisc: scope one fault with peer/port, or use two phases")
+            seen[(fault.service, side)] = j
+
+
+def _check_assertions(scenario: Scenario, doc: MarkedDocument) -> None:
+    names = {p.name for p in scenario.phases}
+    for i, assertion in enumerate(scenario.assertions):
+        if assertion.phase is not None and assertion.phase not in names:
+            raise doc.error(("assertions", i, "phase"), unknown("phase", assertion.phase, names))
+        if assertion.breaker is not None and scenario.probes.breaker is None:
+            raise doc.error(("assertions", i, "breaker"),
+                            "breaker assertions need probes.breaker (where to read the state)")
+        for key in ("breaker", "recovers_within"):
+            if getattr(assertion, key) is not None and assertion.phase is None:
+                raise doc.error(("assertions", i, key), f"{key} is measured from a phase start: "
+                                "give the assertion a phase")
+        if assertion.retry_amplification is not None and scenario.probes.upstream_requests is None:
+            raise doc.error(("assertions", i, "retry_amplification"),
+                            "retry_amplification needs probes.upstream_requests (a request counter)")
+        for key in assertion.rst_from or {}:
+            problem = _rst_problem(key, scenario)
+            if problem:
+                raise doc.error(("assertions", i, "rst_from", key), problem)
+    spec = scenario.capture_spec()
+    for i, name in enumerate(spec.services or [] if spec is not None else []):
+        if name not in scenario.services and name != "toxiproxy":
+            raise doc.error(("capture", "services", i),
+                            unknown("service", name, [*scenario.services, "toxiproxy"]))
+    for name in ("breaker", "upstream_requests"):
+        probe = getattr(scenario.probes, name)
+        if probe is not None and probe.service not in scenario.services:
+            raise doc.error(("probes", name, "service"),
+                            unknown("service", probe.service, scenario.services))
+
+
+RST_PEERS = ("client",)  # the load generator, as packet captures name it
+
+
+def _rst_problem(key: str, scenario: Scenario) -> str | None:
+    """``rst_from: {gateway: 0}`` or ``{gateway->client: 0}``: both ends are known names."""
+    known = {*scenario.services, *RST_PEERS, *(("proxy",) if scenario.proxies else ())}
+    for end in key.split("->", 1):
+        if end.strip() not in known:
+            return unknown("service", end.strip(), known) + "; write SENDER or SENDER->RECEIVER"
+    return None
