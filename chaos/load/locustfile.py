@@ -4,8 +4,8 @@ Every request becomes one NDJSON record with its outcome class and the phase the
 engine announced (the phase file holds "<epoch>\t<phase>" lines; a request
 belongs to the phase in which it ended).
 
-Records are written by whichever process can see the run folder: a local runner
-and local `--processes` workers append to the records file directly (one
+Records are written (chaos.load.records) by whichever process can see the run folder:
+a local runner and local `--processes` workers append to the records file directly (one
 O_APPEND write per flush, so lines never interleave); workers on other machines
 (CHAOS_RECORDS_MODE=forward) attach their records to Locust's worker reports and
 the master writes them.
@@ -24,7 +24,6 @@ far) for the console's live line.
 
 from __future__ import annotations
 
-import bisect
 import json
 import os
 import random
@@ -41,6 +40,7 @@ from locust.user.task import LOCUST_STATE_STOPPING
 
 from chaos.load import connections
 from chaos.load.classify import classify_exception, classify_response
+from chaos.load.records import RecordWriter
 
 connections.install()
 
@@ -48,96 +48,18 @@ with open(os.environ["CHAOS_LOAD_CONFIG"]) as _config:
     CONFIG: dict[str, Any] = json.load(_config)
 RETRY_HEADER: str = CONFIG["retry_header"]
 FORWARD = os.environ.get("CHAOS_RECORDS_MODE", "write") == "forward"
-PHASE_STARTS: list[float] = []
-PHASE_NAMES: list[str] = []
-PENDING: list[dict[str, Any]] = []
+RECORDS = RecordWriter(CONFIG, FORWARD)
+PENDING = RECORDS.pending
 OPEN = CONFIG.get("arrival") == "open" and bool(CONFIG.get("rate"))
-DROPPED: list[float] = []  # scheduled times of dropped arrivals, not yet written
+DROPPED = RECORDS.dropped  # scheduled times of dropped arrivals, not yet written
 SCHEDULED: dict[Any, float] = {}  # request greenlet -> scheduled time of its arrival
-COUNTS = {"in_flight": 0, "dropped": 0}
+COUNTS = RECORDS.counts
 QUITTING: list[bool] = []  # set when Locust quits: no new requests, let in-flight ones land
 DRAIN_S = 2.0
-_FD: int | None = None
-
-
-def _records_fd() -> int:
-    global _FD
-    if _FD is None:
-        _FD = os.open(CONFIG["records"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    return _FD
-
-
-def _read_phases() -> None:
-    try:
-        with open(CONFIG["phase_file"]) as handle:
-            lines = handle.read().splitlines()
-    except OSError:
-        return
-    for line in lines[len(PHASE_STARTS):]:
-        stamp, _, name = line.partition("\t")
-        if name:
-            PHASE_STARTS.append(float(stamp))
-            PHASE_NAMES.append(name)
-
-
-def phase_at(moment: float) -> str:
-    index = bisect.bisect_right(PHASE_STARTS, moment) - 1
-    return PHASE_NAMES[index] if index >= 0 else "warmup"
-
-
-def flush() -> None:
-    """Assign phases (now that the phase file is fresh) and append in one write."""
-    if FORWARD or not PENDING:
-        return
-    _read_phases()
-    dumps = json.dumps
-    lines = [
-        f'{{"t":{r["t"]},"phase":{dumps(phase_at(r["t"] + r["latency_ms"] / 1000.0))},'
-        f'"name":{dumps(r["name"])},"status":{r["status"]},"latency_ms":{r["latency_ms"]},'
-        f'"bytes":{r["bytes"]},"outcome":"{r["outcome"]}","detail":{dumps(r["detail"])}'
-        f'{_conn_field(r.get("conn"))}{_sched_field(r.get("sched"))}}}'
-        for r in PENDING
-    ]
-    PENDING.clear()
-    os.write(_records_fd(), ("\n".join(lines) + "\n").encode())
-
-
-def flush_dropped() -> None:
-    if FORWARD or not DROPPED or not CONFIG.get("dropped"):
-        return
-    text = "".join(f'{{"t":{t}}}\n' for t in DROPPED)
-    DROPPED.clear()
-    fd = os.open(CONFIG["dropped"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-
-
-def write_status() -> None:
-    """This process's in-flight and dropped counts, replaced atomically (the console reads)."""
-    folder = CONFIG.get("status_dir")
-    if not folder:
-        return
-    path = os.path.join(folder, f"{os.getpid()}.json")
-    try:
-        os.makedirs(folder, exist_ok=True)
-        with open(path + ".tmp", "w") as handle:
-            json.dump({"t": round(time.time(), 3), **COUNTS}, handle)
-        os.replace(path + ".tmp", path)
-    except OSError:
-        pass  # a worker on another machine: the run folder is not here
-
-
-def _conn_field(conn: Any) -> str:
-    if not conn:
-        return ""
-    local = "null" if conn[0] is None else f'"{conn[0]}"'
-    return f',"conn":[{local},{int(conn[1])},"{conn[2]}",{int(conn[3])}]'
-
-
-def _sched_field(sched: Any) -> str:
-    return "" if sched is None else f',"sched":{sched}'
+flush = RECORDS.flush
+flush_dropped = RECORDS.flush_dropped
+write_status = RECORDS.write_status
+phase_at = RECORDS.phase_at
 
 
 def _background() -> None:
