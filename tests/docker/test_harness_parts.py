@@ -10,40 +10,25 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import docker
 import pytest
 
+from tests.fixtures.runs_live import run_until
+
 pytestmark = pytest.mark.docker
 
 ROOT = Path(__file__).resolve().parents[2]
 LEDGERS = Path(os.environ.get("CHAOS_STATE_DIR", ROOT / ".chaos")) / "runs"
-RUN_LINE = re.compile(r"run (\d{8}-\d{6}-[0-9a-f]{4}) of scenario")
 SHORT = ["--set", "phases.0.duration=2s", "--set", "phases.1.duration=8s",
          "--set", "phases.2.duration=4s"]
 
 
 def test_killed_toxiproxy_container_is_exit_3_naming_the_proxy(tmp_path: Path) -> None:
     client = docker.from_env()
-    proc = subprocess.Popen([sys.executable, "-m", "chaos.cli", "run", "backend-reset", *SHORT,
-                             "--report-dir", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, bufsize=1)
-    assert proc.stdout is not None
-    seen: list[str] = []
-    run_id = ""
-    deadline = time.monotonic() + 180
-    for line in proc.stdout:
-        seen.append(line)
-        if match := RUN_LINE.search(line):
-            run_id = match.group(1)
-        if "fault on:" in line or time.monotonic() > deadline:
-            break
-    assert run_id, "".join(seen)
+    proc, run_id, seen = run_until(["backend-reset", *SHORT], tmp_path, timeout=180)
     labels = [f"gateway-chaos.run={run_id}", "gateway-chaos.service=toxiproxy"]
     (proxy,) = client.containers.list(filters={"label": labels})
     time.sleep(0.5)

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import docker
 import pytest
+
+from tests.fixtures.runs_live import run_until
 
 pytestmark = pytest.mark.docker
 
@@ -33,7 +31,6 @@ ARGS = ["--set", "phases.0.duration=2s", "--set", "phases.1.duration=5s",
         "--set", "phases.2.duration=2s", "--set", "assertions=[]"]
 for key, value in SECRETS.items():
     ARGS += ["--set", f"{key}={value}"]
-RUN_LINE = re.compile(r"run (\d{8}-\d{6}-[0-9a-f]{4}) of scenario")
 
 
 def host_addresses() -> list[str]:
@@ -55,20 +52,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory):
     """Run once; inspect the containers mid-run; return (attrs by service, output, run dir)."""
     client = docker.from_env()
     report_dir = tmp_path_factory.mktemp("security")
-    proc = subprocess.Popen([sys.executable, "-m", "chaos.cli", "run", "backend-reset", *ARGS,
-                             "--report-dir", str(report_dir)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, bufsize=1)
-    assert proc.stdout is not None
-    seen: list[str] = []
-    run_id = ""
-    deadline = time.monotonic() + 240
-    for line in proc.stdout:
-        seen.append(line)
-        if match := RUN_LINE.search(line):
-            run_id = match.group(1)
-        if "fault on:" in line or time.monotonic() > deadline:
-            break
-    assert run_id, "".join(seen)
+    proc, run_id, seen = run_until(["backend-reset", *ARGS], report_dir, timeout=240)
     containers = client.containers.list(filters={"label": [f"gateway-chaos.run={run_id}"]})
     attrs = {c.labels.get("gateway-chaos.service", c.name): c.attrs for c in containers}
     probes = {c.labels.get("gateway-chaos.service"): _probe_from(c, attrs["toxiproxy"], run_id)
