@@ -28,14 +28,12 @@ from chaos.proxy.embedded import ServerThread
 from chaos.runtime.environment import RunEnvironment
 from chaos.scenario.model import ContainerFault, Scenario
 from chaos.session import RunSession
+from tests.fixtures.phase_loop import NoLoad, PhaseLoopOnly
 
 LOOPBACK = "127.0.0.1"
 SLACK = 0.15  # seconds: scheduling of the phase loop and of the poller
 
 
-class _Locust:
-    def set_phase(self, name: str, start: float) -> None:
-        pass
 
 
 class ToxicPhasesOnly(RunSession):
@@ -52,7 +50,7 @@ class ToxicPhasesOnly(RunSession):
         self.proxies = ToxiproxyClient(self.server.url)
         self.proxies.wait_ready(timeout=10)
         self.proxies.create_proxy("backend", f"{LOOPBACK}:0", f"{LOOPBACK}:9")
-        self.locust = _Locust()  # type: ignore[assignment]
+        self.locust = NoLoad()  # type: ignore[assignment]
         watcher = threading.Thread(target=self._poll, daemon=True)
         watcher.start()
         self.t0 = time.time()
@@ -144,15 +142,6 @@ def test_two_faults_at_different_offsets_start_in_their_order(tmp_path: Path,
 # ---------------------------------------------------------------- restores
 
 
-class PhaseLoopOnly(RunSession):
-    def run(self) -> None:
-        self.locust = _Locust()  # type: ignore[assignment]
-        self.t0 = time.time()
-        for phase in self.scenario.phases:
-            self._run_phase(phase, None)  # type: ignore[arg-type]
-
-    def teardown(self) -> None:
-        pass
 
 
 def _containers(faults: list[dict[str, Any]], recovery: list[dict[str, Any]] | None = None

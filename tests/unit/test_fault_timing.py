@@ -18,29 +18,13 @@ from chaos.engine import run_scenario
 from chaos.faults import switch as switch_module
 from chaos.faults.base import Injected
 from chaos.scenario.model import Scenario
-from chaos.session import RunSession
+from tests.fixtures.phase_loop import PhaseLoopOnly
 
 APPLY, REMOVE = 0.4, 0.2
 
 
-class _Locust:
-    """What the phase loop asks of the load generator: where each phase starts."""
-
-    def set_phase(self, name: str, start: float) -> None:
-        pass
 
 
-class PhaseLoopOnly(RunSession):
-    """RunSession's phases (fault injection, windows, events) with nothing brought up."""
-
-    def run(self) -> None:
-        self.locust = _Locust()  # type: ignore[assignment]
-        self.t0 = time.time()
-        for phase in self.scenario.phases:
-            self._run_phase(phase, None)  # type: ignore[arg-type]
-
-    def teardown(self) -> None:
-        pass
 
 
 def _slow_inject(fault: Any, ctx: Any, index: int) -> Injected:
