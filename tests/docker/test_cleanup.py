@@ -10,10 +10,8 @@ that merely look like a run's (similar names, a live owner) must survive the swe
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,14 +19,14 @@ import docker
 import pytest
 from docker.errors import NotFound
 
+from tests.fixtures.runs_live import CHAOS, RUN_LINE, read_until, start_run
+
 pytestmark = pytest.mark.docker
 
 ROOT = Path(__file__).resolve().parents[2]
-CHAOS = [sys.executable, "-m", "chaos.cli"]
 LEDGERS = Path(os.environ.get("CHAOS_STATE_DIR", ROOT / ".chaos")) / "runs"
 SHORT = ["--set", "phases.0.duration=2s", "--set", "phases.1.duration=4s",
          "--set", "phases.2.duration=2s", "--set", "assertions=[]"]
-RUN_LINE = re.compile(r"run (\d{8}-\d{6}-[0-9a-f]{4}) of scenario")
 
 # stage -> (line that marks it, seconds to wait after seeing it)
 STAGES = {
@@ -65,28 +63,7 @@ def bystanders(engine: docker.DockerClient):
 
 
 def start(report_dir: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([*CHAOS, "run", "backend-reset", *SHORT, *extra,
-                             "--report-dir", str(report_dir)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            bufsize=1)
-
-
-def read_until(proc: subprocess.Popen[str], needle: str, timeout: float = 240) -> tuple[str, list[str]]:
-    """Lines up to the one containing needle; returns the run id and the lines seen."""
-    assert proc.stdout is not None
-    seen: list[str] = []
-    run_id = ""
-    deadline = time.monotonic() + timeout
-    for line in proc.stdout:
-        seen.append(line)
-        if not run_id and (match := RUN_LINE.search(line)):
-            run_id = match.group(1)
-        if needle in line:
-            break
-        assert time.monotonic() < deadline, "".join(seen)
-    assert run_id, "".join(seen)
-    assert any(needle in line for line in seen), "the stage never came:\n" + "".join(seen)
-    return run_id, seen
+    return start_run(["backend-reset", *SHORT, *extra], report_dir)
 
 
 def labelled(engine: docker.DockerClient, run_id: str) -> list[str]:
