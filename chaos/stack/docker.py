@@ -47,6 +47,7 @@ from chaos.runtime.health import ready_timeout
 from chaos.runtime.images import ensure_image, image_for_build, spec_for_build_dir, toxiproxy_spec
 from chaos.runtime.ledger import Remover, docker_removers
 from chaos.runtime.paths import project_root
+from chaos.scenario.build_roots import resolve_build
 from chaos.scenario.loader import REFERENCE
 from chaos.scenario.model import NetFault, Scenario
 from chaos.stack.base import BaseStack
@@ -132,7 +133,8 @@ class DockerStack(BaseStack):
             if service.image is not None:
                 self.images[name] = service.image
                 continue
-            build_dir = (project_root() / service.build).resolve() if service.build else None
+            # the folder the loader checked against the allowed build roots, resolved alike
+            build_dir = resolve_build(service.build) if service.build else None
             if build_dir is None or not build_dir.is_dir():
                 raise EnvironmentProblem(f"service {name}: build folder {service.build} not found")
             self.images[name] = image_for_build(client, build_dir, base, self.env.labels,
