@@ -103,7 +103,7 @@ class AssertionResult:
 
 @dataclass
 class ScoreTerm:
-    """One term of the resilience score (chaos.report.derive.SCORE_FORMULA): its value
+    """One term of the resilience score (chaos.verdict.derived.SCORE_FORMULA): its value
     (0-1), the share of 100 it carries in this run and the counts behind the value."""
 
     name: str  # A, G or T
@@ -172,7 +172,7 @@ class Result:
     recovery_s: float | None = None  # = recovery.seconds (chaos.verdict.recovery)
     recovered: bool | None = None  # False: traffic never got back to health
     breaker_transitions: list[BreakerTransition] = field(default_factory=list)
-    score: int | None = None  # resilience score 0-100 (chaos.report.derive.SCORE_FORMULA)
+    score: int | None = None  # resilience score 0-100 (chaos.verdict.derived.SCORE_FORMULA)
     score_parts: dict[str, float] = field(default_factory=dict)  # {term name: value}
     score_terms: list[ScoreTerm] = field(default_factory=list)  # the same terms, explained
     # `chaos run --baseline OLD`: the comparison (chaos.verdict.baseline); None without one.
