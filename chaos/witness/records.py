@@ -1,0 +1,81 @@
+"""Attempt records (docs: the witness contract, section 2): one HTTP request the gateway
+sent towards an upstream, as the proxy tap or the backend journal saw it.
+
+`upstream.ndjson` holds one attempt per line (times in epoch seconds), plus the
+``source`` it came from; a torn last line (a killed writer) is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+# How an attempt ended (contract section 2)
+COMPLETE = "complete"
+ABANDONED = frozenset({"gateway_fin", "gateway_rst", "gateway_closed"})  # the gateway gave up
+ENDINGS = ("complete", "gateway_fin", "gateway_rst", "gateway_closed", "upstream_reset",
+           "upstream_closed", "toxic", "refused", "open")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    seq: int
+    conn: str
+    rid: str | None
+    method: str | None
+    path: str | None
+    t: float  # first byte of the request head seen (epoch seconds in the file)
+    first_byte: float | None
+    end: float | None
+    status: int | None
+    ended: str
+    retry_after: str | None = None
+    events: int = 0
+    source: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        """A complete response that is not an error (1xx-3xx, or a 4xx other than 429)."""
+        return (self.ended == COMPLETE and self.status is not None and self.status < 500
+                and self.status != 429)
+
+    @property
+    def abandoned(self) -> bool:
+        """The gateway side closed before the response was complete: it gave up waiting."""
+        return self.ended in ABANDONED
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def attempt_from(raw: dict[str, Any]) -> Attempt:
+    """One record of the tap, the journal or upstream.ndjson (unknown keys are ignored)."""
+    status = raw.get("status")
+    return Attempt(
+        seq=int(raw.get("seq", 0)), conn=str(raw.get("conn", "")),
+        rid=raw.get("rid") or None, method=raw.get("method"), path=raw.get("path"),
+        t=float(raw["t"]), first_byte=_number(raw.get("first_byte")),
+        end=_number(raw.get("end")), status=None if status is None else int(status),
+        ended=str(raw.get("ended", "open")), retry_after=raw.get("retry_after"),
+        events=int(raw.get("events") or 0), source=str(raw.get("source", "")),
+    )
+
+
+def read_attempts(path: Path) -> Iterator[Attempt]:
+    """The attempts of upstream.ndjson, in file order; nothing when the file is missing."""
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            try:
+                raw = json.loads(line)
+                yield attempt_from(raw)
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
