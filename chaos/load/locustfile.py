@@ -12,7 +12,10 @@ the master writes them.
 
 Each record also names the TCP connection the request used ("conn": [local ip, local
 port, remote ip, remote port], see chaos.load.connections), so that the evidence can show
-a failed request with the packets of exactly its connection.
+a failed request with the packets of exactly its connection. With load.request_id each
+request carries a fresh id (chaos.load.request_ids) in a header, and optionally in its
+JSON body; the record keeps it ("rid"), with the method and, when the response carried
+load.retry_header as an integer, the gateway's own retry count ("hdr_retries").
 
 Arrivals (chaos.load.arrivals): with a rate and `arrival: open`, each Locust user is a
 scheduler that starts one request greenlet per arrival at fixed times, bounded by a pool
@@ -41,12 +44,14 @@ from locust.user.task import LOCUST_STATE_STOPPING
 from chaos.load import connections
 from chaos.load.classify import classify_exception, classify_response
 from chaos.load.records import RecordWriter
+from chaos.load.request_ids import RequestIds, header_int
 
 connections.install()
 
 with open(os.environ["CHAOS_LOAD_CONFIG"]) as _config:
     CONFIG: dict[str, Any] = json.load(_config)
 RETRY_HEADER: str = CONFIG["retry_header"]
+REQUEST_IDS = RequestIds(CONFIG.get("request_id"))
 FORWARD = os.environ.get("CHAOS_RECORDS_MODE", "write") == "forward"
 RECORDS = RecordWriter(CONFIG, FORWARD)
 PENDING = RECORDS.pending
@@ -125,7 +130,9 @@ def _on_request(request_type: str, name: str, response_time: float, response_len
         "t": round(started, 4), "name": name, "status": status,
         "latency_ms": round(response_time, 2), "bytes": response_length or 0,
         "outcome": outcome, "detail": detail, "conn": connections.take(),
-        "sched": SCHEDULED.pop(getcurrent(), None),
+        "sched": SCHEDULED.pop(getcurrent(), None), "rid": (context or {}).get("rid"),
+        "method": request_type,
+        "hdr_retries": header_int(response.headers, RETRY_HEADER) if status > 0 else None,
     })
 
 
@@ -152,13 +159,14 @@ def send(client: Any) -> None:
     headers = dict(spec.get("headers") or {})
     if spec.get("idempotent"):
         headers.setdefault("Idempotency-Key", uuid.uuid4().hex)
+    rid, body = REQUEST_IDS.stamp(headers, spec.get("json"))
     kwargs: dict[str, Any] = {
         "name": spec["name"], "headers": headers,
         "timeout": (CONFIG["connect_timeout"], CONFIG["timeout"]),
-        "context": {"stream": bool(spec.get("stream"))},
+        "context": {"stream": bool(spec.get("stream")), "rid": rid},
     }
-    if spec.get("json") is not None:
-        kwargs["json"] = spec["json"]
+    if body is not None:
+        kwargs["json"] = body
     if QUITTING:
         gevent.sleep(0.05)  # a closed-loop user must not spin while Locust shuts down
         return

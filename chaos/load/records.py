@@ -67,7 +67,7 @@ class RecordWriter:
             f'{{"t":{r["t"]},"phase":{dumps(phase_at(r["t"] + r["latency_ms"] / 1000.0))},'
             f'"name":{dumps(r["name"])},"status":{r["status"]},"latency_ms":{r["latency_ms"]},'
             f'"bytes":{r["bytes"]},"outcome":"{r["outcome"]}","detail":{dumps(r["detail"])}'
-            f'{_conn_field(r.get("conn"))}{_sched_field(r.get("sched"))}}}'
+            f'{_conn_field(r.get("conn"))}{_sched_field(r.get("sched"))}{_id_fields(r)}}}'
             for r in self.pending
         ]
         self.pending.clear()
@@ -108,3 +108,11 @@ def _conn_field(conn: Any) -> str:
 
 def _sched_field(sched: Any) -> str:
     return "" if sched is None else f',"sched":{sched}'
+
+
+def _id_fields(r: dict[str, Any]) -> str:
+    """rid (uuid4 hex), method (one of the scenario's verbs), hdr_retries (int): all made by
+    the harness itself, so formatted without json.dumps."""
+    rid, method, retries = r.get("rid"), r.get("method"), r.get("hdr_retries")
+    return ((f',"rid":"{rid}"' if rid else "") + (f',"method":"{method}"' if method else "")
+            + ("" if retries is None else f',"hdr_retries":{int(retries)}'))

@@ -42,6 +42,7 @@ class LocustProcess:
         return {
             "records": str(self.records), "phase_file": str(self.phase_file),
             "retry_header": self.load.retry_header, "timeout": self.load.timeout,
+            "request_id": self.load.request_id.model_dump(),
             "rate": self.load.rate, "users": self.load.users,
             "connect_timeout": self.load.connect_timeout, "wait": self.load.wait,
             "requests": [r.model_dump(by_alias=True) for r in self.load.requests],

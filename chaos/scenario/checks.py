@@ -16,6 +16,7 @@ def cross_check(scenario: Scenario, doc: MarkedDocument) -> None:
     """References between sections: names that must exist elsewhere in the file."""
     check_references(scenario, doc)
     _check_arrivals(scenario, doc)
+    _check_request_id(scenario, doc)
     check_dependencies(scenario, doc)
     _check_phases(scenario, doc)
     _check_assertions(scenario, doc)
@@ -32,6 +33,42 @@ def _check_arrivals(scenario: Scenario, doc: MarkedDocument) -> None:
     if load.max_in_flight is not None and (load.rate is None or load.arrival == "closed"):
         raise doc.error(("load", "max_in_flight"), "max_in_flight bounds open arrivals only "
                         "(load.rate with arrival open); closed-loop users are load.users")
+
+
+def _check_request_id(scenario: Scenario, doc: MarkedDocument) -> None:
+    """load.request_id.body_field is set inside each request's JSON body: every step of the
+    path must be an object (or absent, then created), never a value the id would replace."""
+    field = scenario.load.request_id.body_field
+    if field is None or not scenario.load.request_id.enabled:
+        return
+    for i, request in enumerate(scenario.load.requests):
+        if request.json_body is None:
+            continue  # no JSON body: the header alone carries the id
+        at: tuple[str | int, ...] = ("load", "requests", i, "json")
+        node: Any = request.json_body
+        keys = field.split(".")
+        for depth, key in enumerate(keys):
+            if not isinstance(node, dict):
+                what = "the JSON body" if depth == 0 else ".".join(keys[:depth])
+                raise doc.error(at, f"load.request_id.body_field {field!r} needs {what} to be "
+                                f"an object, not {_json_kind(node)}")
+            if depth == len(keys) - 1 and isinstance(node.get(key), (dict, list)):
+                raise doc.error((*at, key), f"load.request_id.body_field {field!r} would "
+                                "replace this object with the request id: name a new key")
+            if key not in node:
+                break  # created when the request is sent
+            at = (*at, key)
+            node = node[key]
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "null"
 
 
 def _check_phases(scenario: Scenario, doc: MarkedDocument) -> None:

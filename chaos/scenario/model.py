@@ -349,6 +349,30 @@ class Request(Model):
         return value
 
 
+# A dot path of JSON object keys inside a request body, such as `user` or `metadata.chaos_id`
+BODY_FIELD = r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$"
+
+
+class RequestId(Model):
+    """A fresh id (uuid4 hex) on every client request, so what the upstream saw can be joined
+    to what the client saw (chaos.witness)."""
+
+    enabled: bool = True
+    header: str = Field(default="X-Chaos-Request-Id", pattern=HEADER_NAME)
+    body_field: str | None = Field(
+        default=None, description="also set the id at this dot path of each request's JSON body "
+        "(objects created on the way), for gateways that rebuild the upstream request, e.g. "
+        "`user` or `metadata.chaos_id`")
+
+    @field_validator("body_field")
+    @classmethod
+    def _dot_path(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(BODY_FIELD, value):
+            raise ValueError(f"body_field {shown(value)}: expected a dot path of JSON keys "
+                             "(letters, digits, _ and -), such as user or metadata.chaos_id")
+        return value
+
+
 class Load(Model):
     target: str
     users: int = Field(10, ge=1, le=5000)
@@ -372,6 +396,7 @@ class Load(Model):
         "workers (started elsewhere with CHAOS_RECORDS_MODE=forward)")
     master_bind: str = Field("127.0.0.1:5557", pattern=r"^[0-9a-fA-F.:\[\]]+:[0-9]{1,5}$")
     retry_header: str = Field("X-Gateway-Retries", pattern=HEADER_NAME)
+    request_id: RequestId = Field(default_factory=RequestId)
     requests: list[Request] = Field(min_length=1)
 
     @field_validator("master_bind")

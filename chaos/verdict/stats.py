@@ -30,6 +30,10 @@ class Record:
     status: int
     detail: str
     request: str = ""  # its load.requests[].name
+    # issue 18: the request id it carried, its method, the gateway's own retry count header
+    rid: str | None = None
+    method: str | None = None
+    hdr_retries: int | None = None
 
 
 def read_records(path: Path, t0: float) -> Iterator[Record]:
@@ -47,8 +51,18 @@ def read_records(path: Path, t0: float) -> Iterator[Record]:
                 outcome=str(raw.get("outcome", "other")),
                 latency_s=float(raw.get("latency_ms", 0.0)) / 1000.0,
                 status=int(raw.get("status", 0)), detail=str(raw.get("detail", "")),
-                request=str(raw.get("name", "")),
+                request=str(raw.get("name", "")), rid=_str_or_none(raw.get("rid")),
+                method=_str_or_none(raw.get("method")),
+                hdr_retries=_int_or_none(raw.get("hdr_retries")),
             )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass
