@@ -1,0 +1,168 @@
+"""What the gateway did with each client request, read from the attempts it caused:
+retries, ok after retry, retries of non-idempotent requests, hedges, the upstream timeout
+(how long it waited on an attempt it then abandoned) and whether it honoured Retry-After.
+
+One ``Tally`` per phase; the whole run is their sum (``Tally.merged``).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import Any
+
+from chaos.outcomes import OK, OK_AFTER_RETRY, SUCCESSES
+from chaos.witness.join import ClientRequest
+from chaos.witness.records import Attempt
+
+NON_IDEMPOTENT_METHODS = frozenset({"POST", "PATCH"})
+# A second attempt that starts this long before the previous one ended is a hedge, not a
+# retry (the two connections' events reach the witness a few ms apart).
+HEDGE_OVERLAP_S = 0.01
+# Retry-After is whole seconds; a gateway that sleeps exactly R may wake a hair early.
+RETRY_AFTER_SLACK_S = 0.05
+
+
+def ok_after_retry(outcome: str, attempts: int) -> bool:
+    """A success that needed more than one attempt (or that the gateway's header says so)."""
+    return outcome == OK_AFTER_RETRY or (outcome == OK and attempts > 1)
+
+
+def retry_after_seconds(value: str | None, received: float) -> float | None:
+    """Retry-After as seconds from `received`: delta-seconds or an HTTP-date."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - received)
+
+
+def hedged(attempts: list[Attempt]) -> bool:
+    """Two attempts of one request in flight at once (attempts in time order)."""
+    busy_until = -math.inf
+    for attempt in attempts:
+        if attempt.t < busy_until - HEDGE_OVERLAP_S:
+            return True
+        busy_until = max(busy_until, _ended_at(attempt))
+    return False
+
+
+def _ended_at(attempt: Attempt) -> float:
+    if attempt.end is not None:
+        return attempt.end
+    return math.inf if attempt.ended == "open" else attempt.first_byte or attempt.t
+
+
+def _received(attempt: Attempt) -> float:
+    return attempt.first_byte or attempt.end or attempt.t
+
+
+@dataclass
+class Tally:
+    """The mechanism figures of one phase (M in the witness contract)."""
+
+    requests: int = 0
+    matched: int = 0  # attempts that carried a client request's id
+    unmatched: int = 0  # attempts no client request claims, placed here by their time
+    max_attempts: int = 0
+    retried: int = 0
+    ok_after_retry: int = 0
+    non_idempotent_retries: int = 0
+    hedged: int = 0
+    shed: int = 0
+    waits: list[float] = field(default_factory=list)  # abandoned attempts: end - t
+    after_429: int = 0
+    honoured: int = 0
+    violations: int = 0
+    gaps: list[float] = field(default_factory=list)
+
+    def add_request(self, request: ClientRequest, attempts: list[Attempt],
+                    idempotent: bool) -> None:
+        n = len(attempts)
+        self.requests += 1
+        self.matched += n
+        self.max_attempts = max(self.max_attempts, n)
+        self.retried += n > 1
+        self.ok_after_retry += request.outcome in SUCCESSES and ok_after_retry(request.outcome, n)
+        method = (request.method or (attempts[0].method if attempts else None) or "").upper()
+        self.non_idempotent_retries += (n > 1 and method in NON_IDEMPOTENT_METHODS
+                                        and not idempotent)
+        self.hedged += hedged(attempts)
+        self.add_waits(attempts)
+        self._retry_after(attempts)
+
+    def add_waits(self, attempts: Iterable[Attempt]) -> None:
+        self.waits.extend(a.end - a.t for a in attempts if a.abandoned and a.end is not None)
+
+    def _retry_after(self, attempts: list[Attempt]) -> None:
+        followers: list[Attempt | None] = [*attempts[1:], None]
+        for attempt, following in zip(attempts, followers, strict=False):
+            if attempt.status != 429 or attempt.retry_after is None:
+                continue
+            wanted = retry_after_seconds(attempt.retry_after, _received(attempt))
+            if wanted is None:
+                continue
+            self.after_429 += 1
+            if following is None:
+                continue
+            gap = following.t - _received(attempt)
+            self.gaps.append(gap)
+            if gap >= wanted - RETRY_AFTER_SLACK_S:
+                self.honoured += 1
+            else:
+                self.violations += 1
+
+    @classmethod
+    def merged(cls, parts: Iterable[Tally]) -> Tally:
+        whole = cls()
+        for part in parts:
+            for name in ("requests", "matched", "unmatched", "retried", "ok_after_retry",
+                         "non_idempotent_retries", "hedged", "shed", "after_429", "honoured",
+                         "violations"):
+                setattr(whole, name, getattr(whole, name) + getattr(part, name))
+            whole.max_attempts = max(whole.max_attempts, part.max_attempts)
+            whole.waits.extend(part.waits)
+            whole.gaps.extend(part.gaps)
+        return whole
+
+    @property
+    def attempts(self) -> int:
+        return self.matched + self.unmatched
+
+    def to_dict(self) -> dict[str, Any]:
+        """M of the witness contract (section 4)."""
+        return {
+            "requests": self.requests, "attempts": self.attempts,
+            "attempts_per_request": _ratio(self.matched, self.requests),
+            "amplification": _ratio(self.attempts, self.requests),
+            "max_attempts": self.max_attempts, "retried": self.retried,
+            "ok_after_retry": self.ok_after_retry,
+            "non_idempotent_retries": self.non_idempotent_retries,
+            "abandoned": len(self.waits),
+            "upstream_timeout_s": _round(statistics.median(self.waits)) if self.waits else None,
+            "upstream_timeout_max_s": _round(max(self.waits)) if self.waits else None,
+            "shed": self.shed, "shed_share": _ratio(self.shed, self.requests),
+            "hedged": self.hedged,
+            "retry_after": {"after_429": self.after_429, "honoured": self.honoured,
+                            "violations": self.violations,
+                            "min_gap_s": _round(min(self.gaps)) if self.gaps else None},
+        }
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _round(value: float) -> float:
+    return round(value, 3)

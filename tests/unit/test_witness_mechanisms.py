@@ -1,0 +1,137 @@
+"""Mechanisms inferred from client records joined with upstream attempts (issue 18 item 3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from chaos.verdict.stats import read_records
+from chaos.witness.analysis import Findings, analyse, relabel
+from tests.fixtures.witness_files import ONE_PHASE, T0, attempt, client, windows, write
+
+
+def _run(tmp_path: Path, clients: list[dict[str, Any]], attempts: list[dict[str, Any]],
+         idempotent: frozenset[str] = frozenset(), phases: Any = None) -> Findings:
+    requests, upstream = write(tmp_path, clients, attempts)
+    return analyse(requests, upstream, T0, phases or ONE_PHASE, idempotent)
+
+
+def test_a_retried_success_is_ok_after_retry_without_any_header(tmp_path: Path) -> None:
+    found = _run(tmp_path, [client("a", 1.0), client("b", 2.0)],
+                 [attempt("a", 1.0, status=None, ended="upstream_reset"), attempt("a", 1.05),
+                  attempt("b", 2.0)])
+    m = found.mechanisms()["whole"]
+    assert (m["requests"], m["attempts"], m["max_attempts"], m["retried"]) == (2, 3, 2, 1)
+    assert m["ok_after_retry"] == 1 and m["attempts_per_request"] == 1.5
+    records = list(relabel(read_records(tmp_path / "requests.ndjson", T0), found.index))
+    assert [r.outcome for r in records] == ["ok_after_retry", "ok"]
+
+
+def test_two_attempts_in_flight_at_once_are_a_hedge(tmp_path: Path) -> None:
+    found = _run(tmp_path, [client("a", 1.0), client("b", 3.0)],
+                 [attempt("a", 1.0, took=0.5), attempt("a", 1.2, took=0.1),
+                  attempt("b", 3.0, status=None, ended="upstream_reset"), attempt("b", 3.02)])
+    m = found.mechanisms()["whole"]
+    assert m["hedged"] == 1 and m["retried"] == 2
+
+
+def test_a_retried_post_is_flagged_unless_its_request_is_idempotent(tmp_path: Path) -> None:
+    clients = [client("a", 1.0, method="POST", name="chat")]
+    attempts = [attempt("a", 1.0, status=502, method="POST"), attempt("a", 1.1, method="POST")]
+    flagged = _run(tmp_path, clients, attempts).mechanisms()["whole"]
+    allowed = _run(tmp_path, clients, attempts, frozenset({"chat"})).mechanisms()["whole"]
+    assert flagged["non_idempotent_retries"] == 1 and allowed["non_idempotent_retries"] == 0
+
+
+def test_an_abandoned_attempt_gives_the_upstream_timeout(tmp_path: Path) -> None:
+    found = _run(tmp_path, [client("a", 1.0, "graceful_error", status=504, latency_ms=2100),
+                            client("b", 5.0, "graceful_error", status=504, latency_ms=1600)],
+                 [attempt("a", 1.0, took=2.0, status=None, ended="gateway_rst"),
+                  attempt("b", 5.0, took=1.5, status=None, ended="gateway_fin"),
+                  attempt(None, 8.0, took=1.0, status=None, ended="gateway_closed")])
+    m = found.mechanisms()["whole"]
+    assert m["abandoned"] == 3 and m["upstream_timeout_s"] == 1.5
+    assert m["upstream_timeout_max_s"] == 2.0
+
+
+def _flow(start: float, stop: float, prefix: str, step: float = 0.05) -> tuple[list[Any], list[Any]]:
+    """Healthy traffic: one client request and one successful attempt every `step`."""
+    clients, attempts = [], []
+    for i in range(int(round((stop - start) / step))):
+        rid, t = f"{prefix}{i}", start + i * step
+        clients.append(client(rid, t))
+        attempts.append(attempt(rid, t))
+    return clients, attempts
+
+
+def test_a_breaker_span_with_a_failed_probe_then_a_closing_probe(tmp_path: Path) -> None:
+    before_c, before_a = _flow(0.0, 1.0, "h")
+    fast = [client(f"f{i}", 1.0 + i * 0.05, "graceful_error", status=503, latency_ms=1)
+            for i in range(40)]  # 1.0 .. 2.95 s, no attempt each
+    probes = [client("p1", 2.0, "graceful_error", status=502), client("p2", 3.0)]
+    after_c, after_a = _flow(3.1, 4.0, "r")
+    found = _run(tmp_path, before_c + fast + probes + after_c,
+                 before_a + [attempt("p1", 2.0, status=None, ended="refused"),
+                             attempt("p2", 3.0, took=0.02)] + after_a)
+    [span] = found.breaker_inferred()
+    assert span["start"] == 1.0 and span["end"] == 2.95 and span["phase"] == "fault"
+    assert span["probes"] == [2.0, 3.0] and span["closed_at"] == 3.02
+    assert found.mechanisms()["whole"]["shed"] == 0
+
+
+def test_errors_without_attempts_while_the_upstream_is_healthy_are_shed(tmp_path: Path) -> None:
+    healthy_c, healthy_a = _flow(0.0, 3.0, "h")
+    shed = [client(f"s{i}", 0.025 + i * 0.1, "graceful_error", status=503, latency_ms=1)
+            for i in range(30)]
+    found = _run(tmp_path, healthy_c + shed, healthy_a)
+    m = found.mechanisms()["whole"]
+    assert found.breaker_inferred() == []
+    assert m["shed"] == 30 and m["shed_share"] == round(30 / 90, 4)
+
+
+def test_retry_after_honoured_and_violated(tmp_path: Path) -> None:
+    found = _run(tmp_path, [client("a", 1.0), client("b", 4.0)],
+                 [attempt("a", 1.0, status=429, retry_after="1"), attempt("a", 2.2),
+                  attempt("b", 4.0, status=429, retry_after="2"), attempt("b", 4.5)])
+    assert found.mechanisms()["whole"]["retry_after"] == {
+        "after_429": 2, "honoured": 1, "violations": 1, "min_gap_s": 0.49}
+
+
+def test_retry_after_as_an_http_date(tmp_path: Path) -> None:
+    from email.utils import formatdate
+
+    when = formatdate(T0 + 4.0, usegmt=True)  # 3 s after the 429 arrived at 1.0
+    found = _run(tmp_path, [client("a", 1.0), client("b", 1.0)],
+                 [attempt("a", 0.99, status=429, retry_after=when), attempt("a", 4.1),
+                  attempt("b", 0.99, status=429, retry_after=when), attempt("b", 2.0)])
+    ra = found.mechanisms()["whole"]["retry_after"]
+    assert (ra["honoured"], ra["violations"]) == (1, 1)
+
+
+def test_unmatched_and_unidentified_attempts_are_counted_by_their_time(tmp_path: Path) -> None:
+    phases = windows(("baseline", 0.0, 5.0), ("fault", 5.0, 10.0))
+    found = _run(tmp_path, [client("a", 1.0, phase="baseline"), client("b", 6.0)],
+                 [attempt("a", 1.0), attempt("b", 6.0), attempt("zz", 2.0),
+                  attempt(None, 7.0), attempt(None, 7.5)], phases=phases)
+    assert found.index.counts() == {"matched": 2, "unmatched": 1, "no_id": 2}
+    by_phase = found.mechanisms()["by_phase"]
+    assert by_phase["baseline"]["attempts"] == 2 and by_phase["fault"]["attempts"] == 3
+    assert found.mechanisms()["whole"]["amplification"] == 2.5
+
+
+def test_attempt_timeline_and_drilldown_failed_and_retried_first(tmp_path: Path) -> None:
+    clients = [client(f"k{i}", 0.1 * i) for i in range(300)]
+    clients += [client("x", 5.0, "graceful_error", status=502), client("y", 6.0)]
+    attempts = [attempt(f"k{i}", 0.1 * i) for i in range(300)]
+    attempts += [attempt("x", 5.0, status=502), attempt("x", 5.1, status=None,
+                                                         ended="gateway_rst"),
+                 attempt("y", 6.0, status=503), attempt("y", 6.1)]
+    found = _run(tmp_path, clients, attempts, phases=windows(("fault", 0.0, 31.0)))
+    rows = found.drilldown
+    assert len(rows) == 200 and found.drilldown_omitted == 102
+    assert [r["request"]["rid"] for r in rows[:2]] == ["x", "y"]
+    assert rows[0]["request"]["t"] == 5.0 and rows[0]["attempts"][1]["ended"] == "gateway_rst"
+    second5 = found.timeline[5]
+    assert second5 == {"t": 5, "attempts": 12, "complete_2xx": 10, "error_status": 1,
+                       "abandoned": 1, "failed": 0}
+    assert len(found.timeline) == 31
