@@ -34,6 +34,7 @@ from chaos.report.derive import environment as report_environment
 from chaos.report.listener import ReportWriter
 from chaos.report.mask import Masker, masked, secret_values
 from chaos.scenario.model import Scenario
+from chaos.scenario.yaml_marks import line_of_key
 from chaos.session import RunSession
 from chaos.session_api import RunSessionLike, SessionFactory
 from chaos.stack.base import Stack, StackFactory
@@ -129,6 +130,8 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
         console.close()
         if file:
             exc.file = file
+            if exc.line is None and exc.key and scenario_yaml:
+                exc.line = line_of_key(scenario_yaml, exc.key)
             exc.args = (exc.render(),)
         raise
     except ChaosError as exc:

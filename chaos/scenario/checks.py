@@ -7,7 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from chaos.scenario.model import ContainerFault, NetFault, Scenario, ToxicFault
-from chaos.scenario.references import check_dependencies, check_references, unknown
+from chaos.scenario.references import (
+    check_dependencies,
+    check_references,
+    check_witness,
+    unknown,
+)
 from chaos.scenario.scoping import check_scoping
 from chaos.scenario.yaml_marks import MarkedDocument
 
@@ -21,6 +26,7 @@ def cross_check(scenario: Scenario, doc: MarkedDocument) -> None:
     _check_phases(scenario, doc)
     _check_assertions(scenario, doc)
     check_scoping(scenario, doc)  # request-scoped bounds, fault at/for
+    check_witness(scenario, doc)  # the witness's proxies, journal, tap
 
 
 def _check_arrivals(scenario: Scenario, doc: MarkedDocument) -> None:

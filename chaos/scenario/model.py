@@ -439,6 +439,25 @@ class Probes(Model):
     upstream_requests: CounterProbe | None = None
 
 
+class WitnessJournal(Model):
+    """Where a service journals the requests it received (the reference backend: /journal)."""
+
+    service: str
+    path: str = Field("/journal", pattern=HTTP_PATH)
+
+
+class Witness(Model):
+    """What saw the upstream side of the gateway (chaos.witness): every attempt it made."""
+
+    use: Literal["auto", "tap", "journal", "off"] = Field(
+        default="auto", description="auto = the embedded proxy's tap when the run's Toxiproxy has one, "
+        "else the journal when declared, else none; tap and journal insist on one")
+    proxies: list[str] | None = Field(
+        default=None, max_length=50, description="the proxies to tap (in front of upstreams); default: "
+        "every proxy whose upstream is not the load target's service")
+    journal: WitnessJournal | None = None
+
+
 class BreakerAssertion(Model):
     opens_within: Duration | None = None
     closes_within: Duration | None = None
@@ -546,6 +565,7 @@ class Scenario(Model):
     confidence: float = Field(0.95, ge=0.5, lt=1.0, description="of the intervals verdicts use")
     capture: Capture = Field(
         False, description="record evidence: pcaps, socket states (off by default)")
+    witness: Witness = Field(default_factory=Witness)
 
     def capture_spec(self) -> CaptureSpec | None:
         if self.capture is True:

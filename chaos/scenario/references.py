@@ -112,3 +112,35 @@ def bypass_warnings(scenario: Scenario, doc: MarkedDocument) -> list[str]:
 def unknown(kind: str, name: str, known: Any) -> str:
     options = ", ".join(sorted(known)) or "none defined"
     return f"unknown {kind} {shown(name)} (known: {options})"
+
+
+def witness_proxies(scenario: Scenario) -> list[str]:
+    """The proxies the witness taps: those named, else every proxy in front of an upstream
+    (whose upstream is not the load target's service: that one carries the clients)."""
+    named = scenario.witness.proxies
+    if named is not None:
+        return list(named)
+    target = scenario.load.target
+    return [name for name, proxy in scenario.proxies.items()
+            if proxy.upstream.split(":")[0] != target]
+
+
+def check_witness(scenario: Scenario, doc: MarkedDocument) -> None:
+    """witness: the proxies and the journal's service exist; tap and journal can be served."""
+    witness = scenario.witness
+    for i, name in enumerate(witness.proxies or []):
+        if name not in scenario.proxies:
+            raise doc.error(("witness", "proxies", i), unknown("proxy", name, scenario.proxies))
+        if name in (witness.proxies or [])[:i]:
+            raise doc.error(("witness", "proxies", i), f"proxy {shown(name)} is named twice")
+    journal = witness.journal
+    if journal is not None and journal.service not in scenario.services:
+        raise doc.error(("witness", "journal", "service"),
+                        unknown("service", journal.service, scenario.services))
+    if witness.use == "journal" and journal is None:
+        raise doc.error(("witness", "use"), "use: journal needs witness.journal "
+                        "({service: NAME, path: /journal}): the service that journals requests")
+    if witness.use == "tap" and not witness_proxies(scenario):
+        raise doc.error(("witness", "use"), "use: tap needs a proxy in front of an upstream "
+                        "(no proxy's upstream is other than the load target; name them in "
+                        "witness.proxies)")

@@ -277,3 +277,16 @@ class Builder:
             return self.ctor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError):
             return node.value
+
+
+def line_of_key(text: str, key: str) -> int | None:
+    """The line of a key path such as ``witness.use`` or ``phases[1].faults[0]`` in YAML
+    text, for errors found once the run knew its environment (None: not in the text)."""
+    path: list[str | int] = []
+    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", key):
+        path.append(int(index) if index else name)
+    try:
+        doc = load_marked(text, "<scenario>")
+    except ScenarioError:
+        return None
+    return doc.line_of(tuple(path)) if path else None

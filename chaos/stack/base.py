@@ -43,6 +43,9 @@ class Stack(Protocol):
     captured: Captured | None
     ledger: Ledger | None
     watchdog: Watchdog
+    # the run's Toxiproxy has the embedded server's tap (chaos.witness): True; a real
+    # Toxiproxy server: False; a server at TOXIPROXY_URL: None (its attempts endpoint tells)
+    has_tap: bool | None
 
     def __enter__(self) -> Stack: ...
 
@@ -68,6 +71,10 @@ class Stack(Protocol):
     def proxy_dead(self) -> bool:
         """The proxy server died: its API is not asked again (each call costs seconds)."""
 
+    def proxy_api_url(self, proxy: str | None = None) -> str | None:
+        """Where the harness reaches the proxies' API (None: no server); with a proxy's
+        scenario name, that proxy's URL on the server (``.../proxies/<its name there>``)."""
+
 
 StackFactory = Callable[["Scenario", str, Path, "EventBus"], Stack]
 """(scenario, run id, run folder, event bus) -> stack; DockerStack is the default."""
@@ -79,6 +86,7 @@ class BaseStack:
     bare BaseStack is the empty environment (tests that drive the phase loop alone)."""
 
     provider = ""
+    has_tap: bool | None = None
 
     def __init__(self, scenario: Scenario, run_id: str, run_dir: Path, bus: EventBus) -> None:
         self.scenario = scenario
@@ -140,6 +148,13 @@ class BaseStack:
     def proxy_dead(self) -> bool:
         failure = self.watchdog.failure
         return failure is not None and failure.part == self.proxy_part
+
+    def proxy_api_url(self, proxy: str | None = None) -> str | None:
+        if self.proxies is None:
+            return None
+        if proxy is None:
+            return self.proxies.base_url
+        return f"{self.proxies.base_url}/proxies/{self.proxies.server_name(proxy)}"
 
     # -- helpers for subclasses ---------------------------------------------------------
     def open_ledger(self, folder: Path | None = None) -> Ledger:

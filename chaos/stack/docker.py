@@ -51,6 +51,7 @@ from chaos.scenario.build_roots import resolve_build
 from chaos.scenario.loader import REFERENCE
 from chaos.scenario.model import NetFault, Scenario
 from chaos.stack.base import BaseStack
+from chaos.witness.plan import refuse_tap
 
 PROXY_SERVICE = "toxiproxy"
 NETFAULT_IMAGE = "netfault"
@@ -111,6 +112,8 @@ class DockerStack(BaseStack):
         """Before anything is built or started: a scenario a user's server cannot serve fails here."""
         self.choice = provider.choose(client, external_supported=True)
         self.provider = self.choice.name
+        self.has_tap = {"embedded": True, "url": None}.get(self.choice.kind, False)
+        refuse_tap(self.scenario, self.has_tap, self.provider)  # use: tap on a real server
         if not self.external:
             return
         conflicts = external_conflicts(self.scenario)

@@ -57,6 +57,7 @@ class ExternalStack(BaseStack):
             names = {name: proxy_name(self.run_id, name) for name in self.scenario.proxies}
             self.proxies = ToxiproxyClient(self.api, names=names)
             self.provider = f"TOXIPROXY_URL {self.api}"
+            self.has_tap = None  # the user's server: its attempts endpoint tells
             self.watchdog.watch("toxiproxy", url_check(self.proxy_part, self.api))
         else:
             self.server = ServerThread(LOOPBACK, 0)
@@ -64,6 +65,7 @@ class ExternalStack(BaseStack):
             self.resources.callback(self._stop_server)
             self.proxies = ToxiproxyClient(self.server.url)
             self.provider = f"embedded (in-process, {self.server.url})"
+            self.has_tap = True
         api = self.proxies.base_url
         try:
             self.proxies.wait_ready(timeout=10)

@@ -61,6 +61,7 @@ class LoopbackStack(BaseStack):
     """Local processes and an in-process proxy server, all on 127.0.0.1."""
 
     provider = "embedded (loopback, in-process)"
+    has_tap = True
 
     def __init__(self, scenario: Scenario, run_id: str, run_dir: Path, bus: EventBus) -> None:
         super().__init__(scenario, run_id, run_dir, bus)

@@ -16,7 +16,7 @@ import pytest
 import chaos
 
 PACKAGE = Path(chaos.__file__).parent
-LOWER = ("verdict", "observe", "capture", "runtime", "load")
+LOWER = ("verdict", "observe", "capture", "runtime", "load", "witness")
 # (importing package, imported package it must not reach)
 RULES = [*((layer, "report") for layer in LOWER), ("runtime", "proxy")]
 
@@ -91,3 +91,11 @@ def test_outcomes_and_errors_import_nothing_of_the_harness() -> None:
     """The shared vocabulary sits below every layer (the locustfile imports it under gevent)."""
     for name in ("outcomes.py", "errors.py"):
         assert [t for t, _ in _imports(PACKAGE / name) if t.startswith("chaos")] == []
+
+
+def test_the_docs_state_the_report_rule_for_every_lower_layer() -> None:
+    """docs/architecture.md's import rules name each layer this test holds to them."""
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rules = doc.split("## Import rules", 1)[1].split("\n## ", 1)[0]
+    rule = next(item for item in rules.split("\n- ") if "never import `chaos/report/`" in item)
+    assert [layer for layer in LOWER if f"`chaos/{layer}/`" not in rule] == []
