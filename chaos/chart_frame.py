@@ -88,25 +88,28 @@ def fit(text: str, pixels: float) -> str:
     return text[: max(room - 1, 0)] + "…" if room > 1 else ""
 
 
-def backdrop(result: Result, f: Frame, ident: str = "chart") -> list[str]:
-    """Phases (alternating shade, name on top) and fault windows (hatched, labelled lane)."""
+def backdrop(result: Result, f: Frame, ident: str = "chart",
+             bottom: float | None = None) -> list[str]:
+    """Phases (alternating shade, name on top) and fault windows (hatched, labelled lane),
+    down to `bottom` (default: the plot's base; lower for a chart with a second band)."""
     ident = chart_id(ident)
+    low = f.base if bottom is None else bottom
     parts = [hatch(ident)]
     for i, window in enumerate(result.phases):
         x0, x1 = f.x(window.start), f.x(window.end)
         title = window.name + (": " + "; ".join(window.faults) if window.faults else "")
         title += f" ({window.start:.1f}s to {window.end:.1f}s)"
         parts.append(f'<rect class="phase" x="{x0:.1f}" y="0" width="{max(x1 - x0, 1):.1f}" '
-                     f'height="{f.base:.0f}" fill="#90a4ae" fill-opacity="{0.05 + 0.07 * (i % 2):.2f}">'
+                     f'height="{low:.0f}" fill="#90a4ae" fill-opacity="{0.05 + 0.07 * (i % 2):.2f}">'
                      f"<title>phase {escape(title)}</title></rect>")
-        parts.append(f'<line x1="{x0:.1f}" y1="0" x2="{x0:.1f}" y2="{f.base:.0f}" stroke="#78909c" '
+        parts.append(f'<line x1="{x0:.1f}" y1="0" x2="{x0:.1f}" y2="{low:.0f}" stroke="#78909c" '
                      f'stroke-dasharray="3 3"/>')
         parts.append(f'<text class="phase-label" x="{x0 + 3:.1f}" y="11" font-size="11" '
                      f'font-weight="600" fill="#37474f">{escape(fit(window.name, x1 - x0 - 4))}</text>')
     lane_of, _ = lanes(result)
     for i, fault in enumerate(result.faults):
         if fault.kind == "restore":
-            parts.append(restore_mark(result, f, i))
+            parts.append(restore_mark(result, f, i, bottom))
             continue
         x0, x1 = f.x(fault.start), f.x(fault_end(result, i, f.span))
         width = max(x1 - x0, 2)
@@ -116,7 +119,7 @@ def backdrop(result: Result, f: Frame, ident: str = "chart") -> list[str]:
                        f"phase {fault.phase})" + (f"; {fault.error}" if fault.error else ""))
         parts.append(f'<g class="fault-window" data-fault="{i}"><title>{title}</title>'
                      f'<rect class="fault-shade" x="{x0:.1f}" y="{y:.0f}" width="{width:.1f}" '
-                     f'height="{f.base - y:.0f}" fill="url(#{ident}-hatch)"/>'
+                     f'height="{low - y:.0f}" fill="url(#{ident}-hatch)"/>'
                      f'<rect x="{x0:.1f}" y="{y:.0f}" width="{width:.1f}" height="{LANE_H - 2}" '
                      f'fill="{FAULT_INK}" fill-opacity="0.85"/>'
                      f'<text x="{x0 + 2:.1f}" y="{y + LANE_H - 4:.0f}" font-size="9.5" fill="#fff">'
@@ -138,15 +141,16 @@ def hatch(ident: str) -> str:
             f'stroke-opacity="0.28"/></pattern></defs>')
 
 
-def restore_mark(result: Result, f: Frame, index: int) -> str:
+def restore_mark(result: Result, f: Frame, index: int, bottom: float | None = None) -> str:
     """A restoring action (start, unpause) is an instant: a line with a label, no window."""
     fault = result.faults[index]
     x = f.x(fault.start)
+    low = f.base if bottom is None else bottom
     title = escape(f"restore: {fault.description} (requested at {fault.start:.2f}s, phase "
                    f"{fault.phase})" + (f"; {fault.error}" if fault.error else ""))
     label = escape(fit("↑ " + fault.description, WIDTH - RIGHT - x - 4))
     return (f'<g class="restore-mark" data-fault="{index}"><title>{title}</title>'
-            f'<line x1="{x:.1f}" y1="{PHASE_H}" x2="{x:.1f}" y2="{f.base:.0f}" stroke="#37474f" '
+            f'<line x1="{x:.1f}" y1="{PHASE_H}" x2="{x:.1f}" y2="{low:.0f}" stroke="#37474f" '
             f'stroke-width="1.5" stroke-dasharray="5 2"/>'
             f'<text x="{x + 3:.1f}" y="{f.top + 10:.0f}" font-size="9.5" fill="#37474f">'
             f"{label}</text></g>")
@@ -184,7 +188,7 @@ def value_axis(f: Frame, ticks: list[tuple[float, str]], unit: str) -> str:
     return "".join(parts)
 
 
-def svg(ident: str, label: str, f: Frame, parts: list[str]) -> str:
+def svg(ident: str, label: str, f: Frame, parts: list[str], height: float | None = None) -> str:
     return (f'<svg id="{escape(ident)}" class="chart" role="img" aria-label="{escape(label)}" '
-            f'viewBox="0 0 {WIDTH} {f.height:.0f}" width="100%" '
+            f'viewBox="0 0 {WIDTH} {f.height if height is None else height:.0f}" width="100%" '
             f'xmlns="http://www.w3.org/2000/svg">{"".join(parts)}</svg>')

@@ -25,6 +25,7 @@ from chaos.chart_frame import nice as _nice
 from chaos.chart_frame import svg as _svg
 from chaos.chart_frame import time_axis as _time_axis
 from chaos.chart_frame import value_axis as _value_axis
+from chaos.report import upstream_chart
 from chaos.report.derive import state_name
 from chaos.verdict.result import Result
 
@@ -71,19 +72,30 @@ def _tip(col: dict[str, Any], bucket: int) -> str:
         f"; latency {lat}" if lat else "")
 
 
-def _hover(cols: list[dict[str, Any]], f: Frame) -> list[str]:
+def _hover(cols: list[dict[str, Any]], f: Frame, height: float = PLOT_H,
+           upstream: dict[int, dict[str, Any]] | None = None) -> list[str]:
+    """One hover target per column; with `upstream` (the two-sided chart) it spans both
+    bands and its tooltip gives the upstream's attempts of the same seconds."""
     width = (WIDTH - LEFT - RIGHT) * f.bucket / f.span
     return [f'<rect class="hover" x="{f.x(c["t"]):.1f}" y="{f.top:.0f}" width="{max(width, 1):.2f}" '
-            f'height="{PLOT_H}"><title>{escape(_tip(c, f.bucket))}</title></rect>' for c in cols]
+            f'height="{height:.0f}"><title>{escape(_tip(c, f.bucket))}'
+            f'{escape(upstream_chart.tip(upstream.get(int(c["t"]))) if upstream is not None else "")}'
+            f"</title></rect>" for c in cols]
 
 
 def outcome_chart(result: Result) -> str:
+    """Client outcomes per second; with a witness, upstream attempts in a band below the
+    same time axis, on the same scale (chaos.report.upstream_chart)."""
     f = frame(result)
     cols = _columns(result, f)
-    peak = _nice(max((float(c.get("total") or 0) for c in cols), default=0.0))
-    parts = _backdrop(result, f, "timeline-rps")
+    two = upstream_chart.two_sided(result)
+    up_cols = upstream_chart.columns(result, f) if two else []
+    peak = _nice(max([float(c.get("total") or 0) for c in cols]
+                     + [float(c.get("attempts") or 0) for c in up_cols] + [0.0]))
+    low = upstream_chart.bottom(result, f) if two else None
+    parts = _backdrop(result, f, "timeline-rps", low)
     ticks = [(f.base - PLOT_H * k / 4, f"{peak * k / 4:g}") for k in range(1, 5)]
-    parts.append(_value_axis(f, ticks, "req/s"))
+    parts.append(_value_axis(f, ticks, "client req/s" if two else "req/s"))
     bar_w = max((WIDTH - LEFT - RIGHT) * f.bucket / f.span - 0.6, 0.8)
     for col in cols:
         y = f.base
@@ -97,8 +109,15 @@ def outcome_chart(result: Result) -> str:
             parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
                          f'fill="{color}"/>')
     parts.append(_time_axis(f))
-    parts.extend(_hover(cols, f))
-    return _svg("timeline-rps", "requests per second by outcome class", f, parts)
+    if low is None:
+        parts.extend(_hover(cols, f))
+        return _svg("timeline-rps", "requests per second by outcome class", f, parts)
+    parts.extend(upstream_chart.band(result, f, up_cols, peak))
+    by_t = {int(c["t"]): c for c in up_cols}
+    parts.extend(_hover(cols or [{"t": c["t"]} for c in up_cols], f, low - f.top, by_t))
+    return _svg("timeline-rps", "two-sided timeline: client requests per second by outcome class "
+                "above the time axis, upstream attempts per second by how they ended below it",
+                f, parts, low + 6)
 
 
 def latency_chart(result: Result) -> str:

@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from chaos import outcomes as o
 from chaos.capture import charts as evidence_charts
-from chaos.report import charts, derive
+from chaos.report import charts, derive, upstream
 from chaos.report.harness_banner import harness_banner
 from chaos.report.text import clean
 from chaos.verdict import recovery
@@ -88,8 +88,18 @@ def _context(result: Result) -> dict[str, Any]:
         "retry_definition": derive.RETRY_DEFINITION,
         "score_class": _score_class(result.score),
         "bucket": charts.frame(result).bucket,
+        "up": _upstream(result),
         **_evidence(result),
     }
+
+
+def _upstream(result: Result) -> dict[str, Any] | None:
+    """The "Seen from the upstream" section (chaos.report.upstream); None for a run without
+    a witness, such as a result.json written before there was one."""
+    section = upstream.section(result)
+    if section is not None:
+        section["legend"] = Markup(section["legend"])
+    return section
 
 
 def _evidence(result: Result) -> dict[str, Any]:

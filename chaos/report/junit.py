@@ -49,6 +49,9 @@ def render_junit(result: Result) -> str:
                        ("command", result.command),
                        ("score", "" if result.score is None else str(result.score))):
         ET.SubElement(props, "property", name=key, value=clean(value))
+    witness = getattr(result, "witness", None)  # issue 18: which side of the gateway was seen
+    if isinstance(witness, dict) and witness.get("kind"):
+        ET.SubElement(props, "property", name="witness", value=clean(witness["kind"]))
     for item in result.assertions:
         case = ET.SubElement(suite, "testcase", classname=clean(f"{result.scenario}.{item.phase}"),
                              name=clean(case_name(item)), time="0")

@@ -1,0 +1,179 @@
+"""report.html seen from both sides (issue 18): the two-sided timeline, the inferred breaker,
+the "Seen from the upstream" section and its drill-down; old results without a witness."""
+
+from __future__ import annotations
+
+import copy
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from chaos.report.html import render_html
+from chaos.report.junit import render_junit
+from chaos.verdict.result import Result
+from tests.fixtures.report_cases import WITNESS_NOTE, hand_built, recorded, with_witness
+
+VOID = {"meta", "br", "wbr", "hr", "img", "input", "link", "col", "area", "base", "source"}
+SVG_LEAVES = {"rect", "line", "path", "circle", "polyline", "stop"}
+
+
+class _Balance(HTMLParser):
+    """Every element closed, in order (SVG leaves may self-close); every id once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.ids: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.ids += [v for k, v in attrs if k == "id" and v]
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.ids += [v for k, v in attrs if k == "id" and v]
+        if tag not in VOID | SVG_LEAVES:
+            self.errors.append(f"<{tag}/> self-closed")
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
+            return
+        self.stack.pop()
+
+
+def assert_valid(html: str) -> None:
+    checker = _Balance()
+    checker.feed(html)
+    checker.close()
+    assert checker.errors == [] and checker.stack == []
+    duplicates = {i for i in checker.ids if checker.ids.count(i) > 1}
+    assert not duplicates, duplicates
+
+
+def _chart(html: str) -> str:
+    return html.split('id="timeline-rps"')[1].split("</svg>")[0]
+
+
+def _height(svg: str) -> float:
+    match = re.search(r'viewBox="0 0 \d+ (\d+)"', svg)
+    assert match
+    return float(match.group(1))
+
+
+def test_two_sided_timeline_draws_both_bands_on_one_axis() -> None:
+    result = with_witness()
+    html = render_html(result)
+    chart = _chart(html)
+    assert "upstream attempts per second" in chart  # the chart's text alternative (aria-label)
+    assert chart.count('class="attempts complete_2xx"') == 20  # baseline and recovery
+    assert chart.count('class="attempts failed"') == 2 == chart.count('class="attempts abandoned"')
+    assert chart.count('fill="#009E73"') > 28  # the client bars above are still drawn
+    assert chart.count(">10s</text>") == 1  # one time axis
+    # the fault window runs through both bands: its shade ends at the lower band's bottom
+    shade = re.search(r'class="fault-shade" x="[\d.]+" y="(\d+)" width="[\d.]+" height="(\d+)"',
+                      chart)
+    assert shade and int(shade[1]) + int(shade[2]) > _height(chart) - 10
+    assert chart.count('class="fault-window"') == len(result.faults)
+    # one hover per second, over both bands, naming the upstream's attempts of that second
+    assert chart.count('class="hover"') == 30
+    assert "upstream: 60 attempts/s (abandoned by the gateway 10, failed 50)" in chart
+    lower = chart.split('class="attempts')[1]
+    assert "#D55E00" not in lower  # vermillion is a client reset, never an attempt
+    assert 'id="attempt-legend"' in html and 'id="two-sided-note"' in html
+    assert_valid(html)
+
+
+def test_inferred_breaker_is_shaded_with_its_probes() -> None:
+    html = render_html(with_witness())
+    chart = _chart(html)
+    assert chart.count('<g class="breaker-open">') == 1
+    assert "breaker open (inferred from the upstream) from 12.10s to 20.50s, closed at 20.60s" in chart
+    assert chart.count('<g class="breaker-probe">') == 2
+    assert "half-open probe at 14.20s" in chart and "half-open probe at 17.30s" in chart
+    table = html.split('id="breaker-inferred"')[1].split("</table>")[0]
+    assert "12.10s" in table and "14.20s, 17.30s" in table and "20.60s" in table
+
+
+def test_upstream_section_names_the_witness_and_the_mechanisms() -> None:
+    html = render_html(with_witness())
+    section = html.split('id="upstream"')[1].split('id="faults-heading"')[0]
+    assert '<b id="witness-kind">tap</b>' in section and "<code>tap:backend</code>" in section
+    assert "2 TLS and 1 unknown-protocol connections were counted per connection only" in section
+    rows = section.split('id="mechanisms"')[1].split("</table>")[0].split("<tr")[2:]
+    assert [re.search(r"<td>([^<]*)</td>", r)[1] for r in rows] == [  # type: ignore[index]
+        "baseline", "fault", "recovery", "whole run"]
+    fault = rows[1]
+    assert "0.61 / 3" in fault and "0.50s / 0.52s" in fault and "120 (60.0%)" in fault
+    assert '<td class="num flagged">⚠ 40</td>' in fault  # non-idempotent retries flagged
+    assert "1 of 2, ⚠ 1 violation, min gap 0.20s" in fault
+    assert 'id="attempt-seconds"' in section  # the lower band as a table
+
+
+def test_drilldown_lists_requests_with_their_attempts_collapsed() -> None:
+    html = render_html(with_witness())
+    box = html.split('<details id="drilldown-box">')[1].split("</details>")[0]  # closed
+    assert "2 client requests with the attempts each caused" in box and "158 more not kept" in box
+    first = box.split('<tbody class="dd-request">')[1]
+    assert "10.25s" in first and "chat (POST)" in first and "graceful_error" in first
+    assert "612.0ms" in first and "3 attempts" in first
+    assert [m for m in re.findall(r"↳ (\+[\d.]+s)", first)] == ["+0.000s", "+0.200s", "+0.400s"]
+    assert first.count("<td>refused</td>") == 3 and first.count("0.050s") == 3
+    assert "no upstream attempt: the gateway answered by itself" in box
+
+
+def test_drilldown_is_bounded() -> None:
+    result = with_witness()
+    item = result.drilldown[0]  # type: ignore[attr-defined]
+    many = {"request": item["request"], "attempts": item["attempts"] * 20}  # 60 attempts
+    result.drilldown = [copy.deepcopy(many) for _ in range(300)]  # type: ignore[attr-defined]
+    html = render_html(result)
+    box = html.split('<details id="drilldown-box">')[1].split("</details>")[0]
+    assert box.count('<tbody class="dd-request">') == 200
+    assert box.count('class="dd-attempt"') == 200 * 21  # 20 shown and a "more" line each
+    assert "40 more attempts not shown" in box and "258 more not kept" in box
+    assert len(html.encode()) < 1_500_000
+
+
+def test_no_witness_says_why_instead_of_an_empty_band() -> None:
+    html = render_html(with_witness("none"))
+    chart = _chart(html)
+    assert '<g class="witness-none">' in chart and WITNESS_NOTE[:60] in chart
+    assert 'class="attempts' not in chart and 'class="breaker-open"' not in chart
+    assert _height(chart) < _height(_chart(render_html(with_witness()))) - 100  # a note, not a plot
+    section = html.split('id="upstream"')[1].split('id="faults-heading"')[0]
+    assert '<b id="witness-kind">none</b>' in section and WITNESS_NOTE in section
+    assert 'id="mechanisms"' not in section and 'id="attempt-legend"' not in html
+    assert_valid(html)
+
+
+@pytest.mark.parametrize("make", [lambda: recorded("pass"), lambda: recorded("fail"), hand_built])
+def test_results_without_a_witness_render_as_before(make: object) -> None:
+    result: Result = make()  # type: ignore[operator]
+    assert getattr(result, "witness", None) in (None, {})
+    html = render_html(result)
+    chart = _chart(html)
+    assert 'id="upstream"' not in html and 'class="attempts' not in chart
+    assert "upstream" not in chart and "witness" not in html
+    assert 'aria-label="requests per second by outcome class"' in html
+    assert_valid(html)
+
+
+def test_partial_or_malformed_witness_fields_still_render() -> None:
+    result = with_witness()
+    result.witness = {"kind": "journal"}  # type: ignore[attr-defined]
+    result.mechanisms = {"by_phase": {"fault": {"requests": "x"}, "gone": 3}}  # type: ignore[attr-defined]
+    result.breaker_inferred = [{"start": None}, {"start": 3, "probes": ["a", 4]}]  # type: ignore[attr-defined]
+    result.attempt_timeline = [{"t": "bad"}, {"t": 2, "attempts": None}, 7]  # type: ignore[attr-defined]
+    result.drilldown = [{"request": {}}, {"attempts": []}, "x"]  # type: ignore[attr-defined]
+    result.drilldown_omitted = None  # type: ignore[attr-defined]
+    html = render_html(result)
+    assert '<b id="witness-kind">journal</b>' in html and "</html>" in html
+    assert_valid(html)
+
+
+def test_junit_names_the_witness_kind() -> None:
+    assert '<property name="witness" value="tap" />' in render_junit(with_witness())
+    assert 'name="witness"' not in render_junit(hand_built())
