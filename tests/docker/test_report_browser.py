@@ -109,6 +109,11 @@ def test_report_in_chromium(browser: Any, runs: dict[str, Path], kind: str) -> N
         assert box is not None and box["width"] > 600 and box["height"] > 150
     assert page.locator("#timeline-rps rect").count() > 30  # the bars are drawn
     assert page.locator("#timeline-breaker .breaker-state").count() >= 1
+    witness = result.get("witness") or {}
+    if witness:  # issue 18: the upstream's side, below the client bars on the same axis
+        lower = ".witness-none" if witness["kind"] == "none" else "rect.attempts"
+        assert page.locator(f"#timeline-rps {lower}").count() >= 1
+        assert page.inner_text("#witness-kind") == witness["kind"]
     labels = page.locator("#timeline-rps .fault-window title").all_text_contents()
     assert any("kill container backend" in text for text in labels)
 

@@ -19,7 +19,7 @@ import pytest
 
 from chaos.report.html import render_html
 from chaos.verdict.result import Result
-from tests.fixtures.report_cases import hand_built, with_evidence
+from tests.fixtures.report_cases import hand_built, with_evidence, with_witness
 
 pytestmark = pytest.mark.docker
 
@@ -52,7 +52,7 @@ def _crowded() -> Result:
 
 
 CASES = {"pass": lambda: with_evidence("pass"), "fail": lambda: with_evidence("fail"),
-         "crowded": _crowded}
+         "crowded": _crowded, "witness": with_witness, "no-witness": lambda: with_witness("none")}
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +162,32 @@ def test_screenshots_at_1280_and_1920(browser: Any, pages: dict[str, str],
         assert shot.stat().st_size > 20_000
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         page.close()
+
+
+def test_two_sided_timeline_lines_up(browser: Any, pages: dict[str, str]) -> None:
+    """Upstream attempts below the client bars, on one axis: a fault window's hatch and the
+    inferred breaker's shading span the lower band, probes sit inside it, the drill-down
+    opens without scripts; with no witness the band is one line saying why."""
+    page = _open(browser, pages["witness"], 1280)
+    chart = page.locator("#timeline-rps")
+    box = chart.bounding_box()
+    assert box is not None and box["height"] > 330  # two bands, not one
+    client = page.locator("#timeline-rps > rect[fill='#D55E00']").first.bounding_box()
+    attempts = page.locator("#timeline-rps rect.attempts.failed").first.bounding_box()
+    shade = page.locator("#timeline-rps .fault-window .fault-shade").first.bounding_box()
+    opened = page.locator("#timeline-rps .breaker-open .breaker-shade").bounding_box()
+    assert client and attempts and shade and opened
+    assert attempts["y"] > client["y"] + client["height"]  # below the client band
+    assert abs(attempts["x"] - client["x"]) < 1  # the same second, the same x
+    assert shade["y"] + shade["height"] >= attempts["y"] + attempts["height"]
+    for probe in page.locator("#timeline-rps .breaker-probe path").all():
+        x = (probe.bounding_box() or {"x": 0.0})["x"]
+        assert opened["x"] <= x <= opened["x"] + opened["width"]
+    assert page.locator("#drilldown").is_visible() is False
+    page.locator("#drilldown-box > summary").click()
+    assert page.locator("#drilldown tr.dd-attempt").first.is_visible()
+    page.close()
+    page = _open(browser, pages["no-witness"], 1280)
+    assert "upstream not seen" in (page.locator("#timeline-rps .witness-none text").text_content() or "")
+    assert page.locator("#timeline-rps rect.attempts").count() == 0
+    page.close()
