@@ -10,6 +10,12 @@ KEEPALIVE_TIMEOUT_MS (75000: idle keep-alive connections are closed after it),
 RATE_LIMIT_RPS (0: off; else a global token bucket answering 429 + Retry-After),
 RATE_LIMIT_RETRY_AFTER_S (1), OOM_AFTER_S (0: off; else that many seconds after the first
 API request the process starts leaking memory until the container's limit kills it).
+
+The journal (journal.py, ``GET /journal?after=N&limit=M``) records every API request it
+received, as the harness's witness of the gateway's attempts: REQUEST_ID_HEADER
+(X-Chaos-Request-Id) names the request id header, REQUEST_ID_FIELD (unset) a dot path of
+JSON bodies of at most 64 KiB read when the header is absent (e.g. user or
+metadata.chaos_id), JOURNAL_SIZE (200000 records kept; 0 = off).
 """
 
 from __future__ import annotations
@@ -27,6 +33,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from aiohttp import web
+
+# isort: split
+# Sibling module: the Dockerfile copies it flat into /app next to app.py.
+from journal import CLIENT_GONE, SSE_EVENTS, install, journal
 
 LOG = logging.getLogger("backend")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -71,7 +81,7 @@ STATS_KEY = web.AppKey("stats", Counter)
 LIMITER_KEY = web.AppKey("limiter", "RateLimiter")
 HOG_KEY = web.AppKey("hog", list)
 LEAK_KEY = web.AppKey("leak", dict)
-UNMETERED = ("/healthz", "/stats")
+UNMETERED = ("/healthz", "/stats", "/journal")
 MAX_HOG_MB = 4096
 
 
@@ -125,7 +135,6 @@ async def _leak_forever(app: web.Application) -> None:
     while True:
         held.append(bytearray(b"\x01") * (8 * 1024 * 1024))
         await asyncio.sleep(0.02)
-CLIENT_GONE = "client_gone"  # request-scoped flag set when a stream's reader hung up
 
 
 def _int_param(request: web.Request, name: str, default: int, upper: int) -> int:
@@ -291,13 +300,17 @@ async def _stream_chat(
     if filler:
         first["filler"] = filler
     await response.prepare(request)
+    request[SSE_EVENTS] = 0
     try:
         await response.write(_chunk(meta, first, None))
+        request[SSE_EVENTS] = 1
         for token in tokens:
             await asyncio.sleep(delay_s)
             await response.write(_chunk(meta, {"content": token}, None))
+            request[SSE_EVENTS] += 1
         await response.write(_chunk(meta, {}, "stop"))
         await response.write(b"data: [DONE]\n\n")
+        request[SSE_EVENTS] += 2
         await response.write_eof()
     except ConnectionResetError:
         request[CLIENT_GONE] = True  # the reader hung up mid-stream: normal under chaos
@@ -306,9 +319,10 @@ async def _stream_chat(
 
 @web.middleware
 async def count_and_log(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count every request by path (except /stats itself) and log method, path, status, ms."""
+    """Count every request by path (except /stats and /journal, the harness's own reads) and
+    log method, path, status, ms."""
     started = time.monotonic()
-    if not request.path.startswith("/stats"):
+    if not request.path.startswith(("/stats", "/journal")):
         request.app[STATS_KEY][request.path] += 1
     status: int | str = "error"
     try:
@@ -347,7 +361,8 @@ async def _metered(request: web.Request, handler: Handler) -> web.StreamResponse
 
 
 def build_app(config: BackendConfig) -> web.Application:
-    app = web.Application(middlewares=[count_and_log], client_max_size=64 * 1024 * 1024)
+    app = web.Application(middlewares=[journal, count_and_log], client_max_size=64 * 1024 * 1024)
+    install(app)
     app[CONFIG_KEY] = config
     app[STATS_KEY] = Counter()
     app[LIMITER_KEY] = (RateLimiter(config.rate_limit_rps, config.rate_limit_retry_after_s)

@@ -439,15 +439,18 @@ def test_breaker_half_open_lets_exactly_one_trial_through() -> None:
 
 
 def _load_sibling(name: str, folder: Path) -> ModuleType:
-    """Load a module of a reference service that has no sibling imports."""
+    """Load a module of a reference service (its sibling imports found in its folder, as in
+    the image, where they lie flat in /app)."""
     spec = importlib.util.spec_from_file_location(f"ref_{folder.name}_{name}", folder / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while defining
+    sys.path.insert(0, str(folder))
     try:
         spec.loader.exec_module(module)
     finally:
         del sys.modules[spec.name]
+        sys.path.remove(str(folder))
     return module
 
 
