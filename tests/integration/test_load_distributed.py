@@ -72,3 +72,5 @@ def test_a_master_writes_what_forwarding_workers_report(server: str, tmp_path: P
     assert rows, proc.log_tail()
     assert {r["outcome"] for r in rows} == {"ok"}
     assert "measure" in {r["phase"] for r in rows}, "the master assigns phases on its clock"
+    rids = [r["rid"] for r in rows]  # the request id fields travel in the worker reports too
+    assert len(set(rids)) == len(rids) and {r["method"] for r in rows} == {"GET"}
