@@ -36,7 +36,7 @@ from chaos.report.mask import Masker, masked, secret_values
 from chaos.scenario.model import Scenario
 from chaos.scenario.yaml_marks import line_of_key
 from chaos.session import RunSession
-from chaos.session_api import RunSessionLike, SessionFactory
+from chaos.session_api import RunSessionLike, SessionFactory, witness_of
 from chaos.stack.base import Stack, StackFactory
 from chaos.verdict.evaluate import Evidence, evaluate, overall, scoped_requests
 from chaos.verdict.generator import check_generator
@@ -44,6 +44,7 @@ from chaos.verdict.recovery import recovery_line, run_recovery
 from chaos.verdict.result import Result
 from chaos.verdict.stats import read_records
 from chaos.verdict.summary import phase_stats_from
+from chaos.witness.analysis import findings_for, relabel, store
 
 
 def new_run_id() -> str:
@@ -197,12 +198,20 @@ _EXIT = {"pass": 0, "fail": 1, "error": 3, "inconclusive": 4, "interrupted": 130
 def _judge(scenario: Scenario, session: RunSessionLike, result: Result, bus: EventBus,
            masker: Masker) -> None:
     end = session.windows[-1].end if session.windows else 0.0
+    result.witness = witness_of(session)  # which witness saw the upstream side, and how much
     result.breaker = [(round(t - session.t0, 3), v) for t, v in session.breaker_samples]
     result.upstream = [(round(t - session.t0, 3), v) for t, v in session.upstream_samples]
     probe = scenario.probes.breaker
-    evidence = Evidence(read_records(session.records_path, session.t0), session.windows,
-                        result.breaker, result.upstream, probe.open_value if probe else 1.0,
-                        faults=session.fault_records, requests=scoped_requests(scenario))
+    findings = findings_for(session.run_dir, session.records_path, session.t0, session.windows,
+                            {r.name for r in scenario.load.requests if r.idempotent},
+                            result.witness)  # chaos.witness: what the upstream saw, joined
+    records = read_records(session.records_path, session.t0)
+    evidence = Evidence(records if findings is None else relabel(records, findings.index),
+                        session.windows, result.breaker, result.upstream,
+                        probe.open_value if probe else 1.0, faults=session.fault_records,
+                        requests=scoped_requests(scenario), witness=findings,
+                        witness_note=str(result.witness.get("note", "")))
+    store(result, findings)
     result.timeline = evidence.aggregate.timeline(end)
     result.phase_stats = phase_stats_from(evidence.aggregate, session.windows)
     generator = check_generator(scenario.load, session.records_path, session.t0,

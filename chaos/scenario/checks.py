@@ -16,6 +16,9 @@ from chaos.scenario.references import (
 from chaos.scenario.scoping import check_scoping
 from chaos.scenario.yaml_marks import MarkedDocument
 
+# Assertion bounds only the upstream witness can judge (chaos.verdict.witness_checks)
+WITNESS_BOUNDS = ("attempts_per_request", "upstream_timeout", "retries_non_idempotent", "shed")
+
 
 def cross_check(scenario: Scenario, doc: MarkedDocument) -> None:
     """References between sections: names that must exist elsewhere in the file."""
@@ -148,16 +151,25 @@ def _check_assertions(scenario: Scenario, doc: MarkedDocument) -> None:
     for i, assertion in enumerate(scenario.assertions):
         if assertion.phase is not None and assertion.phase not in names:
             raise doc.error(("assertions", i, "phase"), unknown("phase", assertion.phase, names))
-        if assertion.breaker is not None and scenario.probes.breaker is None:
+        # Without probes the upstream witness infers them; with it off, nothing can
+        witness_off = scenario.witness.use == "off"
+        if assertion.breaker is not None and scenario.probes.breaker is None and witness_off:
             raise doc.error(("assertions", i, "breaker"),
-                            "breaker assertions need probes.breaker (where to read the state)")
+                            "breaker assertions need probes.breaker (where to read the state) "
+                            "or the upstream witness (witness.use is off)")
         for key in ("breaker", "recovers_within"):
             if getattr(assertion, key) is not None and assertion.phase is None:
                 raise doc.error(("assertions", i, key), f"{key} is measured from a phase start: "
                                 "give the assertion a phase")
-        if assertion.retry_amplification is not None and scenario.probes.upstream_requests is None:
+        if (assertion.retry_amplification is not None and witness_off
+                and scenario.probes.upstream_requests is None):
             raise doc.error(("assertions", i, "retry_amplification"),
-                            "retry_amplification needs probes.upstream_requests (a request counter)")
+                            "retry_amplification needs probes.upstream_requests (a request "
+                            "counter) or the upstream witness (witness.use is off)")
+        for key in WITNESS_BOUNDS:
+            if getattr(assertion, key) is not None and witness_off:
+                raise doc.error(("assertions", i, key), f"{key} is read from the upstream "
+                                "witness, and witness.use is off")
         for key in assertion.rst_from or {}:
             problem = _rst_problem(key, scenario)
             if problem:

@@ -494,6 +494,18 @@ class Assertion(Model):
         None, description="requests no other class describes (an HTTP 4xx, a 5xx without a "
         "body, an unknown error)")
     retry_amplification: ComparisonField | None = None
+    # Read from the upstream witness (chaos.witness): what the gateway sent upstream.
+    attempts_per_request: ComparisonField | None = Field(
+        None, description="the most upstream attempts one client request caused")
+    upstream_timeout: ComparisonField | None = Field(
+        None, description="how long the gateway waited on an upstream attempt before "
+        "abandoning it (median over abandoned attempts; a number without unit means ms)")
+    retries_non_idempotent: ComparisonField | None = Field(
+        None, description="POST/PATCH requests not marked idempotent that reached the "
+        "upstream more than once")
+    shed: ComparisonField | None = Field(
+        None, description="share (0..1) of client requests answered with an error and no "
+        "upstream attempt while the upstream was healthy")
     p50: ComparisonField | None = None
     p95: ComparisonField | None = None
     p99: ComparisonField | None = None
@@ -509,7 +521,8 @@ class Assertion(Model):
         None, description="TCP RSTs sent during the phase, from packet captures: "
         "{gateway: 0} (all it sent) or {gateway->client: 0} (to one peer); needs capture")
 
-    @field_validator(*COUNT_BOUNDS, "retry_amplification", "p50", "p95", "p99", "max_latency")
+    @field_validator(*COUNT_BOUNDS, "retry_amplification", "p50", "p95", "p99", "max_latency",
+                     "attempts_per_request", "upstream_timeout", "retries_non_idempotent")
     @classmethod
     def _not_negative(cls, value: Any) -> Any:
         if value is not None and value.value < 0:
@@ -517,7 +530,7 @@ class Assertion(Model):
                              "latencies are never negative")
         return value
 
-    @field_validator("p50", "p95", "p99", "max_latency")
+    @field_validator("p50", "p95", "p99", "max_latency", "upstream_timeout")
     @classmethod
     def _a_latency(cls, value: Any) -> Any:
         seconds = None if value is None else (
@@ -527,7 +540,7 @@ class Assertion(Model):
                              " a number without unit means milliseconds)")
         return value
 
-    @field_validator("success_rate", "error_rate")
+    @field_validator("success_rate", "error_rate", "shed")
     @classmethod
     def _a_share(cls, value: Any) -> Any:
         if value is not None and not 0 <= value.value <= 1:

@@ -21,12 +21,15 @@ from chaos.scenario.yaml_marks import MarkedDocument
 
 # Assertion keys that judge something other than the client records of a phase: they
 # cannot be narrowed to one request's records.
-UNSCOPED = ("breaker", "recovers_within", "retry_amplification", "rst_from")
+UNSCOPED = ("breaker", "recovers_within", "retry_amplification", "rst_from",
+            "attempts_per_request", "upstream_timeout", "retries_non_idempotent", "shed")
+_WITNESS = "the upstream witness's figures are per phase"
 _WHY = {
     "breaker": "the breaker's state belongs to the gateway, not to one request",
     "recovers_within": "recovery is measured over all requests of the phase",
     "retry_amplification": "the upstream counter counts every request",
     "rst_from": "packet captures do not know request names",
+    **{key: _WITNESS for key in UNSCOPED[4:]},
 }
 
 

@@ -99,3 +99,70 @@ def _fails_fast(phase: str, bound: Comparison, ev: Evidence) -> AssertionResult:
         f"while the breaker was open, p99 latency was {shown} during {phase}; "
         f"an open breaker should fail fast ({bound.text})")
     return _result(phase, "breaker.fails_fast_under", bound.text, shown, status, message, p99)
+
+
+# -- inferred from the upstream witness (no probes.breaker, or a probe that read nothing) --
+NO_BREAKER = "the upstream saw attempts all through the fault: no breaker"
+
+
+def evaluate_inferred(phase: str, spec: BreakerAssertion, ev: Evidence) -> list[AssertionResult]:
+    """The same contracts on the witness's open intervals (chaos.witness.breaker): opened =
+    clients got errors with no upstream attempt, half-open = a probe reached the upstream,
+    closed = attempts flowed again and succeeded."""
+    window = ev.windows.get(phase)
+    if window is None or ev.witness is None:
+        return []
+    spans = [s for s in ev.witness.spans if s.start < window.end
+             and (s.closed_at if s.closed_at is not None else s.end) >= window.start]
+    asked = [(k, v) for k, v in (("opens_within", spec.opens_within),
+                                 ("closes_within", spec.closes_within),
+                                 ("half_opens_after", spec.half_opens_after),
+                                 ("fails_fast_under", spec.fails_fast_under)) if v is not None]
+    if not spans:
+        return [_no_span(phase, f"breaker.{k}", v, ev.witness.attempts_in(window))
+                for k, v in asked]
+    first = spans[0]
+    since = window.start
+    seen = {
+        "opens_within": max(first.start - since, 0.0),
+        "closes_within": None if first.closed_at is None or first.closed_at > window.end
+        else max(first.closed_at - since, 0.0),
+        "half_opens_after": first.probes[0] - first.start if first.probes else None,
+    }
+    verbs = {"opens_within": "opened", "closes_within": "closed",
+             "half_opens_after": "half-opened"}
+    out = []
+    for key, limit in asked:
+        if key == "fails_fast_under":
+            assert isinstance(limit, Comparison)
+            out.append(_fails_fast(phase, limit.defaulting("<"), ev))
+            continue
+        assert isinstance(limit, float | int)
+        out.append(_timed_inferred(phase, f"breaker.{key}", float(limit), seen[key], verbs[key]))
+    return out
+
+
+def _no_span(phase: str, kind: str, limit: float | Comparison, attempts: int) -> AssertionResult:
+    bound = limit.text if isinstance(limit, Comparison) else f"<= {format_duration(limit)}"
+    if attempts == 0:
+        return _result(phase, kind, bound, "n/a", INCONCLUSIVE,
+                       f"the upstream saw no attempts during {phase} and no client got an "
+                       "error without one: nothing shows a breaker either way")
+    return _result(phase, kind, bound, "never", FAIL,
+                   f"{NO_BREAKER} ({attempts} upstream attempts during {phase}, never a span "
+                   "of client errors without upstream attempts)")
+
+
+def _timed_inferred(phase: str, kind: str, limit: float, seen: float | None,
+                    verb: str) -> AssertionResult:
+    bound = f"<= {format_duration(limit)}"
+    if seen is None:
+        how = ("no probe reached the upstream while clients got errors without attempts"
+               if verb == "half-opened" else "attempts never flowed again and succeeded")
+        return _result(phase, kind, bound, "never", FAIL,
+                       f"the breaker never {verb} during {phase} ({how}; the upstream witness, "
+                       f"expected {bound})")
+    status = PASS if seen <= limit else FAIL
+    message = "" if status == PASS else (
+        f"the breaker {verb} {seen:.2f}s into {phase} (the upstream witness), expected {bound}")
+    return _result(phase, kind, bound, f"{seen:.2f}s", status, message, seen)

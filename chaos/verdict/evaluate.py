@@ -8,16 +8,19 @@ counts and latencies are judged on the observed value.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaos import outcomes as o
 from chaos.outcomes import COUNT_BOUNDS
 from chaos.scenario.model import Assertion, Scenario
 from chaos.scenario.units import Comparison, format_duration
-from chaos.verdict import breaker_checks, counters, recovery
+from chaos.verdict import breaker_checks, counters, recovery, witness_checks
 from chaos.verdict.intervals import FAIL, INCONCLUSIVE, PASS, judge_interval, wilson
 from chaos.verdict.result import AssertionResult, FaultRecord, PhaseWindow
 from chaos.verdict.stats import Aggregate, Record, Sample
+
+if TYPE_CHECKING:
+    from chaos.witness.analysis import Findings
 
 WHOLE_RUN = "(run)"
 
@@ -47,16 +50,23 @@ class Evidence:
                  breaker: list[tuple[float, float]],
                  upstream: list[tuple[float, float]] | None = None,
                  open_value: float = 1.0, faults: list[FaultRecord] | None = None,
-                 requests: Iterable[str] | None = None) -> None:
+                 requests: Iterable[str] | None = None, witness: Findings | None = None,
+                 witness_note: str = "") -> None:
         self.windows = {w.name: w for w in windows}
+        # The upstream witness's findings (chaos.witness.analysis), None when the run had none
+        self.witness = witness
+        self.witness_note = witness_note
         self.changes = recovery.fault_changes(faults or [])  # what recovery counts from
         self.breaker = breaker
         self.upstream = upstream or []
         self.open_value = open_value
         # chaos.capture.analysis.CaptureAnalysis when packets were captured (rst_from)
         self.capture: Any = None
-        self.aggregate = Aggregate(records, {w.name: w.start for w in windows},
-                                   breaker_checks.open_intervals(breaker, open_value),
+        # Open intervals: the breaker probe's when it read anything, else the witness's
+        spans = breaker_checks.open_intervals(breaker, open_value)
+        if not breaker and witness is not None:
+            spans = witness.open_intervals()
+        self.aggregate = Aggregate(records, {w.name: w.start for w in windows}, spans,
                                    requests=None if requests is None else frozenset(requests))
 
     def sample(self, phase: str, request: str | None = None) -> Sample:
@@ -101,15 +111,32 @@ def _evaluate_one(a: Assertion, scenario: Scenario, ev: Evidence) -> list[Assert
         return out
     if out and out[0].kind == "min_requests":
         return out
-    if a.breaker is not None and scenario.probes.breaker is not None and phase != WHOLE_RUN:
-        out.extend(breaker_checks.evaluate_breaker(phase, a.breaker, scenario.probes.breaker, ev))
+    if a.breaker is not None and phase != WHOLE_RUN:
+        out.extend(_breaker(phase, a, scenario, ev))
     if a.recovers_within is not None:
         out.append(_recovery(phase, a, ev, scenario.confidence))
     if a.retry_amplification is not None:
-        out.append(_amplification(phase, a.retry_amplification.defaulting("<="), sample.total, ev))
+        bound = a.retry_amplification.defaulting("<=")
+        fallback = None if ev.upstream else witness_checks.amplification(phase, WHOLE_RUN,
+                                                                          bound, ev)
+        out.append(fallback or _amplification(phase, bound, sample.total, ev))
+    out.extend(witness_checks.evaluate_witness(a, phase, WHOLE_RUN, ev))
     for key, bound in (a.rst_from or {}).items():
         out.append(_rst_from(phase, key, bound, ev))
     return out
+
+
+def _breaker(phase: str, a: Assertion, scenario: Scenario, ev: Evidence) -> list[AssertionResult]:
+    """The breaker probe when it read samples; else the witness's inferred intervals."""
+    assert a.breaker is not None
+    probe = scenario.probes.breaker
+    if probe is not None and (ev.breaker or ev.witness is None):
+        return breaker_checks.evaluate_breaker(phase, a.breaker, probe, ev)
+    if ev.witness is not None:
+        return breaker_checks.evaluate_inferred(phase, a.breaker, ev)
+    return [_result(phase, "breaker", "", "n/a", INCONCLUSIVE,
+                    "breaker assertions read probes.breaker or the upstream witness, and this "
+                    f"run had neither ({ev.witness_note or 'no tap, no journal'})")]
 
 
 def _client_bounds(a: Assertion, phase: str, sample: Sample,
@@ -237,8 +264,8 @@ def _amplification(phase: str, bound: Comparison, client_requests: int,
     samples = ev.upstream
     if window is None or not samples or client_requests == 0:
         return _result(phase, "retry_amplification", bound.text, "n/a", INCONCLUSIVE,
-                       "no upstream request counter samples (probes.upstream_requests) "
-                       f"or no client requests during {phase}")
+                       "no upstream request counter samples (probes.upstream_requests), "
+                       f"no upstream witness, or no client requests during {phase}")
     reached = counters.growth(samples, window.start, window.end)
     if reached is None:
         return _result(phase, "retry_amplification", bound.text, "n/a", INCONCLUSIVE,

@@ -186,6 +186,17 @@ class Result:
     recovery: Recovery | None = None
     # Phases whose load generator fell short of load.rate (chaos.verdict.generator).
     load_warnings: list[str] = field(default_factory=list)
+    # The upstream witness (chaos.witness): which one saw the gateway's attempts (kind tap,
+    # journal or none, sources, attempts, dropped, connections, note) and how many joined a
+    # client record (matched, unmatched, no_id).
+    witness: dict[str, Any] = field(default_factory=dict)
+    # What the join proved (chaos.witness.analysis), times in seconds since t0:
+    # {"whole": M, "by_phase": {phase: M}}, M the mechanism figures of one phase.
+    mechanisms: dict[str, Any] = field(default_factory=dict)
+    breaker_inferred: list[dict[str, Any]] = field(default_factory=list)  # open intervals
+    attempt_timeline: list[dict[str, Any]] = field(default_factory=list)  # one row a second
+    drilldown: list[dict[str, Any]] = field(default_factory=list)  # {request, attempts}
+    drilldown_omitted: int = 0
 
     @property
     def passed(self) -> bool:

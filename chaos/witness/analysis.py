@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.outcomes import OK, OK_AFTER_RETRY, SUCCESSES
-from chaos.verdict.result import PhaseWindow
+from chaos.verdict.result import PhaseWindow, Result
 from chaos.verdict.stats import Record
 from chaos.witness.breaker import FastErrors, Span, infer_spans, shed_by_phase
 from chaos.witness.join import AttemptIndex, ClientRequest, client_requests, index_attempts, join
@@ -47,9 +47,8 @@ class Findings:
                  "phase": s.phase} for s in self.spans]
 
     def open_intervals(self) -> list[tuple[float, float]]:
-        """(start, end) of each inferred interval, for fails_fast_under."""
-        return [(s.start, s.end if s.closed_at is None else max(s.end, s.closed_at))
-                for s in self.spans]
+        """(first, last fast error) of each inferred interval, for fails_fast_under."""
+        return [(s.start, s.end) for s in self.spans]
 
     def attempts_in(self, window: PhaseWindow) -> int:
         tally = self.tallies.get(window.name)
@@ -165,3 +164,24 @@ class _Drilldown:
     def omitted(self) -> int:
         return self.seen - len(self.rows())
 
+
+
+def findings_for(run_dir: Path, requests_path: Path, t0: float, windows: list[PhaseWindow],
+                 idempotent: Collection[str], witness: dict[str, Any]) -> Findings | None:
+    """The run's findings when a witness wrote run_dir/upstream.ndjson (kind not none)."""
+    upstream = run_dir / "upstream.ndjson"
+    if witness.get("kind") == "none" or not upstream.exists():
+        return None
+    return analyse(requests_path, upstream, t0, windows, idempotent)
+
+
+def store(result: Result, findings: Findings | None) -> None:
+    """The findings into the Result fields of the witness contract (section 4)."""
+    if findings is None:
+        return
+    result.witness.update(findings.index.counts())
+    result.mechanisms = findings.mechanisms()
+    result.breaker_inferred = findings.breaker_inferred()
+    result.attempt_timeline = findings.timeline
+    result.drilldown = findings.drilldown
+    result.drilldown_omitted = findings.drilldown_omitted

@@ -265,12 +265,18 @@ def test_error_names_file_line_and_key(tmp_path: Path, case: str) -> None:
     assert error.exit_code == 2
 
 
-def test_breaker_assertion_needs_a_probe(tmp_path: Path) -> None:
-    text = _mutate("probes:\n  breaker: {service: gateway}\n", "")
+def test_breaker_assertion_needs_a_probe_when_the_witness_is_off(tmp_path: Path) -> None:
+    text = _mutate("probes:\n  breaker: {service: gateway}\n", "witness: {use: \"off\"}\n")
     error = _error(_write(tmp_path, text))
     assert error.key == "assertions[1].breaker"
-    assert "probes.breaker" in error.message
+    assert "probes.breaker" in error.message and "witness.use is off" in error.message
     assert error.line == _line_of(text, "breaker: {opens_within")
+
+
+def test_breaker_assertion_without_a_probe_is_judged_by_the_witness(tmp_path: Path) -> None:
+    text = _mutate("probes:\n  breaker: {service: gateway}\n", "")
+    scenario = load_scenario(_write(tmp_path, text))
+    assert scenario.probes.breaker is None and scenario.assertions[1].breaker is not None
 
 
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
