@@ -77,10 +77,12 @@ def _mechanism(name: str, m: dict[str, Any]) -> dict[str, Any]:
     """One row of the mechanisms table, every cell already text."""
     ra = _dict(m.get("retry_after"))
     mean, share = _number(m.get("attempts_per_request")), _number(m.get("shed_share"))
+    amplification = _number(m.get("amplification"))
     gap = _number(ra.get("min_gap_s"))
     return {
         "name": name, "requests": _int(m.get("requests")), "attempts": _int(m.get("attempts")),
         "mean": "n/a" if mean is None else f"{mean:.2f}", "max": _int(m.get("max_attempts")),
+        "amplification": "n/a" if amplification is None else f"{amplification:.2f}×",
         "retried": _int(m.get("retried")), "ok_after_retry": _int(m.get("ok_after_retry")),
         "non_idempotent": _int(m.get("non_idempotent_retries")),
         "abandoned": _int(m.get("abandoned")),

@@ -65,7 +65,9 @@ def columns(result: Result, f: Frame) -> list[dict[str, Any]]:
     for row in attempt_rows(result):
         try:
             start = int(float(row.get("t", 0))) // f.bucket * f.bucket
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
+            continue
+        if not 0 <= start <= f.span:  # outside the phases: off the axis, not piled on its edge
             continue
         col = merged.setdefault(start, {"t": start})
         for key in ("attempts", *ATTEMPT_COLORS):

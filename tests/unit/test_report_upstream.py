@@ -4,11 +4,14 @@ the "Seen from the upstream" section and its drill-down; old results without a w
 from __future__ import annotations
 
 import copy
+import json
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
+from chaos.cli import main
 from chaos.report.html import render_compare, render_html
 from chaos.report.junit import render_junit
 from chaos.verdict.result import Result
@@ -108,7 +111,7 @@ def test_upstream_section_names_the_witness_and_the_mechanisms() -> None:
     assert [re.search(r"<td>([^<]*)</td>", r)[1] for r in rows] == [  # type: ignore[index]
         "baseline", "fault", "recovery", "whole run"]
     fault = rows[1]
-    assert "0.61 / 3" in fault and "0.50s / 0.52s" in fault and "120 (60.0%)" in fault
+    assert "0.61×" in fault and "0.61 / 3" in fault and "0.50s / 0.52s" in fault and "120 (60.0%)" in fault
     assert '<td class="num flagged">⚠ 40</td>' in fault  # non-idempotent retries flagged
     assert "1 of 2, ⚠ 1 violation, min gap 0.20s" in fault
     assert 'id="attempt-seconds"' in section  # the lower band as a table
@@ -185,3 +188,19 @@ def test_compare_page_shows_both_runs_two_sided() -> None:
     html = render_compare(with_witness(), hand_built())
     assert html.count('class="attempts complete_2xx"') == 20  # the witnessed run only
     assert_valid(html, unique_ids=False)  # both sides' charts share their ids (as before)
+
+
+def test_a_result_json_from_before_the_witness_rerenders(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """`chaos report` on a result.json with none of the witness keys: the page as before."""
+    data = hand_built().to_dict()
+    for key in ("witness", "mechanisms", "breaker_inferred", "attempt_timeline", "drilldown",
+                "drilldown_omitted"):
+        data.pop(key, None)
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    assert main(["report", str(path)]) == 0, capsys.readouterr().err
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert 'id="timeline-rps"' in html and 'id="upstream"' not in html
+    assert 'class="attempts' not in html
+    assert_valid(html)
