@@ -18,9 +18,11 @@ from chaos.load.runner import LocustProcess
 from chaos.observe.events import EventBus, LoadStarted, PhaseStarted, ProbeSample
 from chaos.observe.probes import BreakerPoller, MetricPoller, counter_poller
 from chaos.observe.watchdog import process_check
-from chaos.scenario.model import Fault, Phase, Scenario
+from chaos.scenario.model import ContainerFault, Fault, NetFault, Phase, Scenario
 from chaos.stack.base import BaseStack, Stack
 from chaos.verdict.result import FaultRecord, PhaseWindow
+from chaos.witness.poll import WitnessPoller
+from chaos.witness.sources import start_witness
 
 
 class RunSession:
@@ -42,6 +44,10 @@ class RunSession:
         self.upstream_samples: list[tuple[float, float]] = []
         self.t0 = time.time()
         self.records_path = run_dir / "requests.ndjson"
+        self.witness: dict[str, object] = {}  # result.witness, once torn down (chaos.witness)
+        self.witness_poller: WitnessPoller | None = None
+        self.faulted: set[str] = set()  # services a container or network fault has hit
+        self._witness_kind = ("none", "")  # the plan's kind and note, for the summary
 
     @property
     def fault_records(self) -> list[FaultRecord]:
@@ -69,7 +75,18 @@ class RunSession:
         return self.stack.captured
 
     def run(self) -> None:
+        self._start_witness()
         self._start_probes()
+
+    def _start_witness(self) -> None:
+        """The upstream witness: the proxy's tap or the backend's journal, drained each second."""
+        plan, self.witness_poller = start_witness(self.scenario, self.stack, self.run_dir,
+                                                  self.faulted.__contains__)
+        self.witness = {"kind": plan.kind, "sources": [], "attempts": 0, "dropped": 0,
+                        "connections": {"http": 0, "tls": 0, "unknown": 0}, "note": plan.note}
+        self._witness_kind = (plan.kind, plan.note)
+        if self.witness_poller is not None:
+            self.watchdog.watch("witness", self.witness_poller.check)
         self._run_phases()
 
     def _start_probes(self) -> None:
@@ -141,6 +158,9 @@ class RunSession:
             active.remove(item)  # after: a Ctrl-C inside the removal leaves it to the finally
         while waiting and start + (waiting[0][1].at or 0.0) <= time.time():
             index, fault = waiting.pop(0)
+            if isinstance(fault, ContainerFault | NetFault):  # its journal may fall silent
+                self.faulted.add(fault.container if isinstance(fault, ContainerFault)
+                                 else fault.service)
             on = start + (fault.at or 0.0)
             off = on + fault.for_ if fault.for_ is not None else end
             self.switch.apply(fault, index, phase.name, ctx, window, off, active)
@@ -162,6 +182,10 @@ class RunSession:
         """The load and the probes stop; the stack's own close removes the environment."""
         if self.locust is not None:
             self.locust.stop()
+        if self.witness_poller is not None:  # the last drain, while the sources still answer
+            self.watchdog.unwatch("witness")
+            self.witness_poller.stop()
+            self.witness = self.witness_poller.summary(*self._witness_kind)
         if self.poller is not None:
             self.poller.stop()
             self.breaker_samples = list(self.poller.samples)

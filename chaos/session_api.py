@@ -75,3 +75,9 @@ class RunSessionLike(Protocol):
 
 SessionFactory = Callable[["Scenario", str, Path, "EventBus"], RunSessionLike]
 """(scenario, run id, run folder, event bus) -> session (replaces stack and phase loop)."""
+
+
+def witness_of(session: RunSessionLike) -> dict[str, object]:
+    """result.witness as the session summed it up (``RunSession.witness``: kind, sources,
+    attempts, dropped, connections, note); {} from a session that keeps none (a replay)."""
+    return dict(getattr(session, "witness", None) or {})

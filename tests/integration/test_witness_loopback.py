@@ -1,0 +1,45 @@
+"""The upstream witness in a real run on the loopback stack: the embedded proxy's tap sees
+the gateway's attempts, the poller writes them to upstream.ndjson, result.json says which
+witness it was. Needs the embedded server's tap (GET /proxies/{name}/attempts)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chaos.engine import run_scenario
+from chaos.scenario.loader import load_scenario
+from chaos.stack.loopback import LoopbackStack
+from chaos.witness.records import read_attempts
+from tests.fixtures.scenarios import write_scenario
+
+
+@pytest.fixture(autouse=True)
+def no_docker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/gateway-chaos-test/docker.sock")
+    monkeypatch.delenv("TOXIPROXY_URL", raising=False)
+    monkeypatch.delenv("CHAOS_PROXY_TAP", raising=False)
+
+
+def test_a_run_writes_the_attempts_the_tap_saw(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path)  # gateway -> proxy backend -> backend; 2 users for 2 s
+    result = run_scenario(load_scenario(path), file=str(path), report_root=tmp_path / "reports",
+                          quiet=True, stack_factory=LoopbackStack)
+    run_dir = Path(result.report_dir)
+    witness = json.loads((run_dir / "result.json").read_text())["witness"]
+    assert witness["kind"] == "tap", (
+        f"the embedded proxy's tap did not serve the run (is GET /proxies/backend/attempts "
+        f"there?): result.json witness = {witness}")
+    assert witness["sources"] == ["tap:backend"]
+    attempts = list(read_attempts(run_dir / "upstream.ndjson"))
+    assert attempts and {a.source for a in attempts} == {"tap:backend"}
+    assert witness["attempts"] == len(attempts) and witness["dropped"] == 0
+    assert witness["connections"]["http"] >= 1
+    assert all(a.method == "GET" and a.path == "/" for a in attempts)
+    # each attempt carried a client request's id: the two sides join
+    client = {json.loads(line).get("rid") for line in
+              (run_dir / "requests.ndjson").read_text().splitlines() if line.strip()}
+    assert {a.rid for a in attempts} <= client
+    assert sum(a.rid is not None for a in attempts) >= 0.9 * len(attempts)
