@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from chaos.proxy.embedded.attempts import tap_default
 from chaos.proxy.embedded.errors import (
     PROXY_EXISTS,
     PROXY_NOT_FOUND,
@@ -43,9 +44,10 @@ def _fields(body: object, base: Proxy | None = None) -> dict[str, Any]:
 
 
 class Collection:
-    def __init__(self, dial_timeout: float = DIAL_TIMEOUT) -> None:
+    def __init__(self, dial_timeout: float = DIAL_TIMEOUT, tap: bool | None = None) -> None:
         self.proxies: dict[str, Proxy] = {}
         self.dial_timeout = dial_timeout
+        self.tap = tap_default() if tap is None else tap  # the HTTP tap on new proxies
         self.lock = asyncio.Lock()
 
     def get(self, name: str) -> Proxy:
@@ -55,7 +57,8 @@ class Collection:
             raise ApiError(PROXY_NOT_FOUND, 404) from None
 
     async def _add(self, spec: dict[str, Any]) -> Proxy:
-        proxy = Proxy(spec["name"], spec["listen"], spec["upstream"], self.dial_timeout)
+        proxy = Proxy(spec["name"], spec["listen"], spec["upstream"], self.dial_timeout,
+                      tap=self.tap)
         if spec["enabled"]:
             await proxy.start()  # a listen failure leaves nothing behind, as upstream
         self.proxies[proxy.name] = proxy

@@ -45,6 +45,7 @@ class Endpoint:
         self._write_waiter: asyncio.Future[None] | None = None
         self._reading = False  # registered with add_reader
         self._writing = False
+        self.error: OSError | None = None  # the socket's own failure (reset, broken pipe)
 
     def peername(self) -> str:
         try:
@@ -104,6 +105,9 @@ class Endpoint:
                 return self.sock.recv(size)
             except (BlockingIOError, InterruptedError):
                 await self.readable()
+            except OSError as exc:
+                self.error = exc
+                raise
 
     async def send(self, data: bytes | memoryview) -> None:
         """Return once every byte is in the kernel's send buffer."""
@@ -114,6 +118,9 @@ class Endpoint:
             except (BlockingIOError, InterruptedError):
                 await self.writable()
                 continue
+            except OSError as exc:
+                self.error = exc
+                raise
             view = view[sent:]
 
     def shutdown_write(self) -> None:
@@ -157,13 +164,25 @@ class SplicePipe:
         """Bytes moved from ``src`` into the pipe, 0 at EOF; BlockingIOError if none yet."""
         if src.closed or self.closed:  # its descriptor number may belong to another socket now
             raise ConnectionAbortedError(errno.ECONNABORTED, "connection closed")
-        return _splice(src.fd, self.write_fd, size, flags=SPLICE_FLAGS)  # type: ignore[misc]
+        try:
+            return _splice(src.fd, self.write_fd, size, flags=SPLICE_FLAGS)  # type: ignore[misc]
+        except (BlockingIOError, InterruptedError):
+            raise
+        except OSError as exc:
+            src.error = exc
+            raise
 
     def drain(self, dst: Endpoint, size: int) -> int:
         """Bytes moved from the pipe into ``dst``; BlockingIOError if it is full."""
         if dst.closed or self.closed:
             raise ConnectionAbortedError(errno.ECONNABORTED, "connection closed")
-        return _splice(self.read_fd, dst.fd, size, flags=SPLICE_FLAGS)  # type: ignore[misc]
+        try:
+            return _splice(self.read_fd, dst.fd, size, flags=SPLICE_FLAGS)  # type: ignore[misc]
+        except (BlockingIOError, InterruptedError):
+            raise
+        except OSError as exc:
+            dst.error = exc
+            raise
 
     def close(self) -> None:
         if not self.closed:

@@ -16,6 +16,12 @@ queue has drained, the zero-copy path resumes.
 
 Unlike the real server, an EOF is passed on as a half-close, so request
 bodies followed by ``shutdown(SHUT_WR)`` still get their answer.
+
+With the HTTP tap on (``chaos/proxy/embedded/tap.py``), each pipe feeds its
+reader every byte it reads, before writing it, and splices only as many bytes
+as the reader calls opaque (body bytes it has no use for), so framing always
+passes through ``recv`` and the parser while bodies keep the zero-copy path.
+The tap only watches: the bytes and their order are the same with it off.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ from chaos.proxy.embedded.endpoint import SPLICE, Endpoint, SplicePipe
 from chaos.proxy.embedded.toxics import BEHAVIOURS, Behaviour, Toxic
 
 if TYPE_CHECKING:
+    from chaos.proxy.embedded.http1 import Reader
     from chaos.proxy.embedded.proxy import Proxy
+    from chaos.proxy.embedded.tap import ConnTap
 
 CHUNK = 64 * 1024
 QUEUE_CHUNKS = 64  # bounds memory per direction (4 MiB) and keeps TCP back-pressure
@@ -46,8 +54,10 @@ Item = tuple[bytes, float] | None  # (data, arrival) or None for EOF
 class Pipe:
     """One direction: ``src`` -> toxics of ``stream`` -> ``dst``."""
 
-    def __init__(self, conn: Connection, stream: str, src: Endpoint, dst: Endpoint) -> None:
+    def __init__(self, conn: Connection, stream: str, src: Endpoint, dst: Endpoint,
+                 tap: Reader | None = None) -> None:
         self.conn = conn
+        self.tap = tap
         self.stream = stream
         self.src = src
         self.dst = dst
@@ -73,7 +83,7 @@ class Pipe:
             elif gone is not None:
                 gone.removed()
             elif toxic.type == "timeout":  # upstream's Cleanup closes even undrawn links
-                self.conn.close(False)
+                self.conn.toxic_close(False)
         if self.conn.closed:
             return
         for toxic in mine:
@@ -81,7 +91,7 @@ class Pipe:
                 continue
             behaviour = None
             if random.random() < toxic.toxicity:
-                behaviour = BEHAVIOURS[toxic.type](toxic, self.conn.close)
+                behaviour = BEHAVIOURS[toxic.type](toxic, self.conn.toxic_close)
                 if toxic.name not in self.counted:
                     self.counted.add(toxic.name)
                     self.conn.proxy.stats.toxic_applied(toxic)
@@ -106,6 +116,7 @@ class Pipe:
 
     async def read_loop(self) -> None:
         drained = False
+        tap = self.tap
         try:
             while True:
                 if not self.active and (self.busy or not self.queue.empty()):
@@ -114,11 +125,22 @@ class Pipe:
                     await self.queue.join()
                     continue
                 if self.pipe is not None and self._direct():
-                    moved = await self._splice_chunk()
+                    if tap is None:
+                        moved = await self._splice_chunk(SPLICE_CHUNK)
+                    elif (opaque := tap.opaque()) > 0:
+                        moved = await self._splice_chunk(min(opaque, SPLICE_CHUNK))
+                        if moved > 0:
+                            tap.skip(moved, time.time())
+                            drained = False
+                    else:
+                        moved = -2  # framing next: through recv and the parser
                     if moved == 0:
                         break
-                    continue  # moved, or -1: a toxic came while waiting; decide again
+                    if moved != -2:
+                        continue  # moved, or -1: a toxic came while waiting; decide again
                 data = await self.src.recv(CHUNK, drained)
+                if tap is not None:
+                    tap.feed(data, time.time())
                 if not data:
                     break
                 drained = len(data) < CHUNK
@@ -132,6 +154,7 @@ class Pipe:
         except Exception as exc:  # OSError mostly; anything else must not strand the peer
             self.conn.failed(self.stream, exc)
             return
+        self.conn.source_eof(self)
         await self.queue.put(None)
 
     def _go_bulk(self) -> None:
@@ -142,13 +165,13 @@ class Pipe:
             except OSError as exc:  # out of descriptors: stay on the copying path
                 log.debug("proxy %s: no splice pipe: %r", self.conn.proxy.name, exc)
 
-    async def _splice_chunk(self) -> int:
+    async def _splice_chunk(self, size: int) -> int:
         """Move one chunk src -> pipe -> dst; 0 at EOF, -1 if it should not splice now."""
         pipe = self.pipe
         assert pipe is not None
         while True:
             try:
-                moved = pipe.fill(self.src, SPLICE_CHUNK)
+                moved = pipe.fill(self.src, size)
                 break
             except (BlockingIOError, InterruptedError):
                 await self.src.readable()
@@ -159,6 +182,7 @@ class Pipe:
                     raise
                 pipe.close()  # this socket type cannot splice: copy instead
                 self.pipe = None
+                self.src.error = None
                 return -1
         left = moved
         while left:  # the whole chunk goes out before anything else is decided
@@ -200,13 +224,15 @@ class Pipe:
 class Connection:
     """A client connection and its upstream connection, proxied both ways."""
 
-    def __init__(self, proxy: Proxy, client: Endpoint, upstream: Endpoint) -> None:
+    def __init__(self, proxy: Proxy, client: Endpoint, upstream: Endpoint,
+                 tap: ConnTap | None = None) -> None:
         self.proxy = proxy
         self.client = client
         self.server = upstream
         self.peer = client.peername()
-        self.up = Pipe(self, "upstream", client, upstream)
-        self.down = Pipe(self, "downstream", upstream, client)
+        self.tap = tap
+        self.up = Pipe(self, "upstream", client, upstream, tap.up if tap else None)
+        self.down = Pipe(self, "downstream", upstream, client, tap.down if tap else None)
         self.tasks: list[asyncio.Task[None]] = []
         self.finished: set[str] = set()
         self.closed = False
@@ -229,9 +255,28 @@ class Connection:
         if len(self.finished) == 2:
             self.close(False)
 
+    def source_eof(self, pipe: Pipe) -> None:
+        """The source of ``pipe`` sent its FIN (read at once, whatever the toxics do)."""
+        if self.tap is not None:
+            if pipe is self.up:
+                self.tap.gateway_eof(time.time())
+            else:
+                self.tap.upstream_eof(time.time())
+
     def failed(self, stream: str, exc: BaseException) -> None:
         log.debug("proxy %s: %s %s failed: %r", self.proxy.name, self.peer, stream, exc)
+        if self.tap is not None:
+            if self.client.error is not None:
+                self.tap.set_cause("gateway_rst", time.time())
+            elif self.server.error is not None:
+                self.tap.set_cause("upstream_reset", time.time())
         self.close(False)
+
+    def toxic_close(self, reset: bool = False) -> None:
+        """A toxic (or the proxy being disabled) cuts the connection."""
+        if self.tap is not None and not self.closed:
+            self.tap.set_cause("toxic", time.time())
+        self.close(reset)
 
     def close(self, reset: bool = False) -> None:
         """End both sides; with ``reset`` the client gets an RST (ECONNRESET)."""
@@ -244,5 +289,7 @@ class Connection:
             task.cancel()
         self.client.close(reset)
         self.server.close()
+        if self.tap is not None:
+            self.tap.finish(time.time())
         self.proxy.connection_closed(self, "reset" if reset else "closed")
 

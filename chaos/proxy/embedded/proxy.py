@@ -8,14 +8,18 @@ not only the ones it opens later.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaos.proxy.embedded.attempts import AttemptRing
 from chaos.proxy.embedded.endpoint import Endpoint
 from chaos.proxy.embedded.errors import TOXIC_EXISTS, TOXIC_NOT_FOUND, ApiError, bad_request
 from chaos.proxy.embedded.link import Connection
+from chaos.proxy.embedded.tap import ConnTap, refused
 from chaos.proxy.embedded.toxics import Toxic, update_toxic
 
 log = logging.getLogger("chaos.proxy.embedded")
@@ -24,6 +28,8 @@ DIAL_TIMEOUT = 5.0
 BACKLOG = 1024  # bursts of new connections (a gateway warming its pool) must not see SYN drops
 ACCEPT_BATCH = 128  # accepts per readiness callback, so a burst cannot starve the loop
 ACCEPT_RETRY = 1.0  # seconds to pause accepting after EMFILE/ENFILE, as asyncio's server does
+PEEK_WAIT = 0.02  # after a refused dial, how long to wait for the gateway's head (MSG_PEEK)
+PEEK_BYTES = 16 * 1024
 
 
 def split_hostport(address: str) -> tuple[str, int]:
@@ -83,7 +89,7 @@ class Proxy:
     """A listener forwarding each accepted connection to ``upstream``."""
 
     def __init__(self, name: str, listen: str, upstream: str,
-                 dial_timeout: float = DIAL_TIMEOUT) -> None:
+                 dial_timeout: float = DIAL_TIMEOUT, tap: bool = False) -> None:
         self.name = name
         self.listen = listen
         self.upstream = upstream
@@ -92,6 +98,7 @@ class Proxy:
         self.toxics: dict[str, Toxic] = {}
         self.connections: set[Connection] = set()
         self.stats = ProxyStats()
+        self.attempts: AttemptRing | None = AttemptRing() if tap else None  # None: tap off
         self._listener: socket.socket | None = None
         self._dialling: set[asyncio.Task[None]] = set()
 
@@ -141,7 +148,7 @@ class Proxy:
         for task in list(self._dialling):
             task.cancel()
         for conn in list(self.connections):
-            conn.close(False)
+            conn.toxic_close(False)
         log.info("proxy %s: stopped (was %s)", self.name, self.listen)
 
     def _on_acceptable(self, listener: socket.socket) -> None:
@@ -173,6 +180,7 @@ class Proxy:
             return
         peer = client.peername()
         self.stats.total += 1
+        number = self.stats.total
         try:
             host, port = split_hostport(self.upstream)
             upstream = await asyncio.wait_for(  # resolved at every dial: containers move
@@ -181,6 +189,8 @@ class Proxy:
             self.stats.dial_failures += 1
             log.warning("proxy %s: client %s: cannot reach upstream %s: %s", self.name, peer,
                         self.upstream, str(exc) or "dial timed out")
+            if self.attempts is not None:
+                refused(f"{self.name}#{number}", self.attempts, await _peek(client), time.time())
             client.close()
             return
         except asyncio.CancelledError:  # disabled while dialling
@@ -190,7 +200,8 @@ class Proxy:
             client.close()
             upstream.close()
             return
-        conn = Connection(self, client, upstream)
+        tap = None if self.attempts is None else ConnTap(f"{self.name}#{number}", self.attempts)
+        conn = Connection(self, client, upstream, tap)
         self.connections.add(conn)
         log.info("proxy %s: accepted %s -> %s", self.name, peer, self.upstream)
         conn.start(self.toxic_list())
@@ -237,6 +248,21 @@ class Proxy:
             self.toxics.clear()
             self._push()
             log.info("proxy %s: all toxics removed", self.name)
+
+
+async def _peek(client: Endpoint) -> bytes:
+    """What the gateway already sent, left unread (MSG_PEEK); waits a moment if nothing yet."""
+    for attempt in range(2):
+        try:
+            return client.sock.recv(PEEK_BYTES, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            if attempt:
+                return b""
+            with contextlib.suppress(TimeoutError, OSError):
+                await asyncio.wait_for(client.readable(), PEEK_WAIT)
+        except OSError:
+            return b""
+    return b""
 
 
 async def _dial(host: str, port: int) -> Endpoint:
