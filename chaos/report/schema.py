@@ -40,6 +40,7 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "Result.upstream": {**parts.SAMPLES,
                         "description": "(seconds, upstream requests counter) samples"},
     "Result.evidence": parts.EVIDENCE,
+    "Result.witness": parts.WITNESS,
     "Result.duration_s": parts.SECONDS,
     "Result.recovery_s": _SECONDS_OR_NULL,
     "PhaseWindow.start": parts.SECONDS,

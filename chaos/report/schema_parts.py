@@ -81,3 +81,14 @@ def regression(check: dict[str, Any]) -> dict[str, Any]:
                regressed={"type": "boolean"}, checks=_rows(check)),
         "description": "The comparison with a baseline run (chaos.verdict.baseline).",
     })
+WITNESS: dict[str, Any] = {
+    **_obj([], kind={"enum": ["tap", "journal", "none"]}, sources=STRINGS, attempts=COUNT,
+           dropped=COUNT, connections={"type": "object", "additionalProperties": COUNT},
+           note=STRING, matched=COUNT, unmatched=COUNT, no_id=COUNT),
+    "description": "What saw the gateway's upstream attempts (chaos.witness): the proxy's tap, "
+                   "the backend's journal or none, its sources, the attempts it read and "
+                   "those it lost (dropped), connections by protocol (tls and unknown ones "
+                   "counted only), why (note), and how many attempts joined a client request "
+                   "(matched), carried an id no client sent (unmatched) or none (no_id). "
+                   "Empty in results written before the witness.",
+}

@@ -43,3 +43,20 @@ def test_a_run_writes_the_attempts_the_tap_saw(tmp_path: Path) -> None:
               (run_dir / "requests.ndjson").read_text().splitlines() if line.strip()}
     assert {a.rid for a in attempts} <= client
     assert sum(a.rid is not None for a in attempts) >= 0.9 * len(attempts)
+
+
+def test_a_run_with_the_journal_as_witness(tmp_path: Path) -> None:
+    """use: journal reads the reference backend's /journal instead of the tap."""
+    path = write_scenario(tmp_path, extra="witness:\n  use: journal\n"
+                          "  journal: {service: backend, path: /journal}\n")
+    result = run_scenario(load_scenario(path), file=str(path), report_root=tmp_path / "reports",
+                          quiet=True, stack_factory=LoopbackStack)
+    run_dir = Path(result.report_dir)
+    witness = json.loads((run_dir / "result.json").read_text())["witness"]
+    assert (witness["kind"], witness["sources"]) == ("journal", ["journal:backend"]), witness
+    assert witness["note"] == "witness.use is journal: the witness is the backend journal"
+    attempts = list(read_attempts(run_dir / "upstream.ndjson"))
+    assert attempts and witness["attempts"] == len(attempts)
+    assert {a.source for a in attempts} == {"journal:backend"}
+    assert all(a.ended == "complete" and a.status is not None for a in attempts)
+    assert witness.get("matched", 0) >= 0.9 * len(attempts)  # the join found their clients
