@@ -152,6 +152,8 @@ def cmd_toxiproxy(args: argparse.Namespace) -> int:
     argv = ["--host", args.host, "--port", str(args.port), "--loop", args.loop]
     if args.config:
         argv += ["--config", args.config]
+    if args.tap is False:
+        argv.append("--no-tap")
     result = serve(argv)
     return int(result or 0)
 
@@ -221,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config")
     serve.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto",
                        help="event loop: auto (uvloop when importable), uvloop, or asyncio")
+    serve.add_argument("--no-tap", dest="tap", action="store_false", default=None,
+                       help="no HTTP tap (no /proxies/{name}/attempts records); "
+                       "same as env CHAOS_PROXY_TAP=0")
     serve.set_defaults(func=cmd_toxiproxy)
     return parser
 

@@ -48,7 +48,7 @@ def _request(ex: Exchange, index: int, rng: random.Random) -> bytes:
     head = f"{ex.method} /r/{index}?q=1 HTTP/1.1\r\nHost: upstream\r\n"
     if ex.rid:
         head += f"x-chaos-request-id: {ex.rid}\r\n"
-    body = bytes(rng.getrandbits(8) for _ in range(ex.size))
+    body = rng.randbytes(ex.size)
     if ex.req_body == "length":
         return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
     if ex.req_body == "chunked":

@@ -28,6 +28,13 @@ def add_loop_option(parser: argparse.ArgumentParser) -> None:
                         "(uvloop when importable; the default). The image runs uvloop.")
 
 
+def add_tap_option(parser: argparse.ArgumentParser) -> None:
+    """``--no-tap``, shared with ``chaos toxiproxy serve``."""
+    parser.add_argument("--no-tap", dest="tap", action="store_false", default=None,
+                        help="do not tap HTTP/1.1 on proxied connections (no attempt records "
+                        "at /proxies/{name}/attempts); same as env CHAOS_PROXY_TAP=0")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m chaos.proxy.embedded",
@@ -40,18 +47,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"])
     add_loop_option(parser)
+    add_tap_option(parser)
     parser.add_argument("--no-uvloop", dest="loop", action="store_const", const="asyncio",
                         help="same as --loop asyncio")
     parser.add_argument("--version", action="version", version=VERSION)
     return parser
 
 
-async def _main(host: str, port: int, config: Any, dial_timeout: float) -> None:
+async def _main(host: str, port: int, config: Any, dial_timeout: float,
+                tap: bool | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await serve(host, port, stop, config, dial_timeout=dial_timeout)
+    await serve(host, port, stop, config, dial_timeout=dial_timeout, tap=tap)
 
 
 def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -89,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(_main(args.host, args.port, config, args.dial_timeout))
+            runner.run(_main(args.host, args.port, config, args.dial_timeout, args.tap))
     except OSError as exc:
         log.error("cannot serve on %s:%d: %s", args.host, args.port, exc)
         return 3

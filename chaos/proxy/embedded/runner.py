@@ -38,13 +38,15 @@ def load_config(path: str | Path) -> Any:
 
 async def serve(host: str, port: int, stop: asyncio.Event, config: Any = None,
                 on_ready: Callable[[int], None] | None = None,
-                dial_timeout: float = DIAL_TIMEOUT, read_timeout: float = READ_TIMEOUT) -> None:
+                dial_timeout: float = DIAL_TIMEOUT, read_timeout: float = READ_TIMEOUT,
+                tap: bool | None = None) -> None:
     """Serve the API on ``host:port`` until ``stop`` is set; port 0 picks one.
 
     aiohttp's keep-alive timer closes a connection whose next request has not been
     read whole by then, counted from its start or its last response (it does not
-    restart on partial data), which makes it the header read timeout."""
-    collection = Collection(dial_timeout)
+    restart on partial data), which makes it the header read timeout. ``tap``: the HTTP
+    tap on every proxy (None: on unless ``CHAOS_PROXY_TAP=0``)."""
+    collection = Collection(dial_timeout, tap)
     runner = web.AppRunner(create_app(collection, read_timeout), access_log=None,
                            handle_signals=False, keepalive_timeout=read_timeout,
                            max_line_size=MAX_LINE, max_field_size=MAX_LINE)
@@ -56,7 +58,8 @@ async def serve(host: str, port: int, stop: asyncio.Event, config: Any = None,
         if config is not None:
             proxies = await collection.populate(config)
             log.info("populated %d proxies from config", len(proxies))
-        log.info("toxiproxy API listening on http://%s:%d (loop %s)", host, bound, loop_name())
+        log.info("toxiproxy API listening on http://%s:%d (loop %s, HTTP tap %s)", host, bound,
+                 loop_name(), "on" if collection.tap else "off")
         if on_ready is not None:
             on_ready(bound)
         await stop.wait()
@@ -71,8 +74,9 @@ class ServerThread:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, config: Any = None,
                  loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
-                 read_timeout: float = READ_TIMEOUT) -> None:
+                 read_timeout: float = READ_TIMEOUT, tap: bool | None = None) -> None:
         self.host = host
+        self.tap = tap
         self.port = port
         self.config = config
         self.read_timeout = read_timeout
@@ -96,7 +100,7 @@ class ServerThread:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
             await serve(self.host, self.port, self._stop, self.config, self._started,
-                        read_timeout=self.read_timeout)
+                        read_timeout=self.read_timeout, tap=self.tap)
 
         try:
             with asyncio.Runner(loop_factory=self.loop_factory) as runner:

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from chaos.proxy.embedded.attempts import DEFAULT_LIMIT, parse_settings, tap_off_page
 from chaos.proxy.embedded.collection import Collection
 from chaos.proxy.embedded.errors import ApiError, bad_request
 from chaos.proxy.embedded.toxics import parse_toxic
@@ -136,6 +137,44 @@ async def proxy_stats(request: web.Request) -> web.Response:
     return _json(_collection(request).get(request.match_info["proxy"]).stats_json())
 
 
+def _count(request: web.Request, key: str, default: int) -> int:
+    raw = request.query.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_request(f"{key}: expected an integer, got {raw!r}") from None
+    if value < 0:
+        raise bad_request(f"{key}: expected 0 or more, got {value}")
+    return value
+
+
+async def attempts(request: web.Request) -> web.Response:
+    """The tap's attempt records after ``after`` (extension; a real server answers 404)."""
+    proxy = _collection(request).get(request.match_info["proxy"])
+    after = _count(request, "after", 0)
+    limit = _count(request, "limit", DEFAULT_LIMIT)
+    with_open = request.query.get("open", "") in ("1", "true", "yes")
+    if proxy.attempts is None:
+        return _json(tap_off_page(after))
+    return _json(proxy.attempts.page(after, limit, with_open))
+
+
+async def tap_settings(request: web.Request) -> web.Response:
+    """Which header (and JSON body field) carries the request id on this proxy."""
+    proxy = _collection(request).get(request.match_info["proxy"])
+    body = await _body(request)
+    ring = proxy.attempts
+    if ring is None:
+        return _json({"tap": False, "request_id_header": None, "request_id_field": None})
+    try:
+        ring.settings = parse_settings(body, ring.settings)
+    except ValueError as exc:
+        raise bad_request(f"bad request body: {exc}") from None
+    return _json({"tap": True, **ring.settings.to_json()})
+
+
 async def toxic_index(request: web.Request) -> web.Response:
     proxy = _collection(request).get(request.match_info["proxy"])
     return _json([t.to_json() for t in proxy.toxic_list()])
@@ -187,6 +226,8 @@ def create_app(collection: Collection | None = None,
     router.add_patch("/proxies/{proxy}", proxy_update)
     router.add_delete("/proxies/{proxy}", proxy_delete)
     router.add_get("/proxies/{proxy}/stats", proxy_stats)
+    router.add_get("/proxies/{proxy}/attempts", attempts)
+    router.add_post("/proxies/{proxy}/tap", tap_settings)
     router.add_get("/proxies/{proxy}/toxics", toxic_index)
     router.add_post("/proxies/{proxy}/toxics", toxic_create)
     router.add_get("/proxies/{proxy}/toxics/{toxic}", toxic_show)

@@ -231,14 +231,20 @@ class ConnTap:
             self.cause = (cause, now)
 
     def gateway_eof(self, now: float) -> None:
+        """A gateway closes to give up (HTTP clients do not half-close to wait): every
+        attempt still waiting for its response ends here, whatever comes later."""
         if self.pending:
             self.set_cause("gateway_fin", now)
+            self._end_all(*self.cause or ("gateway_fin", now))
+            self.down.stop()  # the rest of the response is nobody's: not parsed
 
     def upstream_eof(self, now: float) -> None:
+        """No more response bytes can come: what is not complete now never will be."""
         if self.down.state == UNTIL_CLOSE and self.pending:
             self._resp_done(now)  # a close-delimited body ends at EOF: complete
         if self.pending:
             self.set_cause("upstream_closed", now)
+            self._end_all(*self.cause or ("upstream_closed", now))
 
     def finish(self, now: float) -> None:
         """The connection is closed: every attempt still open ends as it did."""
@@ -246,12 +252,15 @@ class ConnTap:
             return
         self.finished = True
         cause, when = self.cause if self.cause is not None else ("upstream_closed", now)
+        self._end_all(cause, when)
+        self._stop()
+
+    def _end_all(self, cause: str, when: float) -> None:
         while self.pending:
             attempt = self.pending.popleft()
-            attempt.end = when if when >= attempt.t else now
+            attempt.end = max(when, attempt.t)
             attempt.ended = cause
             self.ring.publish(attempt)
-        self._stop()
 
 
 def refused(conn: str, ring: AttemptRing, peeked: bytes, now: float) -> None:
