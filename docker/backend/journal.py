@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -70,6 +71,8 @@ class Journal:
         first = self.seq - len(self.ring) + 1  # seq of the oldest record kept
         start = max(after + 1 - first, 0)
         rows = [dict(zip(FIELDS, r, strict=True)) for r in islice(self.ring, start, start + limit)]
+        for row in rows:
+            row["conn"] = _shown_peer(row["conn"])
         return {"journal": True, "attempts": rows, "next": rows[-1]["seq"] if rows else after,
                 "dropped": self.dropped}
 
@@ -94,11 +97,16 @@ class Journal:
 JOURNAL_KEY = web.AppKey("journal", Journal)
 
 
-def _peer(request: web.Request) -> str | None:
-    peer = request.transport.get_extra_info("peername") if request.transport else None
+def _peer(request: web.Request) -> Any:
+    """The connection's peername tuple: one object shared by the requests of a connection
+    (formatted only when read, to keep the ring small)."""
+    return request.transport.get_extra_info("peername") if request.transport else None
+
+
+def _shown_peer(peer: Any) -> str | None:
     if not peer:
         return None
-    host = peer[0]
+    host = str(peer[0])
     return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
 
 
@@ -109,7 +117,8 @@ async def journal(request: web.Request, handler: Handler) -> web.StreamResponse:
     book = request.app[JOURNAL_KEY]
     if request.path in UNJOURNALED or book.size <= 0:
         return await handler(request)
-    record: list[Any] = [0, _peer(request), None, request.method, request.path, time.time(),
+    record: list[Any] = [0, _peer(request), None, request.method,
+                         sys.intern(request.path), time.time(),
                          None, None, None, "gateway_closed", None, None]
     response: web.StreamResponse | None = None
     try:

@@ -24,7 +24,7 @@ def journal() -> ModuleType:
 
 def _fill(book: Any, count: int) -> None:
     for i in range(count):
-        book.append([0, "127.0.0.1:5000", f"rid{i}", "GET", "/", 1.0, 1.1, 1.2, 200,
+        book.append([0, ("127.0.0.1", 5000), f"rid{i}", "GET", "/", 1.0, 1.1, 1.2, 200,
                      "complete", None, None])
 
 
