@@ -12,7 +12,13 @@ peer (``benchmarks.peer``), then measures, in one run:
 * added latency of a small request/response (64 bytes, ping-pong on one kept
   open connection), p50 and p99, proxied minus direct;
 * latency-toxic accuracy: with a 50 ms downstream latency toxic, the extra
-  round-trip time over the untoxic proxied p50, minus 50 ms, at p50 and p99.
+  round-trip time over the untoxic proxied p50, minus 50 ms, at p50 and p99;
+* the HTTP tap's cost: two proxy processes, one with the tap and one with
+  ``--no-tap``, driven with HTTP/1.1 (the tap parses nothing else) side by side
+  in alternating rounds: bulk (a ``--tap-megabytes`` Content-Length upload
+  answered with as many bytes) as the median of per-round tap-on/tap-off
+  ratios, and a small keep-alive request/response as the median over blocks of
+  the tap-on p50 minus the tap-off p50 of the same block.
 
 Each measure is taken for every event loop the proxy can run on (``--loop``):
 the standard asyncio loop and uvloop (the one the project's image runs).
@@ -32,13 +38,15 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import requests
 
 LOOPBACK = "127.0.0.1"
 LATENCY_MS = 50
+T = TypeVar("T")
 
 
 @dataclass
@@ -133,24 +141,84 @@ def ping_pong(port: int, rounds: int, warmup: int = 50) -> list[float]:
     return times
 
 
+HTTP_REPLY_HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n"
+
+
+def _http_head(path: str, length: int, reply: int, index: int = 0) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: bench\r\nX-Chaos-Request-Id: {index:032x}\r\n"
+            f"Content-Length: {length}\r\nX-Reply: {reply}\r\n\r\n").encode()
+
+
+def _read_exactly(sock: socket.socket, size: int, buf: bytearray) -> None:
+    view = memoryview(buf)
+    while size:
+        count = sock.recv_into(view, min(size, len(buf)))
+        if not count:
+            raise RuntimeError("peer closed early")
+        size -= count
+
+
+def http_bulk(port: int, megabytes: int) -> float:
+    """MB/s (both ways) of one HTTP exchange: a Content-Length upload answered in kind."""
+    block = b"x" * (256 * 1024)
+    total = megabytes * 1024 * 1024
+    buf = bytearray(1 << 20)
+    with _connect(port) as sock:
+        started = time.perf_counter()
+        sock.sendall(_http_head("/bulk", total, total))
+        for _ in range(total // len(block)):
+            sock.sendall(block)
+        _read_exactly(sock, len(HTTP_REPLY_HEAD % total) + total, buf)
+        elapsed = time.perf_counter() - started
+    return 2 * total / elapsed / 1e6
+
+
+def http_ping_pong(port: int, rounds: int, warmup: int = 50) -> list[float]:
+    """Round-trip times (ms) of 64-byte HTTP requests and responses on one keep-alive
+    connection, each request with its own request id."""
+    expect = len(HTTP_REPLY_HEAD % 64) + 64
+    buf = bytearray(4096)
+    times: list[float] = []
+    with _connect(port) as sock:
+        for index in range(warmup + rounds):
+            message = _http_head("/v1/ping", 64, 64, index) + b"p" * 64
+            started = time.perf_counter()
+            sock.sendall(message)
+            _read_exactly(sock, expect, buf)
+            if index >= warmup:
+                times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def bulk_pairs(direct_port: int, proxy_port: int, megabytes: int, rounds: int
-               ) -> list[tuple[float, float]]:
-    """(direct, proxied) MB/s per round, side by side, the order alternating."""
+def paired(base: Callable[[], T], other: Callable[[], T], rounds: int) -> list[tuple[T, T]]:
+    """(base, other) per round, side by side, the order alternating."""
     pairs = []
     for index in range(rounds):
         if index % 2 == 0:
-            direct = throughput(direct_port, megabytes)
-            proxied = throughput(proxy_port, megabytes)
+            first = base()
+            second = other()
         else:
-            proxied = throughput(proxy_port, megabytes)
-            direct = throughput(direct_port, megabytes)
-        pairs.append((direct, proxied))
+            second = other()
+            first = base()
+        pairs.append((first, second))
     return pairs
+
+
+def bulk_pairs(direct_port: int, proxy_port: int, megabytes: int, rounds: int
+               ) -> list[tuple[float, float]]:
+    """(direct, proxied) MB/s per round, side by side, the order alternating."""
+    return paired(lambda: throughput(direct_port, megabytes),
+                  lambda: throughput(proxy_port, megabytes), rounds)
+
+
+def added_p50(blocks: list[tuple[list[float], list[float]]]) -> float:
+    """Median over blocks of (p50 of the second list - p50 of the first), both from one block."""
+    return statistics.median(pct(other, 0.5) - pct(base, 0.5) for base, other in blocks)
 
 
 def bulk_figures(pairs: list[tuple[float, float]]) -> tuple[float, float, float]:
@@ -159,19 +227,26 @@ def bulk_figures(pairs: list[tuple[float, float]]) -> tuple[float, float, float]
             statistics.median(p / d for d, p in pairs))
 
 
-def measure(args: argparse.Namespace, loop: str, peer_port: int) -> list[Line]:
-    """Every measure against a proxy process running on ``loop``."""
+@contextlib.contextmanager
+def _proxy(loop: str, peer_port: int, *extra: str) -> Iterator[tuple[str, int]]:
+    """A proxy server process on ``loop`` with one proxy "bench" -> the peer: (api, port)."""
     api_port = _free_port()
     api = f"http://{LOOPBACK}:{api_port}"
     proxy_cmd = [sys.executable, "-m", "chaos.proxy.embedded", "--port", str(api_port),
-                 "--log-level", "warning", "--loop", loop]
+                 "--log-level", "warning", "--loop", loop, *extra]
     with _process(proxy_cmd):
         version = _wait_api(api)
         body = {"name": "bench", "listen": f"{LOOPBACK}:0", "upstream": f"{LOOPBACK}:{peer_port}"}
         created = requests.post(f"{api}/proxies", json=body, timeout=5)
         created.raise_for_status()
         proxy_port = int(created.json()["listen"].rsplit(":", 1)[1])
-        print(f"[{loop}] server {version}; proxy :{proxy_port}", flush=True)
+        print(f"[{loop}] server {version} {' '.join(extra)}; proxy :{proxy_port}", flush=True)
+        yield api, proxy_port
+
+
+def measure(args: argparse.Namespace, loop: str, peer_port: int) -> list[Line]:
+    """Every measure against a proxy process running on ``loop``."""
+    with _proxy(loop, peer_port) as (api, proxy_port):
         throughput(peer_port, 16)  # warm both paths
         throughput(proxy_port, 16)
         pairs = bulk_pairs(peer_port, proxy_port, args.megabytes, args.repeat)
@@ -202,6 +277,41 @@ def measure(args: argparse.Namespace, loop: str, peer_port: int) -> list[Line]:
     ]
 
 
+def measure_tap(args: argparse.Namespace, loop: str, peer_port: int) -> list[Line]:
+    """Tap on against tap off (``--no-tap``), HTTP traffic, alternating rounds."""
+    with _proxy(loop, peer_port) as (api_on, port_on), \
+            _proxy(loop, peer_port, "--no-tap") as (_api_off, port_off):
+        http_bulk(port_off, 16)  # warm both
+        http_bulk(port_on, 16)
+        pairs = paired(lambda: http_bulk(port_off, args.tap_megabytes),
+                       lambda: http_bulk(port_on, args.tap_megabytes), args.repeat)
+        print(f"[{loop}] HTTP bulk rounds, tap off/on MB/s (ratio): " + ", ".join(
+            f"{off:.0f}/{on:.0f} ({on / off:.0%})" for off, on in pairs), flush=True)
+        per_block = max(50, args.rounds // args.tap_blocks)
+        blocks = paired(lambda: http_ping_pong(port_off, per_block),
+                        lambda: http_ping_pong(port_on, per_block), args.tap_blocks)
+        seen = requests.get(f"{api_on}/proxies/bench/attempts", params={"limit": 10**6},
+                            timeout=30).json()
+    off_mb, on_mb, ratio = bulk_figures(pairs)
+    added = added_p50(blocks)
+    off_all = [t for off, _ in blocks for t in off]
+    on_all = [t for _, on in blocks for t in on]
+    recorded = len(seen["attempts"]) + seen["dropped"]
+    return [
+        Line(f"[{loop}] tap: HTTP bulk MB/s, median of {len(pairs)} pair ratios",
+             f"{off_mb:.0f}", f"{on_mb:.0f}", f"{ratio:.1%} of tap off", ">= 95%",
+             ratio >= 0.95),
+        Line(f"[{loop}] tap: HTTP small req/resp p50 (ms), {len(blocks)} blocks",
+             f"{pct(off_all, 0.5):.3f}", f"{pct(on_all, 0.5):.3f}", f"{added:+.3f} ms",
+             "added <= 0.05 ms", added <= 0.05),
+        Line(f"[{loop}] tap: HTTP small req/resp p99 (ms)", f"{pct(off_all, 0.99):.3f}",
+             f"{pct(on_all, 0.99):.3f}", f"{pct(on_all, 0.99) - pct(off_all, 0.99):+.3f} ms",
+             "(reported)", True),
+        Line(f"[{loop}] tap: attempts it recorded", "", "",
+             f"{recorded} (connections {seen['connections']})", "(reported)", recorded > 0),
+    ]
+
+
 def run(args: argparse.Namespace) -> list[Line]:
     loops = args.loop or ["asyncio", "uvloop"]
     if "uvloop" in loops and importlib.util.find_spec("uvloop") is None:
@@ -216,11 +326,16 @@ def run(args: argparse.Namespace) -> list[Line]:
         print(f"peer :{peer_port}; {args.megabytes} MB bulk x {args.repeat} pairs, "
               f"{args.rounds} ping-pongs, {args.toxic_rounds} with latency={LATENCY_MS}ms; "
               f"loops: {', '.join(loops)}", flush=True)
-        return [line for loop in loops for line in measure(args, loop, peer_port)]
+        lines = []
+        for loop in loops:
+            lines += measure(args, loop, peer_port)
+            if not args.no_tap_bench:
+                lines += measure_tap(args, loop, peer_port)
+        return lines
 
 
 def render(lines: list[Line]) -> str:
-    header = ("measure", "direct", "proxied", "result", "target", "")
+    header = ("measure", "direct/tap off", "proxied/tap on", "result", "target", "")
     rows = [header] + [(ln.what, ln.direct, ln.proxied, ln.result, ln.target,
                         "PASS" if ln.ok else "MISS") for ln in lines]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -241,6 +356,11 @@ def main(argv: list[str] | None = None) -> int:
                         "of the per-round ratios counts")
     parser.add_argument("--rounds", type=int, default=3000)
     parser.add_argument("--toxic-rounds", type=int, default=200)
+    parser.add_argument("--tap-megabytes", type=int, default=256,
+                        help="HTTP bulk size for the tap on/off pairs (each way)")
+    parser.add_argument("--tap-blocks", type=int, default=6,
+                        help="alternating blocks of --rounds/blocks small HTTP exchanges")
+    parser.add_argument("--no-tap-bench", action="store_true", help="skip the tap on/off part")
     parser.add_argument("--loop", action="append", choices=["asyncio", "uvloop"],
                         help="measure only this loop (repeatable; default: both)")
     args = parser.parse_args(argv)

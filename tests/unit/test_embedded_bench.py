@@ -36,3 +36,35 @@ def test_ratio_is_the_median_of_pair_ratios_not_best_against_best() -> None:
     direct, proxied, ratio = bench_proxy.bulk_figures(pairs)
     assert ratio == pytest.approx(0.525)
     assert (direct, proxied) == (100.0, 65.0)
+
+
+def test_tap_on_and_off_alternate_and_the_added_p50_is_per_block() -> None:
+    calls: list[str] = []
+    pairs = bench_proxy.paired(lambda: calls.append("off") or 1.0,
+                               lambda: calls.append("on") or 2.0, 3)
+    assert calls == ["off", "on", "on", "off", "off", "on"] and pairs == [(1.0, 2.0)] * 3
+    # Block 2 ran while the machine was busy for both sides: pooling would blur that.
+    blocks = [([0.10, 0.10, 0.10], [0.12, 0.12, 0.12]),
+              ([0.50, 0.50, 0.50], [0.53, 0.53, 0.53]),
+              ([0.10, 0.10, 0.10], [0.11, 0.11, 0.11])]
+    assert bench_proxy.added_p50(blocks) == pytest.approx(0.02)
+
+
+def test_http_exchanges_through_the_peer() -> None:
+    import socket
+    import threading
+
+    from benchmarks import peer
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def accept() -> None:
+        for _ in range(2):
+            conn, _ = listener.accept()
+            threading.Thread(target=peer._serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    port = listener.getsockname()[1]
+    with listener:
+        assert bench_proxy.http_bulk(port, 2) > 0
+        assert len(bench_proxy.http_ping_pong(port, 20, warmup=2)) == 20

@@ -92,7 +92,7 @@ def parse_head(raw: bytes, response: bool) -> Head:
     return head
 
 
-def _head_end(buf: bytearray, start: int) -> int:
+def _head_end(buf: bytes | bytearray, start: int) -> int:
     """Index just past the blank line ending the head in ``buf``, or -1."""
     crlf = buf.find(b"\r\n\r\n", start)
     lf = buf.find(b"\n\n", start)
@@ -200,6 +200,13 @@ class Reader:
             self._start(now)
             if self.state == DEAD:
                 return len(data)
+        if not buf:  # the common case: the whole head in this one read
+            stop = _head_end(data, pos)
+            if stop >= 0:
+                raw = data[pos:stop]
+                self._check_prefix(raw)
+                self._framing(parse_head(raw, self.response), now)
+                return stop
         buf += data[pos:] if pos else data
         stop = _head_end(buf, max(0, self.scanned - 3))
         if stop < 0:
