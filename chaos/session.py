@@ -76,7 +76,8 @@ class RunSession:
 
     def run(self) -> None:
         self._start_witness()
-        self._start_probes()
+        self._start_probes()  # before the phases: probes sample while they run
+        self._run_phases()
 
     def _start_witness(self) -> None:
         """The upstream witness: the proxy's tap or the backend's journal, drained each second."""
@@ -87,7 +88,6 @@ class RunSession:
         self._witness_kind = (plan.kind, plan.note)
         if self.witness_poller is not None:
             self.watchdog.watch("witness", self.witness_poller.check)
-        self._run_phases()
 
     def _start_probes(self) -> None:
         probe = self.scenario.probes.breaker
