@@ -62,9 +62,9 @@ class Evidence:
         self.open_value = open_value
         # chaos.capture.analysis.CaptureAnalysis when packets were captured (rst_from)
         self.capture: Any = None
-        # Open intervals: the breaker probe's when it read anything, else the witness's
+        # Open intervals: the breaker probe's when it ever read open, else the witness's
         spans = breaker_checks.open_intervals(breaker, open_value)
-        if not breaker and witness is not None:
+        if not spans and witness is not None:
             spans = witness.open_intervals()
         self.aggregate = Aggregate(records, {w.name: w.start for w in windows}, spans,
                                    requests=None if requests is None else frozenset(requests))
@@ -116,10 +116,12 @@ def _evaluate_one(a: Assertion, scenario: Scenario, ev: Evidence) -> list[Assert
     if a.recovers_within is not None:
         out.append(_recovery(phase, a, ev, scenario.confidence))
     if a.retry_amplification is not None:
+        # the counter probe when it spans the phase, else the witness's attempts
         bound = a.retry_amplification.defaulting("<=")
-        fallback = None if ev.upstream else witness_checks.amplification(phase, WHOLE_RUN,
-                                                                          bound, ev)
-        out.append(fallback or _amplification(phase, bound, sample.total, ev))
+        counted = _amplification(phase, bound, sample.total, ev)
+        fallback = (witness_checks.amplification(phase, WHOLE_RUN, bound, ev)
+                    if counted.status == INCONCLUSIVE else None)
+        out.append(fallback or counted)
     out.extend(witness_checks.evaluate_witness(a, phase, WHOLE_RUN, ev))
     for key, bound in (a.rst_from or {}).items():
         out.append(_rst_from(phase, key, bound, ev))
@@ -127,10 +129,12 @@ def _evaluate_one(a: Assertion, scenario: Scenario, ev: Evidence) -> list[Assert
 
 
 def _breaker(phase: str, a: Assertion, scenario: Scenario, ev: Evidence) -> list[AssertionResult]:
-    """The breaker probe when it read samples; else the witness's inferred intervals."""
+    """The breaker probe when it read samples in the phase; else the witness's intervals."""
     assert a.breaker is not None
     probe = scenario.probes.breaker
-    if probe is not None and (ev.breaker or ev.witness is None):
+    window = ev.windows.get(phase)
+    read = window is not None and any(window.start <= t <= window.end for t, _ in ev.breaker)
+    if probe is not None and (read or ev.witness is None):
         return breaker_checks.evaluate_breaker(phase, a.breaker, probe, ev)
     if ev.witness is not None:
         return breaker_checks.evaluate_inferred(phase, a.breaker, ev)

@@ -2,7 +2,9 @@
 
 A breaker is open while clients get errors that caused no upstream attempt and the
 upstream sees nothing but isolated attempts (the half-open probes). Attempts flowing again
-end the interval; it closed when the first of them succeeded. A span counts as a breaker
+end the interval; it closed when the first of them succeeded. Only a request's first
+attempt counts: its retries (of a probe, or of a request admitted before the breaker
+opened) are not new traffic. A span counts as a breaker
 interval when the upstream stayed quiet for at least MIN_OPEN_S, or for PROBE_GAP_S with at
 least MIN_FAST_ERRORS fast errors in it. Errors with no attempt outside those intervals,
 while other attempts succeed around them, are load shedding.
@@ -62,9 +64,14 @@ class FastErrors:
 
 
 def infer_spans(fast: list[tuple[float, int]], attempts: list[Attempt]) -> list[Span]:
-    """Open intervals from fast errors (time, count) and every attempt (both in time order)."""
+    """Open intervals from fast errors (time, count) and every attempt (both in time order).
+
+    Only the first attempt of each client request counts as the upstream seeing traffic:
+    a request's later attempts are its own retries (of a probe, or of a request admitted
+    before the breaker opened), not new traffic let through."""
     events = sorted([(t, 0, n, None) for t, n in fast]
-                    + [(a.t, 1, 0, a) for a in attempts], key=lambda e: (e[0], e[1]))
+                    + [(a.t, 1, 0, a) for a in _first_attempts(attempts)],
+                    key=lambda e: (e[0], e[1]))
     spans: list[Span] = []
     current: Span | None = None
     previous: Attempt | None = None
@@ -79,8 +86,7 @@ def infer_spans(fast: list[tuple[float, int]], attempts: list[Attempt]) -> list[
             if previous is None or t - previous.t >= PROBE_GAP_S:
                 current.probes.append(t)
             else:  # attempts flow again: the interval is over
-                start = previous.t if previous.t >= current.start else t
-                current.quiet_until = start
+                current.quiet_until = previous.t if previous.t >= current.start else t
                 spans.append(current)
                 current = None
         previous = attempt
@@ -89,6 +95,18 @@ def infer_spans(fast: list[tuple[float, int]], attempts: list[Attempt]) -> list[
     found = [s for s in spans if s.qualifies()]
     _closings(found, attempts)
     return found
+
+
+def _first_attempts(attempts: list[Attempt]) -> list[Attempt]:
+    """Each request's first attempt, and every attempt that carried no id."""
+    seen: set[str] = set()
+    out = []
+    for attempt in attempts:
+        if attempt.rid is None or attempt.rid not in seen:
+            out.append(attempt)
+        if attempt.rid is not None:
+            seen.add(attempt.rid)
+    return out
 
 
 def _closings(spans: list[Span], attempts: list[Attempt]) -> None:
@@ -103,14 +121,12 @@ def _closings(spans: list[Span], attempts: list[Attempt]) -> None:
         if index < len(ok) and ok[index].t < limit:
             found = ok[index]
             span.closed_at = found.end if found.end is not None else found.t
-        # the probe that closed it is the half-open trial, the attempts after it are traffic
-        span.probes = [p for p in span.probes if p <= span.quiet_until]
 
 
 def shed_by_phase(errors: FastErrors, spans: list[Span],
                   attempts: list[Attempt]) -> dict[str, int]:
     """Fast errors outside every open interval, with an attempt succeeding nearby."""
-    bounds = sorted((s.start, s.end) for s in spans)
+    bounds = sorted((s.start, max(s.end, s.closed_at or s.end)) for s in spans)
     ok = sorted(a.t for a in attempts if a.succeeded)
     out: Counter[str] = Counter()
     for (phase, slot), n in errors.slots.items():

@@ -135,3 +135,18 @@ def test_attempt_timeline_and_drilldown_failed_and_retried_first(tmp_path: Path)
     assert second5 == {"t": 5, "attempts": 12, "complete_2xx": 10, "error_status": 1,
                        "abandoned": 1, "failed": 0}
     assert len(found.timeline) == 31
+
+
+def test_a_probe_the_gateway_retried_is_one_probe_not_traffic(tmp_path: Path) -> None:
+    """The half-open trial fails and the gateway retries it (one rid, attempts 80 ms apart):
+    the breaker stays open until traffic of other requests flows and succeeds."""
+    before_c, before_a = _flow(0.0, 1.0, "h")
+    fast = [client(f"f{i}", 1.0 + i * 0.05, "graceful_error", status=503, latency_ms=1)
+            for i in range(80)]  # 1.0 .. 4.95 s
+    trial = [attempt("t1", 2.0 + k * 0.08, status=None, ended="toxic") for k in range(3)]
+    after_c, after_a = _flow(5.0, 6.0, "r")
+    found = _run(tmp_path, before_c + fast + [client("t1", 2.0, "graceful_error", status=502)]
+                 + after_c, before_a + trial + after_a)
+    [span] = found.breaker_inferred()
+    assert span["probes"] == [2.0, 5.0]  # the failed trial, then the one that closed it
+    assert span["end"] == 4.95 and span["closed_at"] == 5.01

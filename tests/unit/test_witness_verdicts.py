@@ -192,3 +192,20 @@ def test_findings_reach_result_json_and_back(tmp_path: Path) -> None:
     assert again.breaker_inferred[0]["closed_at"] == 14.02
     assert again.mechanisms["by_phase"]["fault"]["requests"] == 100
     assert len(again.attempt_timeline) == 30 and again.drilldown
+
+
+def test_probe_samples_outside_the_phase_give_way_to_the_witness(tmp_path: Path) -> None:
+    ev = evidence(tmp_path, *breaker_run(), breaker=[(30.5, 0.0), (30.75, 0.0)])
+    result = one(judge(ev, {"phase": "fault", "breaker": {"opens_within": "2s"}}, probe=True),
+                 "breaker.opens_within")
+    assert (result.status, result.observed) == ("pass", "1.00s")
+
+
+def test_a_counter_that_does_not_span_the_phase_gives_way_to_the_witness(tmp_path: Path) -> None:
+    requests, upstream = write(tmp_path, *_retries())
+    found = analyse(requests, upstream, T0, WINDOWS, {"get"})
+    ev = Evidence(relabel(read_records(requests, T0), found.index), WINDOWS, [],
+                  upstream=[(25.0, 100.0), (25.5, 101.0)], witness=found)
+    result = one(judge(ev, {"phase": "fault", "retry_amplification": "<= 2"}),
+                 "retry_amplification")
+    assert (result.status, result.observed) == ("pass", "1.75")
