@@ -92,6 +92,16 @@ def _wait_api(url: str, timeout: float = 15.0) -> str:
             time.sleep(0.05)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _connect(port: int) -> socket.socket:
     sock = socket.create_connection((LOOPBACK, port), timeout=30)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -228,25 +238,26 @@ def bulk_figures(pairs: list[tuple[float, float]]) -> tuple[float, float, float]
 
 
 @contextlib.contextmanager
-def _proxy(loop: str, peer_port: int, *extra: str) -> Iterator[tuple[str, int]]:
-    """A proxy server process on ``loop`` with one proxy "bench" -> the peer: (api, port)."""
+def _proxy(loop: str, peer_port: int, *extra: str) -> Iterator[tuple[str, int, int]]:
+    """A proxy server process on ``loop`` with one proxy "bench" -> the peer:
+    (api, port, pid)."""
     api_port = _free_port()
     api = f"http://{LOOPBACK}:{api_port}"
     proxy_cmd = [sys.executable, "-m", "chaos.proxy.embedded", "--port", str(api_port),
                  "--log-level", "warning", "--loop", loop, *extra]
-    with _process(proxy_cmd):
+    with _process(proxy_cmd) as proc:
         version = _wait_api(api)
         body = {"name": "bench", "listen": f"{LOOPBACK}:0", "upstream": f"{LOOPBACK}:{peer_port}"}
         created = requests.post(f"{api}/proxies", json=body, timeout=5)
         created.raise_for_status()
         proxy_port = int(created.json()["listen"].rsplit(":", 1)[1])
         print(f"[{loop}] server {version} {' '.join(extra)}; proxy :{proxy_port}", flush=True)
-        yield api, proxy_port
+        yield api, proxy_port, proc.pid
 
 
 def measure(args: argparse.Namespace, loop: str, peer_port: int) -> list[Line]:
     """Every measure against a proxy process running on ``loop``."""
-    with _proxy(loop, peer_port) as (api, proxy_port):
+    with _proxy(loop, peer_port) as (api, proxy_port, _pid):
         throughput(peer_port, 16)  # warm both paths
         throughput(proxy_port, 16)
         pairs = bulk_pairs(peer_port, proxy_port, args.megabytes, args.repeat)
@@ -279,12 +290,20 @@ def measure(args: argparse.Namespace, loop: str, peer_port: int) -> list[Line]:
 
 def measure_tap(args: argparse.Namespace, loop: str, peer_port: int) -> list[Line]:
     """Tap on against tap off (``--no-tap``), HTTP traffic, alternating rounds."""
-    with _proxy(loop, peer_port) as (api_on, port_on), \
-            _proxy(loop, peer_port, "--no-tap") as (_api_off, port_off):
+    cpu = {"off": 0.0, "on": 0.0}
+
+    def bulk(port: int, pid: int, side: str) -> float:
+        before = cpu_seconds(pid)
+        speed = http_bulk(port, args.tap_megabytes)
+        cpu[side] += cpu_seconds(pid) - before
+        return speed
+
+    with _proxy(loop, peer_port) as (api_on, port_on, pid_on), \
+            _proxy(loop, peer_port, "--no-tap") as (_api_off, port_off, pid_off):
         http_bulk(port_off, 16)  # warm both
         http_bulk(port_on, 16)
-        pairs = paired(lambda: http_bulk(port_off, args.tap_megabytes),
-                       lambda: http_bulk(port_on, args.tap_megabytes), args.repeat)
+        pairs = paired(lambda: bulk(port_off, pid_off, "off"),
+                       lambda: bulk(port_on, pid_on, "on"), args.tap_repeat)
         print(f"[{loop}] HTTP bulk rounds, tap off/on MB/s (ratio): " + ", ".join(
             f"{off:.0f}/{on:.0f} ({on / off:.0%})" for off, on in pairs), flush=True)
         per_block = max(50, args.rounds // args.tap_blocks)
@@ -297,10 +316,15 @@ def measure_tap(args: argparse.Namespace, loop: str, peer_port: int) -> list[Lin
     off_all = [t for off, _ in blocks for t in off]
     on_all = [t for _, on in blocks for t in on]
     recorded = len(seen["attempts"]) + seen["dropped"]
+    per_gb = {side: used / (2 * args.tap_megabytes * len(pairs) / 1024) for side, used
+              in cpu.items()}
     return [
         Line(f"[{loop}] tap: HTTP bulk MB/s, median of {len(pairs)} pair ratios",
              f"{off_mb:.0f}", f"{on_mb:.0f}", f"{ratio:.1%} of tap off", ">= 95%",
              ratio >= 0.95),
+        Line(f"[{loop}] tap: proxy CPU seconds per GB moved (bulk)", f"{per_gb['off']:.2f}",
+             f"{per_gb['on']:.2f}", f"{per_gb['on'] - per_gb['off']:+.2f} s/GB", "(reported)",
+             True),
         Line(f"[{loop}] tap: HTTP small req/resp p50 (ms), {len(blocks)} blocks",
              f"{pct(off_all, 0.5):.3f}", f"{pct(on_all, 0.5):.3f}", f"{added:+.3f} ms",
              "added <= 0.05 ms", added <= 0.05),
@@ -356,8 +380,10 @@ def main(argv: list[str] | None = None) -> int:
                         "of the per-round ratios counts")
     parser.add_argument("--rounds", type=int, default=3000)
     parser.add_argument("--toxic-rounds", type=int, default=200)
-    parser.add_argument("--tap-megabytes", type=int, default=256,
+    parser.add_argument("--tap-megabytes", type=int, default=128,
                         help="HTTP bulk size for the tap on/off pairs (each way)")
+    parser.add_argument("--tap-repeat", type=int, default=9,
+                        help="tap on/off HTTP bulk pairs; the median of their ratios counts")
     parser.add_argument("--tap-blocks", type=int, default=6,
                         help="alternating blocks of --rounds/blocks small HTTP exchanges")
     parser.add_argument("--no-tap-bench", action="store_true", help="skip the tap on/off part")
