@@ -18,7 +18,7 @@ from chaos.verdict.result import PhaseWindow, Result
 from chaos.verdict.stats import Record
 from chaos.witness.breaker import FastErrors, Span, infer_spans, shed_by_phase
 from chaos.witness.join import AttemptIndex, ClientRequest, client_requests, index_attempts, join
-from chaos.witness.mechanisms import Tally, ok_after_retry
+from chaos.witness.mechanisms import Tally, UpstreamOrder, ok_after_retry
 from chaos.witness.records import COMPLETE, Attempt, read_attempts
 
 DRILLDOWN_MAX = 200
@@ -62,19 +62,19 @@ def analyse(requests_path: Path, upstream_path: Path, t0: float,
     tallies = {w.name: Tally() for w in windows}
     fast = FastErrors()
     picks = _Drilldown(t0)
+    order = UpstreamOrder(index.ordered)
     for request, attempts in join(client_requests(requests_path), index):
         tally = tallies.get(request.phase)
         if tally is None:
             continue  # warm-up or cool-down traffic: not judged, as the client verdicts
-        tally.add_request(request, attempts, request.name in idempotent)
+        tally.add_request(request, attempts, request.name in idempotent, order)
         if request.rid is not None and not attempts and request.outcome not in SUCCESSES:
             fast.add(request.phase, request.t)
         picks.offer(request, attempts)
     for attempt in index.unmatched():
         phase = _phase_at(windows, attempt.t - t0)
         if phase is not None:
-            tallies[phase].unmatched += 1
-            tallies[phase].add_waits([attempt])
+            tallies[phase].add_unmatched(attempt, order)
     spans = infer_spans(fast.merged(), index.ordered)
     for phase, n in shed_by_phase(fast, spans, index.ordered).items():
         tallies[phase].shed += n

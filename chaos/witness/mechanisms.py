@@ -1,12 +1,14 @@
 """What the gateway did with each client request, read from the attempts it caused:
 retries, ok after retry, retries of non-idempotent requests, hedges, the upstream timeout
-(how long it waited on an attempt it then abandoned) and whether it honoured Retry-After.
+(how long it waited on an attempt it then abandoned) and whether it honoured Retry-After
+(UpstreamOrder: the pause before its next attempt to that upstream).
 
 One ``Tally`` per phase; the whole run is their sum (``Tally.merged``).
 """
 
 from __future__ import annotations
 
+import bisect
 import email.utils
 import math
 import statistics
@@ -25,6 +27,27 @@ NON_IDEMPOTENT_METHODS = frozenset({"POST", "PATCH"})
 HEDGE_OVERLAP_S = 0.01
 # Retry-After is whole seconds; a gateway that sleeps exactly R may wake a hair early.
 RETRY_AFTER_SLACK_S = 0.05
+# An attempt starting this soon after a 429 arrived was on its way before the gateway read it.
+RACE_S = 0.01
+
+
+class UpstreamOrder:
+    """Every attempt per source in time order: what the gateway sent next after a 429.
+
+    Retry-After asks for a pause before the next request to that upstream: a request the
+    gateway retried is judged by its own next attempt, one it did not retry by the next
+    attempt the gateway sent that upstream at all."""
+
+    def __init__(self, attempts: Iterable[Attempt]) -> None:
+        self.by_source: dict[str, list[Attempt]] = {}
+        for attempt in sorted(attempts, key=lambda a: a.t):
+            self.by_source.setdefault(attempt.source, []).append(attempt)
+        self.starts = {k: [a.t for a in v] for k, v in self.by_source.items()}
+
+    def next_after(self, attempt: Attempt, moment: float) -> Attempt | None:
+        starts = self.starts.get(attempt.source, [])
+        index = bisect.bisect_right(starts, moment + RACE_S)
+        return self.by_source[attempt.source][index] if index < len(starts) else None
 
 
 def ok_after_retry(outcome: str, attempts: int) -> bool:
@@ -88,7 +111,7 @@ class Tally:
     gaps: list[float] = field(default_factory=list)
 
     def add_request(self, request: ClientRequest, attempts: list[Attempt],
-                    idempotent: bool) -> None:
+                    idempotent: bool, order: UpstreamOrder | None = None) -> None:
         n = len(attempts)
         self.requests += 1
         self.matched += n
@@ -100,12 +123,18 @@ class Tally:
                                         and not idempotent)
         self.hedged += hedged(attempts)
         self.add_waits(attempts)
-        self._retry_after(attempts)
+        self._retry_after(attempts, order)
+
+    def add_unmatched(self, attempt: Attempt, order: UpstreamOrder | None = None) -> None:
+        """An attempt no client request claims, placed in this phase by its time."""
+        self.unmatched += 1
+        self.add_waits([attempt])
+        self._retry_after([attempt], order)
 
     def add_waits(self, attempts: Iterable[Attempt]) -> None:
         self.waits.extend(a.end - a.t for a in attempts if a.abandoned and a.end is not None)
 
-    def _retry_after(self, attempts: list[Attempt]) -> None:
+    def _retry_after(self, attempts: list[Attempt], order: UpstreamOrder | None) -> None:
         followers: list[Attempt | None] = [*attempts[1:], None]
         for attempt, following in zip(attempts, followers, strict=False):
             if attempt.status != 429 or attempt.retry_after is None:
@@ -114,6 +143,8 @@ class Tally:
             if wanted is None:
                 continue
             self.after_429 += 1
+            if following is None and order is not None:
+                following = order.next_after(attempt, _received(attempt))
             if following is None:
                 continue
             gap = following.t - _received(attempt)

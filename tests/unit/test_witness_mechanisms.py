@@ -150,3 +150,16 @@ def test_a_probe_the_gateway_retried_is_one_probe_not_traffic(tmp_path: Path) ->
     [span] = found.breaker_inferred()
     assert span["probes"] == [2.0, 5.0]  # the failed trial, then the one that closed it
     assert span["end"] == 4.95 and span["closed_at"] == 5.01
+
+
+def test_retry_after_judged_by_the_next_attempt_upstream_when_not_retried(
+        tmp_path: Path) -> None:
+    """The gateway passed the 429 on without retrying: Retry-After is honoured when it
+    sends that upstream nothing for R seconds (an attempt 5 ms later was already on its way)."""
+    found = _run(tmp_path, [client(r, t) for r, t in
+                            (("a", 1.0), ("race", 1.015), ("c", 2.05), ("d", 4.0), ("e", 4.3))],
+                 [attempt("a", 1.0, status=429, retry_after="1"), attempt("race", 1.015),
+                  attempt("c", 2.05), attempt("d", 4.0, status=429, retry_after="1"),
+                  attempt("e", 4.3)])
+    ra = found.mechanisms()["whole"]["retry_after"]
+    assert ra == {"after_429": 2, "honoured": 1, "violations": 1, "min_gap_s": 0.29}
