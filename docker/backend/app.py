@@ -387,9 +387,13 @@ def main() -> None:
     config = BackendConfig.from_env()
     LOG.info("starting backend config=%s", json.dumps(asdict(config), sort_keys=True))
     # A short shutdown_timeout makes SIGTERM end open SSE streams instead of waiting 60 s.
+    # handler_cancellation: a handler whose client hung up is cancelled at once, so the
+    # journal's `end` of an abandoned request is when the gateway gave up on it (its
+    # upstream timeout), not when the handler would have answered.
     web.run_app(build_app(config), host=config.host, port=config.port,
                 shutdown_timeout=0.3, access_log=None, print=None,
-                keepalive_timeout=config.keepalive_timeout_ms / 1000)
+                keepalive_timeout=config.keepalive_timeout_ms / 1000,
+                handler_cancellation=True)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ One record per request (all but /healthz, /stats, /journal), appended when the r
 ends: seq, conn (the peer "ip:port"), rid (the REQUEST_ID_HEADER header, else the
 REQUEST_ID_FIELD dot path of a JSON body of at most 64 KiB), method, path, t (handler
 entry), first_byte (response headers prepared), end, status, ended ("complete", or
-"gateway_closed" when the peer went away before the response was written out),
+"gateway_closed" when the peer went away before the response was written out: app.py runs
+aiohttp with handler_cancellation, so `end` is then when the peer hung up),
 retry_after (the response's Retry-After) and events (SSE events written, streams only).
 Records are tuples in a bounded ring (JOURNAL_SIZE, 200000; 0 = off); what the ring
 overflows is counted as `dropped`. ``GET /journal?after=N&limit=M`` reads them.
@@ -35,6 +36,7 @@ DEFAULT_LIMIT = 10_000
 SSE_EVENTS = "journal_sse_events"  # request key: SSE events a streaming handler wrote
 CLIENT_GONE = "client_gone"  # request key: a stream's reader hung up (set by the handler)
 _FIRST_BYTE = "journal_first_byte"
+_PREPARED = "journal_prepared"  # the response whose head went out (a cancelled stream's)
 FIELDS = ("seq", "conn", "rid", "method", "path", "t", "first_byte", "end", "status", "ended",
           "retry_after", "events")
 
@@ -155,14 +157,16 @@ def _finish(request: web.Request, record: list[Any], response: web.StreamRespons
     record[6] = request.get(_FIRST_BYTE)
     record[7] = time.time()
     record[11] = request.get(SSE_EVENTS)
+    response = response or request.get(_PREPARED)  # a cancelled handler returned nothing
     if response is not None:
         record[8] = response.status
         record[10] = response.headers.get("Retry-After")
 
 
-async def mark_first_byte(request: web.Request, _response: web.StreamResponse) -> None:
+async def mark_first_byte(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: the response head is about to be written."""
     request[_FIRST_BYTE] = time.time()
+    request[_PREPARED] = response
 
 
 async def get_journal(request: web.Request) -> web.Response:

@@ -164,3 +164,18 @@ def test_the_journal_records_a_gateway_that_hangs_up_mid_stream(backend: AppProc
     assert 1 <= attempt["events"] < 53 and attempt["first_byte"] is not None
     assert attempt["t"] <= attempt["first_byte"] <= attempt["end"]
     assert attempt["conn"].startswith(f"{LOOPBACK}:")
+
+
+def test_a_request_the_gateway_gave_up_on_ends_when_it_hung_up(backend: AppProcess) -> None:
+    """The journal's end of an abandoned attempt is the gateway's upstream timeout (0.2 s
+    here), not when the slow handler would have answered (1 s)."""
+    with pytest.raises(requests.Timeout):
+        requests.post(f"{backend.url}/status/200?delay_ms=1000", timeout=0.2,
+                      json={"metadata": {"chaos_id": "gave-up"}})
+    deadline = time.monotonic() + 3
+    while not (mine := [a for a in journal(backend.url) if a["rid"] == "gave-up"]):
+        assert time.monotonic() < deadline, "the abandoned request was never journaled"
+        time.sleep(0.05)
+    (attempt,) = mine
+    assert attempt["ended"] == "gateway_closed" and attempt["first_byte"] is None
+    assert 0.15 < attempt["end"] - attempt["t"] < 0.6, attempt
