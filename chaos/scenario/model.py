@@ -457,6 +457,12 @@ class Witness(Model):
         "every proxy whose upstream is not the load target's service")
     journal: WitnessJournal | None = None
 
+    @field_validator("use", mode="before")
+    @classmethod
+    def _off(cls, value: Any) -> Any:
+        """YAML reads a bare `off` as false: `use: off` means off all the same."""
+        return "off" if value is False else value
+
 
 class BreakerAssertion(Model):
     opens_within: Duration | None = None

@@ -52,6 +52,14 @@ def test_validate_accepts_a_witness(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+def test_a_bare_off_is_off(tmp_path: Path) -> None:
+    """YAML 1.1 reads `off` as false; the witness section takes it as written."""
+    path = write_scenario(tmp_path, extra="witness:\n  use: off\n")
+    assert _validate(path, tmp_path).returncode == 0
+    assert load_scenario(path).witness.use == "off"
+    assert load_scenario(path, ["witness.use=off"]).witness.use == "off"
+
+
 def test_default_proxies_are_those_in_front_of_upstreams(tmp_path: Path) -> None:
     """A proxy in front of the load target carries the clients, not the gateway's attempts."""
     from chaos.scenario.references import witness_proxies
