@@ -13,6 +13,7 @@ container fault, since a restarted container may get a new address).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 import docker
 
 from chaos.capture.sidecar import CaptureSet, start_capture
-from chaos.errors import EnvironmentProblem, ScenarioError
+from chaos.errors import EnvironmentProblem, ScenarioError, ServiceNotReady
 from chaos.faults import netns
 from chaos.faults.base import FaultContext
 from chaos.observe.events import (
@@ -197,9 +198,17 @@ class DockerStack(BaseStack):
         self.watchdog.watch("toxiproxy", url_check(self.proxy_part, self.choice.url))
 
     def moved(self, services: set[str]) -> None:
-        """On a user's server: upstreams follow the containers' current addresses."""
+        """On a user's server: upstreams follow the containers' current addresses; a
+        started container publishes its port anew (Docker picks another host port)."""
         if self.external_proxies is not None:
             self.external_proxies.point(services)
+        env = self.env
+        for name in sorted(services & set(env.services if env is not None else ())):
+            assert env is not None
+            service = env.services[name]
+            if service.host_port:
+                with contextlib.suppress(ServiceNotReady):  # stopped: it has no port now
+                    service.host_port = env.host_port(name, service.port)
 
     def _substitute(self, value: str) -> str:
         def repl(match: re.Match[str]) -> str:

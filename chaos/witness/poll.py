@@ -41,6 +41,7 @@ class Source:
     name: str  # "tap:backend" | "journal:backend"
     url: str  # the attempts endpoint, without query
     service: str | None = None  # a journal's service: a fault on it excuses its silence
+    resolve: Callable[[], str] | None = None  # where it is now (a restarted service moves)
     after: int = 0
     attempts: int = 0
     dropped: int = 0  # seqs never read (the ring overflowed past the poller)
@@ -127,6 +128,8 @@ class WitnessPoller:
         except SourceError as exc:
             source.error = str(exc)
             self._missed(source, now, final)
+            if source.resolve is not None:
+                source.url = source.resolve()
             return
         if source.silent_since is not None and source.service is not None \
                 and self.excused(source.service):

@@ -97,7 +97,8 @@ def start_witness(scenario: Scenario, stack: Stack, run_dir: Path,
     if chosen.journal is not None:
         service, path = chosen.journal
         sources.append(Source(f"journal:{service}", stack.service_url(service) + path,
-                              service=service))
+                              service=service,
+                              resolve=lambda: stack.service_url(service) + path))
     if not sources:
         return chosen, None
     poller = WitnessPoller(sources, run_dir / UPSTREAM_FILE, excused)

@@ -176,3 +176,49 @@ def test_a_faulted_journal_service_is_a_gap_not_a_dead_part(stand: tuple[Stand, 
     poller.stop()
     note = poller.summary("journal")["note"]
     assert "journal:backend did not answer for" in note and "while backend was faulted" in note
+
+
+def test_a_journal_that_moved_is_followed(stand: tuple[Stand, str], tmp_path: Path) -> None:
+    """A restarted container publishes its port anew: the source asks where it is now."""
+    state, url = stand
+    where = ["http://127.0.0.1:9/journal"]  # where it was: nobody listens there any more
+    source = Source("journal:backend", where[0], service="backend", resolve=lambda: where[0])
+    poller = WitnessPoller([source], tmp_path / "upstream.ndjson", excused=lambda s: True)
+    state.add(4)
+    poller.drain()
+    assert source.attempts == 0
+    where[0] = url
+    poller.drain()  # the failed drain asked again; this one reads from the new place
+    poller.drain()
+    poller.stop()
+    assert source.attempts == 4 and poller.check() is None
+
+
+def test_the_docker_stack_follows_a_restarted_service_to_its_new_port(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from chaos.errors import ServiceNotReady
+    from chaos.observe.events import EventBus
+    from chaos.scenario.loader import load_scenario
+    from chaos.stack.docker import DockerStack
+    from tests.fixtures.scenarios import write_scenario
+
+    ports = {"backend": 32771}
+
+    class Env:
+        services = {"backend": SimpleNamespace(port=8080, host_port=32768),
+                    "gateway": SimpleNamespace(port=8000, host_port=32769)}
+
+        def host_port(self, name: str, port: int) -> int:
+            if name not in ports:
+                raise ServiceNotReady(name, "port was not published")
+            return ports[name]
+
+    stack = DockerStack(load_scenario(write_scenario(tmp_path)), "r1", tmp_path, EventBus())
+    stack.env = Env()  # type: ignore[assignment]
+    stack.moved({"backend"})
+    assert stack.env.services["backend"].host_port == 32771
+    ports.clear()  # killed: no port published; the last one is kept
+    stack.moved({"backend", "gateway"})
+    assert stack.env.services["backend"].host_port == 32771
+    assert stack.env.services["gateway"].host_port == 32769
