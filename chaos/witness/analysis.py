@@ -16,7 +16,7 @@ from typing import Any
 from chaos.outcomes import OK, OK_AFTER_RETRY, SUCCESSES
 from chaos.verdict.result import PhaseWindow, Result
 from chaos.verdict.stats import Record
-from chaos.witness.breaker import FastErrors, Span, infer_spans, shed_by_phase
+from chaos.witness.breaker import FastErrors, Served, Span, infer_spans, shed_by_phase
 from chaos.witness.join import AttemptIndex, ClientRequest, client_requests, index_attempts, join
 from chaos.witness.mechanisms import Tally, UpstreamOrder, ok_after_retry
 from chaos.witness.records import COMPLETE, Attempt, read_attempts
@@ -60,7 +60,7 @@ def analyse(requests_path: Path, upstream_path: Path, t0: float,
     """Join the client records with the attempts the upstream saw and read the mechanisms."""
     index = index_attempts(read_attempts(upstream_path))
     tallies = {w.name: Tally() for w in windows}
-    fast = FastErrors()
+    fast, served = FastErrors(), Served()
     picks = _Drilldown(t0)
     order = UpstreamOrder(index.ordered)
     for request, attempts in join(client_requests(requests_path), index):
@@ -70,13 +70,15 @@ def analyse(requests_path: Path, upstream_path: Path, t0: float,
         tally.add_request(request, attempts, request.name in idempotent, order)
         if request.rid is not None and not attempts and request.outcome not in SUCCESSES:
             fast.add(request.phase, request.t)
+        elif attempts and request.outcome in SUCCESSES:
+            served.add(request.t, request.end)
         picks.offer(request, attempts)
     for attempt in index.unmatched():
         phase = _phase_at(windows, attempt.t - t0)
         if phase is not None:
             tallies[phase].add_unmatched(attempt, order)
-    spans = infer_spans(fast.merged(), index.ordered)
-    for phase, n in shed_by_phase(fast, spans, index.ordered).items():
+    spans = infer_spans(fast.merged(), index.ordered, served)
+    for phase, n in shed_by_phase(fast, spans, index.ordered, served).items():
         tallies[phase].shed += n
     relative = [_relative(s, t0) for s in spans]
     for span in relative:

@@ -6,7 +6,9 @@ end the interval; it closed when the first of them succeeded. Only a request's f
 attempt counts: its retries (of a probe, or of a request admitted before the breaker
 opened) are not new traffic. A span counts as a breaker
 interval when the upstream stayed quiet for at least MIN_OPEN_S, or for PROBE_GAP_S with at
-least MIN_FAST_ERRORS fast errors in it. Errors with no attempt outside those intervals,
+least MIN_FAST_ERRORS fast errors in it, and the requests it served successfully stopped
+(a gateway with a full pool turns requests away while its admitted ones keep succeeding:
+that is shedding). Errors with no attempt outside those intervals,
 while other attempts succeed around them, are load shedding.
 
 Fast errors are kept as counts per 10 ms slot, so memory grows with the run's length, not
@@ -26,6 +28,9 @@ MIN_FAST_ERRORS = 5
 PROBE_GAP_S = 0.25  # an attempt this long after the previous one is isolated: a probe
 HEALTHY_S = 1.0  # shedding: an attempt succeeded within this long of the error
 SLOT_S = 0.01
+# An open breaker lets at most its probe through: more successful requests in flight all
+# through a span mean a busy gateway turning requests away (shedding), not a breaker.
+MAX_SERVED_IN_FLIGHT = 1
 
 
 @dataclass
@@ -63,7 +68,44 @@ class FastErrors:
         return [(slot * SLOT_S, n) for slot, n in sorted(total.items())]
 
 
-def infer_spans(fast: list[tuple[float, int]], attempts: list[Attempt]) -> list[Span]:
+class Served:
+    """Client requests that reached the upstream and succeeded, in flight per 10 ms slot: a
+    gateway whose pool is full sheds while these keep flowing, a breaker stops them."""
+
+    def __init__(self) -> None:
+        self.starts: Counter[int] = Counter()
+        self.ends: Counter[int] = Counter()
+        self._flight: dict[int, int] | None = None
+
+    def add(self, start: float, end: float) -> None:
+        self.starts[int(start / SLOT_S)] += 1
+        self.ends[int(end / SLOT_S)] += 1
+        self._flight = None
+
+    def in_flight(self) -> dict[int, int]:
+        if self._flight is None:
+            self._flight, level = {}, 0
+            for slot in sorted(set(self.starts) | set(self.ends)):
+                level += self.starts[slot] - self.ends[slot]
+                self._flight[slot] = level
+        return self._flight
+
+    def lowest(self, start: float, end: float) -> int:
+        """The fewest served requests in flight at any moment from start to end."""
+        flight = self.in_flight()
+        slots = sorted(flight)
+        first, last = int(start / SLOT_S), int(end / SLOT_S)
+        index = bisect.bisect_right(slots, first) - 1
+        lowest = flight[slots[index]] if index >= 0 else 0
+        for slot in slots[index + 1:]:
+            if slot > last:
+                break
+            lowest = min(lowest, flight[slot])
+        return lowest
+
+
+def infer_spans(fast: list[tuple[float, int]], attempts: list[Attempt],
+                served: Served | None = None) -> list[Span]:
     """Open intervals from fast errors (time, count) and every attempt (both in time order).
 
     Only the first attempt of each client request counts as the upstream seeing traffic:
@@ -92,7 +134,8 @@ def infer_spans(fast: list[tuple[float, int]], attempts: list[Attempt]) -> list[
         previous = attempt
     if current is not None:
         spans.append(current)
-    found = [s for s in spans if s.qualifies()]
+    found = [s for s in spans if s.qualifies()
+             and (served is None or served.lowest(s.start, s.end) <= MAX_SERVED_IN_FLIGHT)]
     _closings(found, attempts)
     return found
 
@@ -123,9 +166,10 @@ def _closings(spans: list[Span], attempts: list[Attempt]) -> None:
             span.closed_at = found.end if found.end is not None else found.t
 
 
-def shed_by_phase(errors: FastErrors, spans: list[Span],
-                  attempts: list[Attempt]) -> dict[str, int]:
-    """Fast errors outside every open interval, with an attempt succeeding nearby."""
+def shed_by_phase(errors: FastErrors, spans: list[Span], attempts: list[Attempt],
+                  served: Served | None = None) -> dict[str, int]:
+    """Fast errors outside every open interval while the upstream was healthy: an attempt
+    succeeded nearby, or requests it served successfully were in flight."""
     bounds = sorted((s.start, max(s.end, s.closed_at or s.end)) for s in spans)
     ok = sorted(a.t for a in attempts if a.succeeded)
     out: Counter[str] = Counter()
@@ -134,7 +178,8 @@ def shed_by_phase(errors: FastErrors, spans: list[Span],
         if _inside(t, bounds):
             continue
         index = bisect.bisect_left(ok, t - HEALTHY_S)
-        if index < len(ok) and ok[index] <= t + HEALTHY_S:
+        nearby = index < len(ok) and ok[index] <= t + HEALTHY_S
+        if nearby or (served is not None and served.lowest(t, t) > 0):
             out[phase] += n
     return dict(out)
 

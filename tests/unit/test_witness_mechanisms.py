@@ -163,3 +163,21 @@ def test_retry_after_judged_by_the_next_attempt_upstream_when_not_retried(
                   attempt("e", 4.3)])
     ra = found.mechanisms()["whole"]["retry_after"]
     assert ra == {"after_429": 2, "honoured": 1, "violations": 1, "min_gap_s": 0.29}
+
+
+def test_a_full_pool_turning_requests_away_is_shedding_not_a_breaker(tmp_path: Path) -> None:
+    """The upstream answers slowly (1.5 s); the gateway's pool of 4 is full, so it sends
+    attempts in bursts as answers free slots and turns everyone else away at once."""
+    clients, attempts = [], []
+    for burst in range(4):
+        t = burst * 1.5
+        for k in range(4):
+            rid = f"b{burst}-{k}"
+            clients.append(client(rid, t, latency_ms=1500))
+            attempts.append(attempt(rid, t + k * 0.01, took=1.5))
+    clients += [client(f"s{i}", 0.1 + i * 0.05, "graceful_error", status=503, latency_ms=1)
+                for i in range(100)]  # 0.1 .. 5.05 s, between the bursts
+    found = _run(tmp_path, clients, attempts)
+    assert found.breaker_inferred() == []
+    m = found.mechanisms()["whole"]
+    assert m["shed"] == 100 and m["shed_share"] == round(100 / 116, 4)
