@@ -134,3 +134,16 @@ def test_module_entry_point_config_and_sigterm(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_serve_no_tap_answers_tap_false() -> None:
+    process, url = _start("--port", "0", "--no-tap")
+    try:
+        created = requests.post(f"{url}/proxies", json={
+            "name": "p", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9"}, timeout=5)
+        assert created.status_code == 201, created.text
+        page = requests.get(f"{url}/proxies/p/attempts", timeout=5).json()
+        assert page["tap"] is False and page["attempts"] == []
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0

@@ -58,8 +58,9 @@ async def serve(host: str, port: int, stop: asyncio.Event, config: Any = None,
         if config is not None:
             proxies = await collection.populate(config)
             log.info("populated %d proxies from config", len(proxies))
-        log.info("toxiproxy API listening on http://%s:%d (loop %s, HTTP tap %s)", host, bound,
-                 loop_name(), "on" if collection.tap else "off")
+        if not collection.tap:
+            log.info("HTTP tap off (--no-tap or CHAOS_PROXY_TAP=0): no attempt records")
+        log.info("toxiproxy API listening on http://%s:%d (loop %s)", host, bound, loop_name())
         if on_ready is not None:
             on_ready(bound)
         await stop.wait()
