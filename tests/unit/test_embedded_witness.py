@@ -360,3 +360,26 @@ def test_no_tap_options(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(embedded_main, "main", lambda argv: seen.append(argv) or 0)
     assert cli.main(["toxiproxy", "serve", "--no-tap", "--port", "0"]) == 0
     assert "--no-tap" in seen[0]
+
+
+def test_bodies_the_tap_does_not_need_still_go_by_splice(
+        replay: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from chaos.proxy.embedded import endpoint
+
+    if not endpoint.SPLICE:
+        pytest.skip("splice is Linux-only")
+    moved = [0]
+    real = endpoint._splice
+    assert real is not None
+
+    def counting(*args: Any, **kwargs: Any) -> int:
+        count: int = real(*args, **kwargs)
+        moved[0] += count
+        return count
+
+    monkeypatch.setattr(endpoint, "_splice", counting)
+    items = [Exchange("PUT", RID, "length", False, 200, "length", 0, 1_600_000),
+             Exchange("GET", "c" * 32, "none", False, 200, "length", 0, 10)]  # framing after it
+    _same(_replay(replay, items, 3, False), items)
+    bodies = 1_600_000 + 5 * 1_600_000
+    assert moved[0] / 2 >= 0.9 * bodies, f"only {moved[0] / 2:.0f} of {bodies} bytes spliced"
