@@ -60,3 +60,43 @@ def test_a_run_with_the_journal_as_witness(tmp_path: Path) -> None:
     assert {a.source for a in attempts} == {"journal:backend"}
     assert all(a.ended == "complete" and a.status is not None for a in attempts)
     assert witness.get("matched", 0) >= 0.9 * len(attempts)  # the join found their clients
+
+
+def test_a_tap_that_stops_answering_is_a_dead_harness_part(tmp_path: Path) -> None:
+    """Its attempts answer once (the tap is there), then 503: the run ends with exit 3
+    naming the witness, not with a verdict on the gateway."""
+    import http.server
+
+    from tests.fixtures.loopback import LOOPBACK, serving
+
+    class Failing(http.server.BaseHTTPRequestHandler):
+        calls = 0
+
+        def _answer(self) -> None:
+            Failing.calls += 1
+            ok = Failing.calls <= 2  # the plan's GET and the request-id POST
+            body = b'{"tap": true, "attempts": [], "next": 0}' if ok else b"gone"
+            self.send_response(200 if ok else 503)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer  # noqa: N815 - http.server's naming
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with serving(http.server.ThreadingHTTPServer((LOOPBACK, 0), Failing)) as address:
+        class Stack(LoopbackStack):
+            def proxy_api_url(self, proxy: str | None = None) -> str | None:
+                return f"http://{address}/proxies/{proxy}"
+
+        path = write_scenario(tmp_path)
+        scenario = load_scenario(path, ["phases.0.duration=8s"])
+        result = run_scenario(scenario, file=str(path), report_root=tmp_path / "reports",
+                              quiet=True, stack_factory=Stack)
+    assert (result.verdict, result.exit_code) == ("error", 3)
+    assert result.environment_error is not None
+    assert result.environment_error.part == (
+        f"the upstream witness tap:backend (http://{address}/proxies/backend/attempts)")
+    assert "stopped answering" in (result.error or "")
