@@ -210,7 +210,8 @@ def _judge(scenario: Scenario, session: RunSessionLike, result: Result, bus: Eve
                         session.windows, result.breaker, result.upstream,
                         probe.open_value if probe else 1.0, faults=session.fault_records,
                         requests=scoped_requests(scenario), witness=findings,
-                        witness_note=str(result.witness.get("note", "")))
+                        witness_note=str(result.witness.get("note", "")),
+                        witness_kind=str(result.witness.get("kind", "")))
     store(result, findings)
     result.timeline = evidence.aggregate.timeline(end)
     result.phase_stats = phase_stats_from(evidence.aggregate, session.windows)

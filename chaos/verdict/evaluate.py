@@ -51,11 +51,12 @@ class Evidence:
                  upstream: list[tuple[float, float]] | None = None,
                  open_value: float = 1.0, faults: list[FaultRecord] | None = None,
                  requests: Iterable[str] | None = None, witness: Findings | None = None,
-                 witness_note: str = "") -> None:
+                 witness_note: str = "", witness_kind: str = "") -> None:
         self.windows = {w.name: w for w in windows}
         # The upstream witness's findings (chaos.witness.analysis), None when the run had none
         self.witness = witness
         self.witness_note = witness_note
+        self.witness_kind = witness_kind  # tap | journal | none ("" when not told)
         self.changes = recovery.fault_changes(faults or [])  # what recovery counts from
         self.breaker = breaker
         self.upstream = upstream or []
@@ -136,11 +137,23 @@ def _breaker(phase: str, a: Assertion, scenario: Scenario, ev: Evidence) -> list
     read = window is not None and any(window.start <= t <= window.end for t, _ in ev.breaker)
     if probe is not None and (read or ev.witness is None):
         return breaker_checks.evaluate_breaker(phase, a.breaker, probe, ev)
+    if ev.witness is not None and ev.witness_kind == "journal" and _faulted(scenario, phase):
+        return [_result(phase, "breaker", "", "n/a", INCONCLUSIVE, JOURNAL_BLIND.format(phase))]
     if ev.witness is not None:
         return breaker_checks.evaluate_inferred(phase, a.breaker, ev)
     return [_result(phase, "breaker", "", "n/a", INCONCLUSIVE,
                     "breaker assertions read probes.breaker or the upstream witness, and this "
                     f"run had neither ({ev.witness_note or 'no tap, no journal'})")]
+
+
+JOURNAL_BLIND = (
+    "the backend journal sees only the attempts that reached the backend: during {}'s "
+    "faults an attempt lost on the way looks like no attempt, so a breaker cannot be told "
+    "from an outage (the proxy's tap can: witness.use tap with the embedded proxy)")
+
+
+def _faulted(scenario: Scenario, phase: str) -> bool:
+    return any(p.faults for p in scenario.phases if p.name == phase)
 
 
 def _client_bounds(a: Assertion, phase: str, sample: Sample,

@@ -209,3 +209,16 @@ def test_a_counter_that_does_not_span_the_phase_gives_way_to_the_witness(tmp_pat
     result = one(judge(ev, {"phase": "fault", "retry_amplification": "<= 2"}),
                  "retry_amplification")
     assert (result.status, result.observed) == ("pass", "1.75")
+
+
+def test_a_journal_cannot_tell_a_breaker_from_an_outage(tmp_path: Path) -> None:
+    """With the backend's journal as the witness, a request that failed on the way to a dead
+    backend left no record: in a phase with faults, breaker.* is inconclusive, saying why."""
+    ev = evidence(tmp_path, *breaker_run())
+    ev.witness_kind = "journal"
+    data = scenario({"phase": "fault", "breaker": {"opens_within": "2s"}}).model_dump(
+        by_alias=True, exclude_none=True)
+    data["phases"][1]["faults"] = [{"container": "gateway", "action": "restart"}]
+    [result] = [r for r in evaluate(Scenario.model_validate(data), ev)
+                if r.kind.startswith("breaker")]
+    assert result.status == "inconclusive" and "backend journal" in result.message
