@@ -67,7 +67,7 @@ def columns(result: Result, f: Frame) -> list[dict[str, Any]]:
             start = int(float(row.get("t", 0))) // f.bucket * f.bucket
         except (TypeError, ValueError, OverflowError):
             continue
-        if not 0 <= start <= f.span:  # outside the phases: off the axis, not piled on its edge
+        if not 0 <= start < f.span:  # outside the phases: off the axis, not piled on its edge
             continue
         col = merged.setdefault(start, {"t": start})
         for key in ("attempts", *ATTEMPT_COLORS):
