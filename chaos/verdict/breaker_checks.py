@@ -117,7 +117,8 @@ def evaluate_inferred(phase: str, spec: BreakerAssertion, ev: Evidence) -> list[
     asked = [(k, v) for k, v in (("opens_within", spec.opens_within),
                                  ("closes_within", spec.closes_within),
                                  ("half_opens_after", spec.half_opens_after),
-                                 ("fails_fast_under", spec.fails_fast_under)) if v is not None]
+                                 ("fails_fast_under", spec.fails_fast_under and
+                                  spec.fails_fast_under.defaulting("<"))) if v is not None]
     if not spans:
         return [_no_span(phase, f"breaker.{k}", v, ev.witness.attempts_in(window))
                 for k, v in asked]
@@ -135,7 +136,7 @@ def evaluate_inferred(phase: str, spec: BreakerAssertion, ev: Evidence) -> list[
     for key, limit in asked:
         if key == "fails_fast_under":
             assert isinstance(limit, Comparison)
-            out.append(_fails_fast(phase, limit.defaulting("<"), ev))
+            out.append(_fails_fast(phase, limit, ev))
             continue
         assert isinstance(limit, float | int)
         out.append(_timed_inferred(phase, f"breaker.{key}", float(limit), seen[key], verbs[key]))

@@ -120,7 +120,7 @@ def amplification(phase: str, whole: str, bound: Comparison,
     ratio = float(m["amplification"])
     status = PASS if bound.holds(ratio) else FAIL
     message = "" if status == PASS else (
-        f"{m['attempts']} upstream attempts for {m['requests']} client requests during {phase} "
+        f"{m['client_attempts']} upstream attempts for {m['requests']} client requests during {phase} "
         f"(x{ratio:.2f}, the upstream witness): a retry storm; expected {bound.text}")
     return _result(phase, "retry_amplification", bound.text, f"{ratio:.2f}", status, message,
                    ratio)

@@ -62,7 +62,8 @@ def analyse(requests_path: Path, upstream_path: Path, t0: float,
     tallies = {w.name: Tally() for w in windows}
     fast, served = FastErrors(), Served()
     picks = _Drilldown(t0)
-    order = UpstreamOrder(index.ordered)
+    order = UpstreamOrder([a for a in index.ordered if a.rid is not None] if index.by_rid
+                          else index.ordered)
     for request, attempts in join(client_requests(requests_path), index):
         tally = tallies.get(request.phase)
         if tally is None:
@@ -77,8 +78,13 @@ def analyse(requests_path: Path, upstream_path: Path, t0: float,
         phase = _phase_at(windows, attempt.t - t0)
         if phase is not None:
             tallies[phase].add_unmatched(attempt, order)
-    spans = infer_spans(fast.merged(), index.ordered, served)
-    for phase, n in shed_by_phase(fast, spans, index.ordered, served).items():
+    joined = index.matched() > 0
+    for tally in tallies.values():
+        tally.joined = joined
+    # with ids joined, attempts without one are not client traffic (see Tally.client_attempts)
+    traffic = [a for a in index.ordered if a.rid is not None] if joined else index.ordered
+    spans = infer_spans(fast.merged(), traffic, served)
+    for phase, n in shed_by_phase(fast, spans, traffic, served).items():
         tallies[phase].shed += n
     relative = [_relative(s, t0) for s in spans]
     for span in relative:

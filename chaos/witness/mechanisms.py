@@ -98,6 +98,8 @@ class Tally:
     requests: int = 0
     matched: int = 0  # attempts that carried a client request's id
     unmatched: int = 0  # attempts no client request claims, placed here by their time
+    no_id: int = 0  # of those, attempts that carried no request id at all
+    joined: bool = True  # some attempt of the run carried a client's id (set by the analysis)
     max_attempts: int = 0
     retried: int = 0
     ok_after_retry: int = 0
@@ -128,6 +130,7 @@ class Tally:
     def add_unmatched(self, attempt: Attempt, order: UpstreamOrder | None = None) -> None:
         """An attempt no client request claims, placed in this phase by its time."""
         self.unmatched += 1
+        self.no_id += attempt.rid is None
         self.add_waits([attempt])
         self._retry_after([attempt], order)
 
@@ -158,7 +161,9 @@ class Tally:
     def merged(cls, parts: Iterable[Tally]) -> Tally:
         whole = cls()
         for part in parts:
-            for name in ("requests", "matched", "unmatched", "retried", "ok_after_retry",
+            whole.joined = part.joined
+            for name in ("requests", "matched", "unmatched", "no_id", "retried",
+                         "ok_after_retry",
                          "non_idempotent_retries", "hedged", "shed", "after_429", "honoured",
                          "violations"):
                 setattr(whole, name, getattr(whole, name) + getattr(part, name))
@@ -171,12 +176,20 @@ class Tally:
     def attempts(self) -> int:
         return self.matched + self.unmatched
 
+    @property
+    def client_attempts(self) -> int:
+        """Attempts on behalf of clients: when ids joined the two sides, attempts without one
+        are not client traffic (the gateway's health checks, a probe it forwards); when none
+        joined (a gateway that drops the id), every attempt counts."""
+        return self.attempts - self.no_id if self.joined else self.attempts
+
     def to_dict(self) -> dict[str, Any]:
         """M of the witness contract (section 4)."""
         return {
             "requests": self.requests, "attempts": self.attempts,
             "attempts_per_request": _ratio(self.matched, self.requests),
-            "amplification": _ratio(self.attempts, self.requests),
+            "client_attempts": self.client_attempts,
+            "amplification": _ratio(self.client_attempts, self.requests),
             "max_attempts": self.max_attempts, "retried": self.retried,
             "ok_after_retry": self.ok_after_retry,
             "non_idempotent_retries": self.non_idempotent_retries,

@@ -116,7 +116,16 @@ def test_unmatched_and_unidentified_attempts_are_counted_by_their_time(tmp_path:
     assert found.index.counts() == {"matched": 2, "unmatched": 1, "no_id": 2}
     by_phase = found.mechanisms()["by_phase"]
     assert by_phase["baseline"]["attempts"] == 2 and by_phase["fault"]["attempts"] == 3
-    assert found.mechanisms()["whole"]["amplification"] == 2.5
+    # the ids joined: the two attempts without one are not client traffic
+    assert found.mechanisms()["whole"]["amplification"] == 1.5
+
+
+def test_without_any_id_joined_every_attempt_counts_for_amplification(tmp_path: Path) -> None:
+    """A gateway that drops the request id: all its attempts are unidentified."""
+    found = _run(tmp_path, [client("a", 1.0), client("b", 2.0)],
+                 [attempt(None, 1.0), attempt(None, 1.1), attempt(None, 2.0)])
+    assert found.index.counts() == {"matched": 0, "unmatched": 0, "no_id": 3}
+    assert found.mechanisms()["whole"]["amplification"] == 1.5
 
 
 def test_attempt_timeline_and_drilldown_failed_and_retried_first(tmp_path: Path) -> None:
