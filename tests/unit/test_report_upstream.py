@@ -15,7 +15,7 @@ from chaos.cli import main
 from chaos.report.html import render_compare, render_html
 from chaos.report.junit import render_junit
 from chaos.verdict.result import Result
-from tests.fixtures.report_cases import WITNESS_NOTE, hand_built, recorded, with_witness
+from tests.fixtures.report_cases import RUNS, WITNESS_NOTE, hand_built, recorded, with_witness
 
 VOID = {"meta", "br", "wbr", "hr", "img", "input", "link", "col", "area", "base", "source"}
 SVG_LEAVES = {"rect", "line", "path", "circle", "polyline", "stop"}
@@ -220,3 +220,25 @@ def test_a_long_witnessed_run_stays_small() -> None:
     assert len(html.encode()) < 1_500_000
     chart = _chart(html)
     assert chart.count('class="hover"') <= 600 and chart.count('class="attempts failed"') <= 600
+
+
+def test_a_recorded_witnessed_run_renders_both_sides(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A real backend-crash run with the tap (tests/fixtures/runs/witness, drill-down cut to
+    12): the fields as the verdict writes them, re-rendered by `chaos report`."""
+    assert main(["report", str(RUNS / "witness"), "--output", str(tmp_path / "r.html")]) == 0, \
+        capsys.readouterr().err
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    chart = _chart(html)
+    result = recorded("witness")
+    assert result.witness["kind"] == "tap"
+    assert chart.count('class="attempts complete_2xx"') >= 15  # baseline and recovery seconds
+    assert chart.count('<g class="breaker-open">') == len(result.breaker_inferred) == 1
+    assert chart.count('<g class="breaker-probe">') == len(result.breaker_inferred[0]["probes"])
+    box = html.split('<details id="drilldown-box">')[1].split("</details>")[0]
+    assert box.count('<tbody class="dd-request">') == 12 and "chat (POST)" in box
+    first = result.drilldown[0]
+    assert f'{first["request"]["latency_ms"]:.1f}ms' in box
+    offset = first["attempts"][0]["t"] - first["request"]["t"]
+    assert f"↳ +{offset:.3f}s" in box and "upstream reset" in box
+    assert_valid(html)
