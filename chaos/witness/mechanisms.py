@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
-from chaos.outcomes import OK, OK_AFTER_RETRY, SUCCESSES
+from chaos.outcomes import OK, OK_AFTER_RETRY, READ_TIMEOUT, SUCCESSES
 from chaos.witness.join import ClientRequest
 from chaos.witness.records import Attempt
 
@@ -27,6 +27,9 @@ NON_IDEMPOTENT_METHODS = frozenset({"POST", "PATCH"})
 HEDGE_OVERLAP_S = 0.01
 # Retry-After is whole seconds; a gateway that sleeps exactly R may wake a hair early.
 RETRY_AFTER_SLACK_S = 0.05
+# An attempt abandoned sooner than this was given up on a failure (nginx closing a connection
+# the proxy could not carry on), not on a timeout: upstream timeouts are not this short.
+MIN_TIMEOUT_S = 0.05
 # An attempt starting this soon after a 429 arrived was on its way before the gateway read it.
 RACE_S = 0.01
 
@@ -106,7 +109,8 @@ class Tally:
     non_idempotent_retries: int = 0
     hedged: int = 0
     shed: int = 0
-    waits: list[float] = field(default_factory=list)  # abandoned attempts: end - t
+    abandoned: int = 0  # attempts the gateway side closed before the response was complete
+    waits: list[float] = field(default_factory=list)  # of those, the timeouts: end - t
     after_429: int = 0
     honoured: int = 0
     violations: int = 0
@@ -124,7 +128,8 @@ class Tally:
         self.non_idempotent_retries += (n > 1 and method in NON_IDEMPOTENT_METHODS
                                         and not idempotent)
         self.hedged += hedged(attempts)
-        self.add_waits(attempts)
+        # a client that gave up first made the gateway let go: that wait is the client's
+        self.add_waits(attempts, timed=request.outcome != READ_TIMEOUT)
         self._retry_after(attempts, order)
 
     def add_unmatched(self, attempt: Attempt, order: UpstreamOrder | None = None) -> None:
@@ -134,8 +139,16 @@ class Tally:
         self.add_waits([attempt])
         self._retry_after([attempt], order)
 
-    def add_waits(self, attempts: Iterable[Attempt]) -> None:
-        self.waits.extend(a.end - a.t for a in attempts if a.abandoned and a.end is not None)
+    def add_waits(self, attempts: Iterable[Attempt], timed: bool = True) -> None:
+        """Abandoned attempts; their waits when the gateway's own clock decided (a wait
+        under MIN_TIMEOUT_S is the gateway reacting to a failure, not a timeout)."""
+        for attempt in attempts:
+            if not attempt.abandoned:
+                continue
+            self.abandoned += 1
+            wait = None if attempt.end is None else attempt.end - attempt.t
+            if timed and wait is not None and wait >= MIN_TIMEOUT_S:
+                self.waits.append(wait)
 
     def _retry_after(self, attempts: list[Attempt], order: UpstreamOrder | None) -> None:
         followers: list[Attempt | None] = [*attempts[1:], None]
@@ -162,7 +175,7 @@ class Tally:
         whole = cls()
         for part in parts:
             whole.joined = part.joined
-            for name in ("requests", "matched", "unmatched", "no_id", "retried",
+            for name in ("requests", "matched", "unmatched", "no_id", "retried", "abandoned",
                          "ok_after_retry",
                          "non_idempotent_retries", "hedged", "shed", "after_429", "honoured",
                          "violations"):
@@ -193,7 +206,7 @@ class Tally:
             "max_attempts": self.max_attempts, "retried": self.retried,
             "ok_after_retry": self.ok_after_retry,
             "non_idempotent_retries": self.non_idempotent_retries,
-            "abandoned": len(self.waits),
+            "abandoned": self.abandoned,
             "upstream_timeout_s": _round(statistics.median(self.waits)) if self.waits else None,
             "upstream_timeout_max_s": _round(max(self.waits)) if self.waits else None,
             "shed": self.shed, "shed_share": _ratio(self.shed, self.requests),

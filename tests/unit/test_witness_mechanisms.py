@@ -190,3 +190,17 @@ def test_a_full_pool_turning_requests_away_is_shedding_not_a_breaker(tmp_path: P
     assert found.breaker_inferred() == []
     m = found.mechanisms()["whole"]
     assert m["shed"] == 100 and m["shed_share"] == round(100 / 116, 4)
+
+
+def test_quick_abandons_and_client_timeouts_are_not_the_gateways_timeout(tmp_path: Path) -> None:
+    """Counted as abandoned, but the timeout is what the gateway's own clock decided: not a
+    connection it dropped after 1 ms, not an attempt it let go because the client gave up."""
+    found = _run(tmp_path, [client("a", 1.0, "graceful_error", status=502, latency_ms=2),
+                            client("b", 2.0, "read_timeout", status=0, latency_ms=5000),
+                            client("c", 9.0, "graceful_error", status=504, latency_ms=2000)],
+                 [attempt("a", 1.0, took=0.001, status=None, ended="gateway_fin"),
+                  attempt("b", 2.0, took=5.0, status=None, ended="gateway_fin"),
+                  attempt("c", 9.0, took=1.99, status=None, ended="gateway_rst")])
+    m = found.mechanisms()["whole"]
+    assert m["abandoned"] == 3
+    assert m["upstream_timeout_s"] == m["upstream_timeout_max_s"] == 1.99
