@@ -75,10 +75,17 @@ def describe(event: Event) -> str:
         AssertionEvaluated: lambda e: f"  {(e.status or ('pass' if e.passed else 'fail')).upper()} "
         + f"[{e.phase}] {e.check}" + (f": {e.message}" if e.message else ""),
         RunFinished: lambda e: f"verdict: {e.verdict.upper()} (exit {e.exit_code})"
-        + (f"; reports in {e.report_dir}" if e.report_dir else ""),
+        + _witness(e) + (f"; reports in {e.report_dir}" if e.report_dir else ""),
     }
     describe = describers.get(type(event))
     return describe(event) if describe else ""
+
+
+def _witness(event: RunFinished) -> str:
+    """Which side of the gateway the verdict saw (issue 18): '; upstream witness: tap'."""
+    witness = getattr(event.result, "witness", None)
+    kind = witness.get("kind") if isinstance(witness, dict) else None
+    return f"; upstream witness: {kind}" if kind else ""
 
 
 def _proxy_line(event: ProxyCreated) -> str:

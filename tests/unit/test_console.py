@@ -121,3 +121,19 @@ def test_record_tail_survives_partial_and_garbage_lines(tmp_path: Path) -> None:
         handle.write('se": "a", "outcome": "reset"}\n')
     tail.poll()
     assert tail.counts == {"ok": 1, "reset": 1}
+
+
+def test_the_verdict_line_names_the_upstream_witness() -> None:
+    from tests.fixtures.report_cases import hand_built, with_witness
+
+    for result, shown in ((with_witness(), "; upstream witness: tap;"),
+                          (with_witness("none"), "; upstream witness: none;"),
+                          (hand_built(), None)):  # a run without a witness: the line as before
+        stream = io.StringIO()
+        console = Console(stream, quiet=True, live=False)
+        console(RunFinished(verdict="pass", exit_code=0, report_dir="reports/x", result=result))
+        text = stream.getvalue()
+        if shown is None:
+            assert "verdict: PASS (exit 0); reports in reports/x" in text
+        else:
+            assert shown in text and text.rstrip().endswith("reports in reports/x"), text
