@@ -28,7 +28,18 @@ def section(result: Result) -> dict[str, Any] | None:
     return {"witness": _witness(result), "mechanisms": mechanism_rows(result),
             "breaker": breaker_rows(result), "seconds": _seconds(result),
             "requests": drilldown(result), "omitted": omitted(result),
-            "legend": upstream_chart.legend(result)}
+            "legend": upstream_chart.legend(result), "seen": upstream_chart.seen(result),
+            **_amplification(result)}
+
+
+def _amplification(result: Result) -> dict[str, Any]:
+    """Upstream attempts per client request as the witness counted them, for the figures
+    the gateway's own request counter fills when the scenario probes one."""
+    data = _dict(getattr(result, "mechanisms", None))
+    by_phase = {str(k): _number(_dict(v).get("amplification"))
+                for k, v in _dict(data.get("by_phase")).items()}
+    return {"amplification": _number(_dict(data.get("whole")).get("amplification")),
+            "phase_amplification": {k: v for k, v in by_phase.items() if v is not None}}
 
 
 def omitted(result: Result) -> int:

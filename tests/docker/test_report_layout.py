@@ -43,6 +43,13 @@ def browser() -> Iterator[Any]:
         instance.close()
 
 
+def _witnessed_without_probes() -> Result:
+    """A gateway with no counter and no breaker probe: the cards say what the upstream saw."""
+    result = with_witness()
+    result.breaker, result.breaker_transitions = [], []
+    return result
+
+
 def _crowded() -> Result:
     """The hand-built failing run with the longest card texts a report has."""
     result = hand_built()
@@ -52,7 +59,7 @@ def _crowded() -> Result:
 
 
 CASES = {"pass": lambda: with_evidence("pass"), "fail": lambda: with_evidence("fail"),
-         "crowded": _crowded, "witness": with_witness, "no-witness": lambda: with_witness("none")}
+         "crowded": _crowded, "witness": _witnessed_without_probes, "no-witness": lambda: with_witness("none")}
 
 
 @pytest.fixture(scope="module")

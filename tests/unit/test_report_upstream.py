@@ -242,3 +242,19 @@ def test_a_recorded_witnessed_run_renders_both_sides(tmp_path: Path,
     offset = first["attempts"][0]["t"] - first["request"]["t"]
     assert f"↳ +{offset:.3f}s" in box and "upstream reset" in box
     assert_valid(html)
+
+
+def test_figures_without_a_gateway_probe_come_from_the_witness() -> None:
+    """No request counter and no breaker probe (nginx): the cards, the figures and the
+    phases table give what the upstream saw instead of n/a."""
+    result = with_witness()
+    result.breaker, result.breaker_transitions = [], []
+    html = render_html(result)
+    assert "<b>0.87×</b><span>retry amplification (seen upstream)</span>" in html
+    assert '<b>1</b><span>breaker open intervals (seen upstream)</span>' in html
+    assert "0.870 upstream attempts per client request, as the upstream witness saw them" in html
+    phases = html.split('id="phases"')[1].split("</table>")[0]
+    assert '<td class="num">0.61</td>' in phases  # the fault phase's retry ×
+    assert "The upstream witness inferred 1 open interval" in html
+    none = render_html(with_witness("none"))
+    assert "n/a</b><span>retry amplification</span>" in none
