@@ -59,7 +59,8 @@ def _crowded() -> Result:
 
 
 CASES = {"pass": lambda: with_evidence("pass"), "fail": lambda: with_evidence("fail"),
-         "crowded": _crowded, "witness": _witnessed_without_probes, "no-witness": lambda: with_witness("none")}
+         "crowded": _crowded, "witness": _witnessed_without_probes,
+         "no-witness": lambda: with_witness("none")}
 
 
 @pytest.fixture(scope="module")
