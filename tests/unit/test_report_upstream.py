@@ -253,6 +253,7 @@ def test_figures_without_a_gateway_probe_come_from_the_witness() -> None:
     assert "<b>0.87×</b><span>retry amplification (seen upstream)</span>" in html
     assert '<b>1</b><span>breaker open intervals (seen upstream)</span>' in html
     assert "0.870 upstream attempts per client request, as the upstream witness saw them" in html
+    assert "the gateway's own counter is not probed" in html
     phases = html.split('id="phases"')[1].split("</table>")[0]
     assert '<td class="num">0.61</td>' in phases  # the fault phase's retry ×
     assert "The upstream witness inferred 1 open interval" in html
