@@ -61,7 +61,7 @@ class AttemptIndex:
     ordered: list[Attempt] = field(default_factory=list)
     by_rid: dict[str, list[Attempt]] = field(default_factory=dict)
     no_id: int = 0
-    seen: set[str] = field(default_factory=set)  # rids some client record carried
+    seen: set[str] = field(default_factory=set)  # attempts' rids some client record carried
 
     def of(self, rid: str | None) -> list[Attempt]:
         """The attempts one client request caused (by its id), in time order."""
@@ -97,8 +97,10 @@ def index_attempts(attempts: Iterable[Attempt]) -> AttemptIndex:
 
 def join(requests: Iterable[ClientRequest],
          index: AttemptIndex) -> Iterator[tuple[ClientRequest, list[Attempt]]]:
-    """Each client request with the attempts that carried its id (marks the id as seen)."""
+    """Each client request with the attempts that carried its id (marks the id as seen:
+    only ids some attempt carried are kept, so memory follows the attempts)."""
     for request in requests:
-        if request.rid is not None:
-            index.seen.add(request.rid)
-        yield request, index.of(request.rid)
+        attempts = index.of(request.rid)
+        if attempts:
+            index.seen.add(attempts[0].rid or "")
+        yield request, attempts

@@ -8,6 +8,7 @@ sent towards an upstream, as the proxy tap or the backend journal saw it.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ ENDINGS = ("complete", "gateway_fin", "gateway_rst", "gateway_closed", "upstream
            "upstream_closed", "toxic", "refused", "open")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Attempt:
     seq: int
     conn: str
@@ -55,16 +56,23 @@ def _number(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _shared(value: Any) -> str | None:
+    """One copy of text that repeats on every record (method, path, conn, source, ended):
+    a long run holds every attempt, and a fresh string per field per record tripled that."""
+    return None if value is None else sys.intern(str(value))
+
+
 def attempt_from(raw: dict[str, Any]) -> Attempt:
     """One record of the tap, the journal or upstream.ndjson (unknown keys are ignored)."""
     status = raw.get("status")
     return Attempt(
-        seq=int(raw.get("seq", 0)), conn=str(raw.get("conn", "")),
-        rid=raw.get("rid") or None, method=raw.get("method"), path=raw.get("path"),
-        t=float(raw["t"]), first_byte=_number(raw.get("first_byte")),
-        end=_number(raw.get("end")), status=None if status is None else int(status),
-        ended=str(raw.get("ended", "open")), retry_after=raw.get("retry_after"),
-        events=int(raw.get("events") or 0), source=str(raw.get("source", "")),
+        seq=int(raw.get("seq", 0)), conn=_shared(raw.get("conn", "")) or "",
+        rid=raw.get("rid") or None, method=_shared(raw.get("method")),
+        path=_shared(raw.get("path")), t=float(raw["t"]),
+        first_byte=_number(raw.get("first_byte")), end=_number(raw.get("end")),
+        status=None if status is None else int(status),
+        ended=_shared(raw.get("ended", "open")) or "open", retry_after=raw.get("retry_after"),
+        events=int(raw.get("events") or 0), source=_shared(raw.get("source", "")) or "",
     )
 
 

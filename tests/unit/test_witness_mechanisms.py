@@ -204,3 +204,16 @@ def test_quick_abandons_and_client_timeouts_are_not_the_gateways_timeout(tmp_pat
     m = found.mechanisms()["whole"]
     assert m["abandoned"] == 3
     assert m["upstream_timeout_s"] == m["upstream_timeout_max_s"] == 1.99
+
+
+def test_the_join_keeps_nothing_per_client_record(tmp_path: Path) -> None:
+    """Client records stream past: ids no attempt carried are not kept (a long run writes
+    millions of records; memory follows what the upstream saw)."""
+    from chaos.witness.join import client_requests, index_attempts, join
+    from chaos.witness.records import read_attempts
+
+    requests, upstream = write(tmp_path, [client(f"c{i}", i * 0.001) for i in range(5000)],
+                               [attempt("c7", 0.007)])
+    index = index_attempts(read_attempts(upstream))
+    joined = sum(len(a) for _, a in join(client_requests(requests), index))
+    assert joined == 1 and index.seen == {"c7"}
