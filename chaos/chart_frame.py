@@ -156,6 +156,13 @@ def restore_mark(result: Result, f: Frame, index: int, bottom: float | None = No
             f"{label}</text></g>")
 
 
+def bar_width(f: Frame, x: float) -> float:
+    """A column's bar: one bucket wide, cut at the plot's right edge (a run's phases end a
+    few ms into their last second, whose bar would otherwise run off the chart)."""
+    full = (WIDTH - LEFT - RIGHT) * f.bucket / f.span - 0.6
+    return max(min(max(full, 0.8), WIDTH - RIGHT - x), 0.0)
+
+
 def nice(peak: float) -> float:
     if peak <= 0:
         return 1.0

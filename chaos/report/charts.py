@@ -19,7 +19,7 @@ from html import escape
 from typing import Any
 
 from chaos import outcomes as o
-from chaos.chart_frame import LEFT, PLOT_H, RIGHT, WIDTH, Frame, frame
+from chaos.chart_frame import LEFT, PLOT_H, RIGHT, WIDTH, Frame, bar_width, frame
 from chaos.chart_frame import backdrop as _backdrop
 from chaos.chart_frame import nice as _nice
 from chaos.chart_frame import svg as _svg
@@ -96,10 +96,10 @@ def outcome_chart(result: Result) -> str:
     parts = _backdrop(result, f, "timeline-rps", low)
     ticks = [(f.base - PLOT_H * k / 4, f"{peak * k / 4:g}") for k in range(1, 5)]
     parts.append(_value_axis(f, ticks, "client req/s" if two else "req/s"))
-    bar_w = max((WIDTH - LEFT - RIGHT) * f.bucket / f.span - 0.6, 0.8)
     for col in cols:
         y = f.base
         x = f.x(col["t"])
+        bar_w = bar_width(f, x)
         for outcome, color in COLORS.items():
             count = float(col.get(outcome) or 0)
             if count <= 0:

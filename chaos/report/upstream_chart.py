@@ -19,7 +19,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from chaos.chart_frame import AXIS_H, LEFT, PLOT_H, RIGHT, WIDTH, Frame, fit
+from chaos.chart_frame import AXIS_H, LEFT, PLOT_H, RIGHT, WIDTH, Frame, bar_width, fit
 from chaos.verdict.result import Result
 
 ATTEMPT_COLORS = {"complete_2xx": "#009E73", "error_status": "#E69F00",
@@ -104,9 +104,9 @@ def band(result: Result, f: Frame, cols: list[dict[str, Any]], peak: float) -> l
     if not seen(result):
         return [_no_witness(result, f, top)]
     parts = [_axis(f, top, peak)]
-    bar_w = max((WIDTH - LEFT - RIGHT) * f.bucket / f.span - 0.6, 0.8)
     for col in cols:
         y, x = top, f.x(col["t"])
+        bar_w = bar_width(f, x)
         for key, color in ATTEMPT_COLORS.items():
             h = PLOT_H * min(float(col.get(key) or 0), peak) / peak
             if h <= 0:

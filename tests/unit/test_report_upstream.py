@@ -259,3 +259,15 @@ def test_figures_without_a_gateway_probe_come_from_the_witness() -> None:
     assert "The upstream witness inferred 1 open interval" in html
     none = render_html(with_witness("none"))
     assert "n/a</b><span>retry amplification</span>" in none
+
+
+def test_no_bar_runs_off_the_plot() -> None:
+    """A real run's phases end a few ms into their last second: that second's bars, above
+    and below the axis, stop at the plot's right edge (x 948 of 960)."""
+    result = recorded("witness")
+    assert result.phases[-1].end % 1 > 0 and len(result.timeline) > int(result.phases[-1].end)
+    chart = _chart(render_html(result))
+    bars = re.findall(r'<rect (?:class="attempts [a-z_0-9]+" )?x="([\d.]+)" y="[\d.]+" '
+                      r'width="([\d.]+)" height="[\d.]+" fill="#', chart)
+    assert len(bars) >= 50
+    assert max(float(x) + float(w) for x, w in bars) <= 948.1  # 948 and the rounding of .1f
