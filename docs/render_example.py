@@ -2,8 +2,9 @@
 
     .venv/bin/python docs/render_example.py
 
-The page is `chaos report` of tests/fixtures/runs/fail (a real failing run of
-backend-crash, resilience off); the screenshot is its top at 1280 px in Debian's
+The page is `chaos report` of tests/fixtures/runs/witness-fail (a real failing run of
+backend-crash, resilience off, with the proxy tap as its upstream witness: the timeline is
+two-sided; logs, events and drill-down trimmed); the screenshot is its top at 1280 px in Debian's
 Chromium (`make browser`), driven by Playwright.
 """
 
@@ -19,7 +20,7 @@ PAGE, SHOT = ROOT / "docs" / "example-report.html", ROOT / "docs" / "report.png"
 
 
 def main() -> None:
-    subprocess.run([sys.executable, "-m", "chaos.cli", "report", "tests/fixtures/runs/fail",
+    subprocess.run([sys.executable, "-m", "chaos.cli", "report", "tests/fixtures/runs/witness-fail",
                     "--output", str(PAGE)], cwd=ROOT, check=True)
     from playwright.sync_api import sync_playwright
 

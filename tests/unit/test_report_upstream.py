@@ -271,3 +271,15 @@ def test_no_bar_runs_off_the_plot() -> None:
                       r'width="([\d.]+)" height="[\d.]+" fill="#', chart)
     assert len(bars) >= 50
     assert max(float(x) + float(w) for x, w in bars) <= 948.1  # 948 and the rounding of .1f
+
+
+def test_a_gateway_without_resilience_seen_from_both_sides() -> None:
+    """The docs' example run (tests/fixtures/runs/witness-fail: resilience off): resets at
+    the client, failed attempts under them, no breaker inferred; vermillion only above."""
+    html = render_html(recorded("witness-fail"))
+    chart = _chart(html)
+    assert 'class="attempts failed"' in chart and 'class="breaker-open"' not in chart
+    upper, lower = chart.split('class="attempts', 1)
+    assert 'fill="#D55E00"' in upper and "#D55E00" not in lower
+    assert "<b>1.00×</b><span>retry amplification (seen upstream)</span>" in html
+    assert_valid(html)
