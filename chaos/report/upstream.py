@@ -18,7 +18,7 @@ from chaos.verdict.result import Result
 MAX_REQUESTS = 200  # drill-down rows shown (the verdict keeps at most 200 too)
 MAX_ATTEMPTS = 10  # attempts shown under one request (a retry storm: the first ten)
 KINDS = {"tap": "the harness's proxy tap (every HTTP/1.1 attempt on the proxied connections)",
-         "journal": "the reference backend's request journal (no tap: a real Toxiproxy server)",
+         "journal": "the backend's request journal (only the attempts that reached the backend)",
          "none": "none"}
 
 

@@ -283,3 +283,13 @@ def test_a_gateway_without_resilience_seen_from_both_sides() -> None:
     assert 'fill="#D55E00"' in upper and "#D55E00" not in lower
     assert "<b>1.00×</b><span>retry amplification (seen upstream)</span>" in html
     assert_valid(html)
+
+
+def test_a_journal_witness_says_what_it_cannot_see() -> None:
+    result = with_witness()
+    result.witness = {**result.witness, "kind": "journal", "sources": ["journal:backend"],  # type: ignore[attr-defined]
+                      "connections": {}}
+    html = render_html(result)
+    assert '<b id="witness-kind">journal</b>' in html
+    assert "only the attempts that reached the backend" in html and "<code>journal:backend</code>" in html
+    assert 'id="witness-counted-only"' not in html
