@@ -151,8 +151,10 @@ def _request(raw: dict[str, Any]) -> dict[str, Any]:
 
 def _attempt(raw: dict[str, Any], since: float | None) -> dict[str, Any]:
     t, end = _number(raw.get("t")), _number(raw.get("end"))
-    same_clock = since is not None and t is not None and (t > 1e8) == (since > 1e8)
-    return {"offset": None if not same_clock else t - since,  # type: ignore[operator]
+    offset = None
+    if since is not None and t is not None and (t > 1e8) == (since > 1e8):  # one clock
+        offset = t - since
+    return {"offset": offset,
             "status": raw.get("status"), "ended": str(raw.get("ended") or ""),
             "wait": None if t is None or end is None else end - t,
             "conn": str(raw.get("conn") or ""), "retry_after": raw.get("retry_after")}
