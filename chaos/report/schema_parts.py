@@ -92,3 +92,29 @@ WITNESS: dict[str, Any] = {
                    "(matched), carried an id no client sent (unmatched) or none (no_id). "
                    "Empty in results written before the witness.",
 }
+
+# What the join of client records with attempts proved (chaos.witness.analysis)
+_SHARE = nullable({"type": "number", "minimum": 0, "maximum": MAX_NUMBER})
+_SECONDS_OR_NULL = nullable(SECONDS)
+MECHANISM = _obj(
+    ["requests", "attempts"], requests=COUNT, attempts=COUNT, client_attempts=COUNT,
+    attempts_per_request=_SHARE, amplification=_SHARE, max_attempts=COUNT, retried=COUNT,
+    ok_after_retry=COUNT, non_idempotent_retries=COUNT, abandoned=COUNT,
+    upstream_timeout_s=_SECONDS_OR_NULL, upstream_timeout_max_s=_SECONDS_OR_NULL, shed=COUNT,
+    shed_share=nullable({"type": "number", "minimum": 0, "maximum": 1}), hedged=COUNT,
+    retry_after=_obj([], after_429=COUNT, honoured=COUNT, violations=COUNT,
+                     min_gap_s=_SECONDS_OR_NULL))
+MECHANISMS: dict[str, Any] = {
+    **_obj([], whole=MECHANISM, by_phase={"type": "object", "additionalProperties": MECHANISM}),
+    "description": "Mechanisms inferred from client records joined with upstream attempts "
+                   "(chaos.witness): the whole run and each phase. Empty without a witness.",
+}
+BREAKER_INFERRED: dict[str, Any] = _rows(_obj(
+    ["start", "end"], start=SECONDS, end=SECONDS, closed_at=_SECONDS_OR_NULL,
+    probes=_rows(SECONDS), phase=STRING))
+ATTEMPT_TIMELINE: dict[str, Any] = _rows(_obj(
+    ["t", "attempts"], t={**INTEGER, "minimum": -MAX_SECONDS, "maximum": MAX_SECONDS},
+    attempts=COUNT,
+    complete_2xx=COUNT, error_status=COUNT, abandoned=COUNT, failed=COUNT))
+DRILLDOWN: dict[str, Any] = _rows(_obj(
+    ["request", "attempts"], request={"type": "object"}, attempts=_rows({"type": "object"})))
