@@ -131,9 +131,9 @@ def test_drilldown_lists_requests_with_their_attempts_collapsed() -> None:
 
 def test_drilldown_is_bounded() -> None:
     result = with_witness()
-    item = result.drilldown[0]  # type: ignore[attr-defined]
+    item = result.drilldown[0]
     many = {"request": item["request"], "attempts": item["attempts"] * 20}  # 60 attempts
-    result.drilldown = [copy.deepcopy(many) for _ in range(300)]  # type: ignore[attr-defined]
+    result.drilldown = [copy.deepcopy(many) for _ in range(300)]
     html = render_html(result)
     box = html.split('<details id="drilldown-box">')[1].split("</details>")[0]
     assert box.count('<tbody class="dd-request">') == 200
@@ -168,12 +168,13 @@ def test_results_without_a_witness_render_as_before(make: object) -> None:
 
 def test_partial_or_malformed_witness_fields_still_render() -> None:
     result = with_witness()
-    result.witness = {"kind": "journal"}  # type: ignore[attr-defined]
-    result.mechanisms = {"by_phase": {"fault": {"requests": "x"}, "gone": 3}}  # type: ignore[attr-defined]
-    result.breaker_inferred = [{"start": None}, {"start": 3, "probes": ["a", 4]}]  # type: ignore[attr-defined]
-    result.attempt_timeline = [{"t": "bad"}, {"t": 2, "attempts": None}, 7]  # type: ignore[attr-defined]
-    result.drilldown = [{"request": {}}, {"attempts": []}, "x"]  # type: ignore[attr-defined]
-    result.drilldown_omitted = None  # type: ignore[attr-defined]
+    result.witness = {"kind": "journal"}
+    result.mechanisms = {"by_phase": {"fault": {"requests": "x"}, "gone": 3}}
+    result.breaker_inferred = [{"start": None}, {"start": 3, "probes": ["a", 4]}]
+    # a hand-edited file: wrong types on purpose
+    result.attempt_timeline = [{"t": "bad"}, {"t": 2, "attempts": None}, 7]  # type: ignore[list-item]
+    result.drilldown = [{"request": {}}, {"attempts": []}, "x"]  # type: ignore[list-item]
+    result.drilldown_omitted = None  # type: ignore[assignment]
     html = render_html(result)
     assert '<b id="witness-kind">journal</b>' in html and "</html>" in html
     assert_valid(html)
@@ -211,10 +212,10 @@ def test_a_long_witnessed_run_stays_small() -> None:
     result = with_witness(seconds=3600)
     result.timeline = [{"t": t, "total": 400, "ok": 300, "graceful_error": 90, "reset": 10,
                         "p50_ms": 10.0, "p95_ms": 90.0, "p99_ms": 300.0} for t in range(3600)]
-    result.attempt_timeline = [{"t": t, "attempts": 400, "complete_2xx": 300, "error_status": 50,  # type: ignore[attr-defined]
+    result.attempt_timeline = [{"t": t, "attempts": 400, "complete_2xx": 300, "error_status": 50,
                                 "abandoned": 25, "failed": 25} for t in range(3600)]
-    item = result.drilldown[0]  # type: ignore[attr-defined]
-    result.drilldown = [copy.deepcopy({"request": item["request"], "attempts": item["attempts"] * 5})  # type: ignore[attr-defined]
+    item = result.drilldown[0]
+    result.drilldown = [copy.deepcopy({"request": item["request"], "attempts": item["attempts"] * 5})
                         for _ in range(200)]
     html = render_html(result)
     assert len(html.encode()) < 1_500_000
@@ -287,7 +288,7 @@ def test_a_gateway_without_resilience_seen_from_both_sides() -> None:
 
 def test_a_journal_witness_says_what_it_cannot_see() -> None:
     result = with_witness()
-    result.witness = {**result.witness, "kind": "journal", "sources": ["journal:backend"],  # type: ignore[attr-defined]
+    result.witness = {**result.witness, "kind": "journal", "sources": ["journal:backend"],
                       "connections": {}}
     html = render_html(result)
     assert '<b id="witness-kind">journal</b>' in html
