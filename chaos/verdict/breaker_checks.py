@@ -1,4 +1,6 @@
-"""Circuit-breaker contracts, judged from the gateway's probed state and client latency.
+"""Circuit-breaker contracts, judged from the gateway's probed state (probes.breaker, when
+it read samples in the phase) or else from the upstream witness's inferred open intervals
+(chaos.witness.breaker), and client latency.
 
 opens_within: from the phase start until the breaker reads open.
 fails_fast_under: latency (p99) of requests answered while it was open.
@@ -12,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chaos.outcomes import BREAKER_CLOSED_VALUE, BREAKER_HALF_OPEN_VALUE
-from chaos.scenario.model import BreakerAssertion, BreakerProbe
+from chaos.scenario.model import BreakerAssertion, BreakerProbe, Scenario
 from chaos.scenario.units import Comparison, format_duration
 from chaos.verdict.intervals import FAIL, INCONCLUSIVE, PASS
 from chaos.verdict.result import AssertionResult
@@ -103,6 +105,28 @@ def _fails_fast(phase: str, bound: Comparison, ev: Evidence) -> AssertionResult:
 
 # -- inferred from the upstream witness (no probes.breaker, or a probe that read nothing) --
 NO_BREAKER = "the upstream saw attempts all through the fault: no breaker"
+JOURNAL_BLIND = (
+    "the backend journal sees only the attempts that reached the backend: during {}'s "
+    "faults an attempt lost on the way looks like no attempt, so a breaker cannot be told "
+    "from an outage (the proxy's tap can: witness.use tap with the embedded proxy)")
+
+
+def judge(phase: str, spec: BreakerAssertion, scenario: Scenario,
+          ev: Evidence) -> list[AssertionResult]:
+    """The breaker probe when it read samples in the phase; else the witness's intervals."""
+    probe = scenario.probes.breaker
+    window = ev.windows.get(phase)
+    read = window is not None and any(window.start <= t <= window.end for t, _ in ev.breaker)
+    if probe is not None and (read or ev.witness is None):
+        return evaluate_breaker(phase, spec, probe, ev)
+    faulted = any(p.faults for p in scenario.phases if p.name == phase)
+    if ev.witness is not None and ev.witness_kind == "journal" and faulted:
+        return [_result(phase, "breaker", "", "n/a", INCONCLUSIVE, JOURNAL_BLIND.format(phase))]
+    if ev.witness is not None:
+        return evaluate_inferred(phase, spec, ev)
+    return [_result(phase, "breaker", "", "n/a", INCONCLUSIVE,
+                    "breaker assertions read probes.breaker or the upstream witness, and this "
+                    f"run had neither ({ev.witness_note or 'no tap, no journal'})")]
 
 
 def evaluate_inferred(phase: str, spec: BreakerAssertion, ev: Evidence) -> list[AssertionResult]:

@@ -113,7 +113,7 @@ def _evaluate_one(a: Assertion, scenario: Scenario, ev: Evidence) -> list[Assert
     if out and out[0].kind == "min_requests":
         return out
     if a.breaker is not None and phase != WHOLE_RUN:
-        out.extend(_breaker(phase, a, scenario, ev))
+        out.extend(breaker_checks.judge(phase, a.breaker, scenario, ev))
     if a.recovers_within is not None:
         out.append(_recovery(phase, a, ev, scenario.confidence))
     if a.retry_amplification is not None:
@@ -127,33 +127,6 @@ def _evaluate_one(a: Assertion, scenario: Scenario, ev: Evidence) -> list[Assert
     for key, bound in (a.rst_from or {}).items():
         out.append(_rst_from(phase, key, bound, ev))
     return out
-
-
-def _breaker(phase: str, a: Assertion, scenario: Scenario, ev: Evidence) -> list[AssertionResult]:
-    """The breaker probe when it read samples in the phase; else the witness's intervals."""
-    assert a.breaker is not None
-    probe = scenario.probes.breaker
-    window = ev.windows.get(phase)
-    read = window is not None and any(window.start <= t <= window.end for t, _ in ev.breaker)
-    if probe is not None and (read or ev.witness is None):
-        return breaker_checks.evaluate_breaker(phase, a.breaker, probe, ev)
-    if ev.witness is not None and ev.witness_kind == "journal" and _faulted(scenario, phase):
-        return [_result(phase, "breaker", "", "n/a", INCONCLUSIVE, JOURNAL_BLIND.format(phase))]
-    if ev.witness is not None:
-        return breaker_checks.evaluate_inferred(phase, a.breaker, ev)
-    return [_result(phase, "breaker", "", "n/a", INCONCLUSIVE,
-                    "breaker assertions read probes.breaker or the upstream witness, and this "
-                    f"run had neither ({ev.witness_note or 'no tap, no journal'})")]
-
-
-JOURNAL_BLIND = (
-    "the backend journal sees only the attempts that reached the backend: during {}'s "
-    "faults an attempt lost on the way looks like no attempt, so a breaker cannot be told "
-    "from an outage (the proxy's tap can: witness.use tap with the embedded proxy)")
-
-
-def _faulted(scenario: Scenario, phase: str) -> bool:
-    return any(p.faults for p in scenario.phases if p.name == phase)
 
 
 def _client_bounds(a: Assertion, phase: str, sample: Sample,
