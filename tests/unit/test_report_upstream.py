@@ -188,6 +188,7 @@ def test_junit_names_the_witness_kind() -> None:
 def test_compare_page_shows_both_runs_two_sided() -> None:
     html = render_compare(with_witness(), hand_built())
     assert html.count('class="attempts complete_2xx"') == 20  # the witnessed run only
+    assert html.count('id="attempt-legend"') == 1  # its key under its chart
     assert_valid(html, unique_ids=False)  # both sides' charts share their ids (as before)
 
 
