@@ -1,4 +1,4 @@
-"""The `chaos` command: run, validate, list, doctor, schema, setup, report, explore, mutate.
+"""The `chaos` command: run, validate, list, gateways, doctor, schema, setup, report, explore, mutate.
 
 Exit codes: 0 all assertions hold, 1 some fail, 2 bad input or usage,
 3 environment problem, 4 inconclusive, 130 interrupted.
@@ -44,7 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from chaos.scenario.loader import check_scenario, scale_phases
 
     path = _scenario_path(args.scenario)
-    scenario, warnings = check_scenario(path, args.set, args.build_root)
+    scenario, warnings = check_scenario(path, args.set, args.build_root, args.gateway)
     for warning in warnings:
         print(warning, file=sys.stderr)
     if args.duration_scale != 1.0:
@@ -53,7 +53,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         scenario = scenario.model_copy(update={"capture": True})
     command = run_command(path, args.set, build_roots=args.build_root,
                           duration_scale=args.duration_scale, capture=args.capture,
-                          baseline=args.baseline, tolerance=args.tolerance)
+                          baseline=args.baseline, tolerance=args.tolerance,
+                          gateway=args.gateway)
     baseline = None
     if args.baseline:
         from chaos.report.writer import load_result
@@ -79,7 +80,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     status = 0
     for arg in args.files:
         try:
-            scenario, warnings = check_scenario(_scenario_path(arg), args.set, args.build_root)
+            scenario, warnings = check_scenario(_scenario_path(arg), args.set, args.build_root,
+                                                args.gateway)
             for warning in warnings:
                 print(warning, file=sys.stderr)
             print(f"ok {arg}: {scenario.name} ({len(scenario.phases)} phases, "
@@ -105,6 +107,14 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"{file.stem:<{width}}  {scenario.description}")
         except ScenarioError as exc:
             print(f"{file.stem:<{width}}  INVALID: {exc.render()}")
+    return 0
+
+
+def cmd_gateways(args: argparse.Namespace) -> int:
+    from chaos.scenario.gateways import list_lines
+
+    for line in list_lines():
+        print(line)
     return 0
 
 
@@ -146,6 +156,12 @@ def cmd_mutate(args: argparse.Namespace) -> int:
     return mutate(args, _scenario_path(args.scenario))
 
 
+def cmd_matrix(args: argparse.Namespace) -> int:
+    from chaos.matrix.command import cmd_matrix as matrix
+
+    return matrix(args)
+
+
 def cmd_toxiproxy(args: argparse.Namespace) -> int:
     from chaos.proxy.embedded.__main__ import main as serve
 
@@ -156,6 +172,12 @@ def cmd_toxiproxy(args: argparse.Namespace) -> int:
         argv.append("--no-tap")
     result = serve(argv)
     return int(result or 0)
+
+
+def _add_gateway(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gateway", metavar="NAME:PROFILE",
+                        help="run the load target as this gateway profile, e.g. nginx:hardened "
+                        "(wins over the file's gateway:); `chaos gateways` lists them")
 
 
 def _add_build_root(parser: argparse.ArgumentParser) -> None:
@@ -172,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
                      help="override one value, e.g. services.gateway.env.GATEWAY_RETRIES=off")
     _add_build_root(run)
+    _add_gateway(run)
     run.add_argument("--report-dir", default="reports")
     run.add_argument("--duration-scale", type=float, default=1.0, metavar="F",
                      help="multiply every phase duration by F (e.g. 5 for a longer soak); "
@@ -192,10 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("files", nargs="+")
     val.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE")
     _add_build_root(val)
+    _add_gateway(val)
     val.set_defaults(func=cmd_validate)
     lst = sub.add_parser("list", help="list the scenario library")
     lst.add_argument("folder", nargs="?", default="scenarios")
     lst.set_defaults(func=cmd_list)
+    gws = sub.add_parser("gateways", help="list the gateway profiles (NAME:PROFILE for --gateway)")
+    gws.set_defaults(func=cmd_gateways)
     doc = sub.add_parser("doctor", help="find (and with --sweep remove) leftovers of dead runs")
     doc.add_argument("--sweep", action="store_true")
     doc.set_defaults(func=cmd_doctor)
@@ -211,10 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "report.html, or compare.html beside NEW)")
     rep.set_defaults(func=cmd_report)
     from chaos.explore.command import add_parser as add_explore
+    from chaos.matrix.command import add_parser as add_matrix
     from chaos.mutate import add_parser as add_mutate
 
     add_explore(sub).set_defaults(func=cmd_explore)
     add_mutate(sub).set_defaults(func=cmd_mutate)
+    add_matrix(sub).set_defaults(func=cmd_matrix)
     toxi = sub.add_parser("toxiproxy", help="the project's Toxiproxy-API server")
     toxi_sub = toxi.add_subparsers(dest="toxiproxy_command", required=True)
     serve = toxi_sub.add_parser("serve")

@@ -14,11 +14,14 @@ from pathlib import Path
 
 def run_command(path: str | Path, sets: Sequence[str] = (), *, build_roots: Sequence[str] = (),
                 duration_scale: float = 1.0, capture: bool = False,
-                baseline: str | None = None, tolerance: float = 0.0) -> str:
+                baseline: str | None = None, tolerance: float = 0.0,
+                gateway: str | None = None) -> str:
     """The shell line `chaos run PATH [--set K=V]... [options]` for these arguments."""
     argv = ["chaos", "run", str(path)]
     for override in sets:
         argv += ["--set", override]
+    if gateway:
+        argv += ["--gateway", gateway]
     for root in build_roots:
         argv += ["--build-root", root]
     if duration_scale != 1.0:

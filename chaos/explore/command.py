@@ -33,6 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
                      "default all")
     exp.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
                      help="override one value of the scenario before exploring")
+    exp.add_argument("--gateway", metavar="NAME:PROFILE",
+                     help="explore this gateway profile (`chaos gateways` lists them)")
     exp.add_argument("--report-dir", default="reports")
     exp.add_argument("--found-dir", default="scenarios/found")
     return exp
@@ -43,7 +45,7 @@ def cmd_explore(args: argparse.Namespace, path: Path) -> int:
     from chaos.explore.strategies import fault_strategy, parse_kinds
     from chaos.scenario.loader import load_scenario
 
-    scenario = load_scenario(path, args.set)
+    scenario = load_scenario(path, args.set, gateway=args.gateway)
     if args.max_examples < 1:
         raise ScenarioError("--max-examples must be at least 1", "--max-examples")
     phase = _duration(args.phase_duration, "--phase-duration")

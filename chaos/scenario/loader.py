@@ -1,44 +1,45 @@
 """File -> validated Scenario, or one ScenarioError naming file, line and key path."""
 
 
-import difflib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-from pydantic import ValidationError
 
 from chaos.errors import ScenarioError
 from chaos.scenario.build_roots import allowed_roots, outside
 from chaos.scenario.checks import cross_check
 from chaos.scenario.external import check_external
+from chaos.scenario.gateways import apply_gateway
 from chaos.scenario.lint import target_fault_warnings
 from chaos.scenario.model import Scenario
+from chaos.scenario.model_errors import validate_model
 from chaos.scenario.overrides import apply_override
 from chaos.scenario.references import REFERENCE, bypass_warnings
-from chaos.scenario.units import shown
 from chaos.scenario.yaml_marks import MAX_FILE_BYTES, MarkedDocument, load_marked
 
 __all__ = ["REFERENCE", "check_scenario", "load_scenario", "scale_phases", "validate"]
 
 
 def load_scenario(path: str | Path, overrides: list[str] | None = None,
-                  build_roots: Sequence[str | Path] = ()) -> Scenario:
+                  build_roots: Sequence[str | Path] = (), gateway: str | None = None) -> Scenario:
     """Read, override (``--set a.b=c``), validate and cross-check a scenario file."""
-    return check_scenario(path, overrides, build_roots)[0]
+    return check_scenario(path, overrides, build_roots, gateway)[0]
 
 
 def check_scenario(path: str | Path, overrides: list[str] | None = None,
-                   build_roots: Sequence[str | Path] = ()) -> tuple[Scenario, list[str]]:
+                   build_roots: Sequence[str | Path] = (),
+                   gateway: str | None = None) -> tuple[Scenario, list[str]]:
     """load_scenario plus warnings (``file:line: key: warning: ...``) about legal but
     suspicious files, such as traffic that bypasses a proxy. ``build_roots``: folders
-    (besides the scenario's own project) that ``build:`` may name (``--build-root``)."""
+    (besides the scenario's own project) that ``build:`` may name (``--build-root``).
+    ``gateway``: ``NAME:PROFILE`` (``--gateway``), winning over the file's ``gateway:``."""
     file = str(path)
     doc = load_marked(read_text(Path(path), file), file)
     if not isinstance(doc.data, dict):
         raise ScenarioError("expected a mapping with name, services, load, phases", file, 1)
     for item in overrides or []:
         apply_override(doc, item)
+    apply_gateway(doc, gateway)  # before validation: ${proxy.backend} is checked as usual
     scenario = validate(doc)
     cross_check(scenario, doc)
     check_external(scenario, doc)
@@ -101,49 +102,4 @@ def _scaled(fault: Any, factor: float) -> Any:
 
 
 def validate(doc: MarkedDocument) -> Scenario:
-    try:
-        return Scenario.model_validate(doc.data)
-    except ValidationError as exc:
-        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-        first = errors[0]
-        path = _data_path(doc.data, first["loc"])
-        message = _message(first)
-        if first["type"] == "extra_forbidden":
-            message += _suggestion(str(first["loc"][-1]), first["loc"][:-1], errors)
-        if len(errors) > 1:
-            message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-        raise doc.error(path, message) from None
-
-
-def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[str | int, ...]:
-    """pydantic's loc contains union member names; keep only steps that exist in the data."""
-    path: list[str | int] = []
-    node = data
-    for step in loc:
-        if isinstance(node, dict) and isinstance(step, str) and (step in node or step == loc[-1]):
-            path.append(step)
-            node = node.get(step)
-        elif isinstance(node, list) and isinstance(step, int):
-            path.append(step)
-            node = node[step] if step < len(node) else None
-    return tuple(path)
-
-
-def _suggestion(key: str, parent: tuple[Any, ...], errors: list[Any]) -> str:
-    """'durration' next to a missing 'duration': say which key was probably meant."""
-    missing = [str(e["loc"][-1]) for e in errors
-               if e["type"] == "missing" and tuple(e["loc"][:-1]) == tuple(parent)]
-    close = difflib.get_close_matches(key, missing, n=1, cutoff=0.6)
-    return f" (did you mean {shown(close[0])}?)" if close else ""
-
-
-def _message(error: Any) -> str:
-    kind = error["type"]
-    msg = str(error["msg"])
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "required key is missing"
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    return msg
+    return validate_model(doc, Scenario)

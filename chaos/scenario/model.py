@@ -585,6 +585,11 @@ class Scenario(Model):
     capture: Capture = Field(
         False, description="record evidence: pcaps, socket states (off by default)")
     witness: Witness = Field(default_factory=Witness)
+    gateway: str | None = Field(
+        None, pattern=r"^[a-z][a-z0-9_-]{0,39}:[a-z][a-z0-9_-]{0,39}$",
+        description="NAME:PROFILE of a gateway profile (docker/gateways/NAME/gateway.yaml): the "
+        "load target's service is built and started from it (`chaos gateways` lists them; "
+        "`chaos run --gateway` wins over this key)")
 
     def capture_spec(self) -> CaptureSpec | None:
         if self.capture is True:

@@ -63,7 +63,8 @@ assertions:
 """
 
 
-def run(tmp_path: Path, *sets: str) -> tuple[int, dict[str, Any], Path]:
+def run(tmp_path: Path, *sets: str, gateway: str | None = None
+        ) -> tuple[int, dict[str, Any], Path]:
     path = tmp_path / "witness-docker.yaml"
     path.write_text(SCENARIO, encoding="utf-8")
     reports = tmp_path / "reports"
@@ -71,6 +72,8 @@ def run(tmp_path: Path, *sets: str) -> tuple[int, dict[str, Any], Path]:
             "--quiet"]
     for item in sets:
         args += ["--set", item]
+    if gateway:
+        args += ["--gateway", gateway]
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
     run_dir = next(p for p in reports.iterdir() if p.is_dir() and not p.is_symlink())
     result = json.loads((run_dir / "result.json").read_text())
@@ -103,8 +106,7 @@ def test_the_witness_agrees_with_the_reference_gateways_header_and_metric(
 
 
 def test_nginx_retries_are_counted_and_its_missing_breaker_is_named(tmp_path: Path) -> None:
-    code, result, _ = run(tmp_path, "services.gateway.build=docker/nginx",
-                          "services.gateway.env.NGINX_PROFILE=hardened")
+    code, result, _ = run(tmp_path, gateway="nginx:hardened")
     assert code == 1
     retried = one(result, "ok_after_retry")
     assert retried["status"] == "pass", retried  # from the attempts: nginx sends no header

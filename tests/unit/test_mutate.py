@@ -22,14 +22,14 @@ def test_default_mutants_are_the_reference_gateway_switches() -> None:
     mutants = default_mutants(load_scenario(CRASH))
     assert mutants["breaker-off"] == ["services.gateway.env.GATEWAY_BREAKER=off"]
     assert set(mutants) == {"retries-off", "breaker-off", "error-mapping-off", "timeouts-off"}
-    nginx = load_scenario(CRASH, ["services.gateway.build=docker/nginx"])
+    nginx = load_scenario(CRASH, gateway="nginx:stock")
     assert default_mutants(nginx) == {}
 
 
 def test_mutant_options_parse() -> None:
-    got = parse_mutants(["nginx-default=services.gateway.build=docker/nginx",
+    got = parse_mutants(["nginx-stock=services.gateway.build=docker/gateways/nginx",
                          "two=a.b=1", "two=c.d=2"])
-    assert got == {"nginx-default": ["services.gateway.build=docker/nginx"],
+    assert got == {"nginx-stock": ["services.gateway.build=docker/gateways/nginx"],
                    "two": ["a.b=1", "c.d=2"]}
     with pytest.raises(ScenarioError):
         parse_mutants(["no-setting"])

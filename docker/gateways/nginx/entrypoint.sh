@@ -2,9 +2,12 @@
 # Render the chosen profile with UPSTREAM_URL (http://host:port) and run nginx in the
 # foreground as the unprivileged user (the harness drops every capability).
 set -eu
-profile="${NGINX_PROFILE:-default}"
-case "$profile" in default|hardened) ;; *) echo "NGINX_PROFILE must be default or hardened" >&2; exit 2;; esac
-upstream="${UPSTREAM_URL:?UPSTREAM_URL is required}"
+profile="${GATEWAY_PROFILE:-stock}"
+case "$profile" in
+  stock|hardened) ;;
+  *) echo "GATEWAY_PROFILE must be stock or hardened, got '${profile}'" >&2; exit 2;;
+esac
+upstream="${UPSTREAM_URL:?UPSTREAM_URL is required (http://host:port)}"
 hostport="${upstream#http://}"
 hostport="${hostport%%/*}"
 mkdir -p /tmp/nginx  # /tmp is a fresh tmpfs under a read-only root

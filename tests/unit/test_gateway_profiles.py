@@ -1,0 +1,128 @@
+"""Gateway profiles (docker/gateways/<name>/gateway.yaml) and `gateway: NAME:PROFILE`
+(chaos/scenario/gateways.py): loading errors name file:line:key, a profile rewrites the
+load target's service, --gateway wins over the file, unknown names exit 2 with the list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chaos.cli import main
+from chaos.errors import ScenarioError
+from chaos.rerun import run_command
+from chaos.scenario.gateways import load_profile
+from chaos.scenario.loader import load_scenario
+from tests.fixtures.scenarios import MINIMAL, write_scenario
+
+SWITCHED = MINIMAL.replace(
+    'env: {UPSTREAM_URL: "${proxy.backend}"}',
+    'memory: 256m, env: {UPSTREAM_URL: "${proxy.backend}", GATEWAY_RETRIES: "off"}')
+PROBE = "probes:\n  breaker: {service: gateway, interval: 100ms}\n"
+
+GOOD = """\
+name: demo
+port: 8000
+health: /healthz
+upstream_env: UPSTREAM_URL
+profile_env: GATEWAY_PROFILE
+profiles: {stock: "defaults"}
+version: ["demo", "-v"]
+"""
+
+
+def _profile(tmp_path: Path, text: str) -> Path:
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    (folder / "Dockerfile").write_text("FROM scratch\n")
+    file = folder / "gateway.yaml"
+    file.write_text(text, encoding="utf-8")
+    return file
+
+
+@pytest.mark.parametrize(("text", "line", "key", "words"), [
+    (GOOD.replace("port: 8000", "port: eighty"), 2, "port", "valid integer"),
+    (GOOD + "metrcs: /metrics\n", 8, "metrcs", "unknown key"),
+    (GOOD.replace("name: demo", "name: other"), 1, "name", "folder's name"),
+    (GOOD.replace('version: ["demo", "-v"]', "version: []"), 7, "version", "at least 1"),
+    (GOOD.replace("health: /healthz", "health: healthz"), 3, "health", "pattern"),
+    (GOOD + "breaker: {metric: x, open_valu: 1}\n", 8, "breaker.open_valu", "unknown key"),
+])
+def test_a_bad_profile_names_file_line_and_key(tmp_path: Path, text: str, line: int, key: str,
+                                               words: str) -> None:
+    file = _profile(tmp_path, text)
+    with pytest.raises(ScenarioError) as caught:
+        load_profile(file)
+    assert caught.value.render().startswith(f"{file}:{line}: {key}: "), caught.value.render()
+    assert words in caught.value.message
+
+
+def test_a_profile_without_a_dockerfile_is_refused(tmp_path: Path) -> None:
+    file = _profile(tmp_path, GOOD)
+    (file.parent / "Dockerfile").unlink()
+    with pytest.raises(ScenarioError, match="has no Dockerfile"):
+        load_profile(file)
+
+
+def test_a_profile_replaces_build_port_health_env_and_the_breaker_probe(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path, text=SWITCHED + PROBE)
+    scenario = load_scenario(path, gateway="nginx:hardened")
+    gateway = scenario.services["gateway"]
+    assert (gateway.build, gateway.port, gateway.health) == ("docker/gateways/nginx", 8000,
+                                                             "/healthz")
+    assert gateway.env == {"UPSTREAM_URL": "${proxy.backend}", "GATEWAY_PROFILE": "hardened"}
+    assert gateway.memory == "256m"  # what the profile does not say is kept
+    assert scenario.probes.breaker is None  # nginx has no breaker metric: the witness judges
+    assert scenario.gateway == "nginx:hardened"
+
+
+def test_the_reference_profile_keeps_a_breaker_probe_at_its_metrics(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path, text=SWITCHED + PROBE)
+    scenario = load_scenario(path, gateway="reference:default")
+    gateway = scenario.services["gateway"]
+    assert gateway.build == "docker/gateway" and gateway.env == {"UPSTREAM_URL": "${proxy.backend}"}
+    breaker = scenario.probes.breaker
+    assert breaker is not None
+    assert (breaker.path, breaker.metric, breaker.open_value, breaker.interval) == (
+        "/metrics", "gateway_breaker_state", 1.0, 0.1)
+
+
+def test_gateway_on_the_command_line_wins_over_the_file(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path, text=SWITCHED + "gateway: nginx:stock\n")
+    assert load_scenario(path).services["gateway"].env["GATEWAY_PROFILE"] == "stock"
+    scenario = load_scenario(path, gateway="nginx:hardened")
+    assert scenario.services["gateway"].env["GATEWAY_PROFILE"] == "hardened"
+    assert scenario.gateway == "nginx:hardened"
+    assert "--gateway nginx:hardened" in run_command(path, gateway="nginx:hardened")
+
+
+def test_unknown_gateway_or_profile_exits_2_listing_what_exists(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_scenario(tmp_path)
+    assert main(["validate", str(path), "--gateway", "nope:stock"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("--gateway: no gateway named 'nope'") and "nginx:hardened" in err
+    assert main(["validate", str(path), "--gateway", "nginx:tuned"]) == 2
+    err = capsys.readouterr().err
+    assert "gateway nginx has no profile 'tuned'" in err and "reference:default" in err
+    in_file = write_scenario(tmp_path, "in-file.yaml", text=MINIMAL + "gateway: nginx:tuned\n")
+    assert main(["validate", str(in_file)]) == 2
+    assert capsys.readouterr().err.startswith(f"{in_file}:18: gateway: gateway nginx has no")
+
+
+def test_a_load_target_without_upstream_url_exits_2_saying_what_is_needed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = MINIMAL.replace('env: {UPSTREAM_URL: "${proxy.backend}"}', 'env: {TARGET: x}')
+    path = write_scenario(tmp_path, text=text)
+    assert main(["run", str(path), "--gateway", "nginx:stock"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("--gateway: ") and "env UPSTREAM_URL" in err and "load.target" in err
+
+
+def test_chaos_gateways_lists_name_profile_and_description(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["gateways"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("nginx:stock ") and "defaults" in line for line in lines)
+    assert any(line.startswith("reference:default ") for line in lines)
+    assert not any("INVALID" in line for line in lines), lines
