@@ -162,12 +162,6 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     return matrix(args)
 
 
-def cmd_matrix(args: argparse.Namespace) -> int:
-    from chaos.matrix.command import cmd_matrix as matrix
-
-    return matrix(args)
-
-
 def cmd_toxiproxy(args: argparse.Namespace) -> int:
     from chaos.proxy.embedded.__main__ import main as serve
 
@@ -244,12 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_report)
     from chaos.explore.command import add_parser as add_explore
     from chaos.matrix.command import add_parser as add_matrix
-    from chaos.matrix.command import add_parser as add_matrix
     from chaos.mutate import add_parser as add_mutate
 
     add_explore(sub).set_defaults(func=cmd_explore)
     add_mutate(sub).set_defaults(func=cmd_mutate)
-    add_matrix(sub).set_defaults(func=cmd_matrix)
     add_matrix(sub).set_defaults(func=cmd_matrix)
     toxi = sub.add_parser("toxiproxy", help="the project's Toxiproxy-API server")
     toxi_sub = toxi.add_subparsers(dest="toxiproxy_command", required=True)
