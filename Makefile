@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed-stamp
 SCENARIO ?= backend-crash
 ARGS ?=
 
-.PHONY: help venv setup browser chaos test test-fast test-integration lint bench clean schema
+.PHONY: help venv setup browser chaos matrix scorecard test test-fast test-integration lint bench clean schema
 
 help:
 	@echo "make chaos SCENARIO=backend-crash   run scenarios/<name>.yaml (ARGS='--set k=v' to override)"
+	@echo "make matrix                          the whole library on every gateway profile (chaos matrix; ARGS='--id ID' resumes)"
+	@echo "make scorecard                       the README scorecard table of reports/matrix-latest"
 	@echo "make test                           all tests: unit, integration, Docker (sets everything up)"
 	@echo "make test-fast                      tests/unit only: pure and fast, no Docker"
 	@echo "make test-integration               tests/integration: local processes on 127.0.0.1, no Docker"
@@ -33,6 +35,15 @@ chaos: setup
 	@$(BIN)/chaos run scenarios/$(SCENARIO).yaml $(ARGS) || { code=$$?; \
 	  echo "make chaos: chaos run exited $$code (make reports any failure as 2; gate CI on chaos run's own exit code)" >&2; \
 	  exit $$code; }
+
+# The whole library on every profile under docker/gateways/ (hours; resumable: ARGS='--id
+# ID' skips the cells already done with the same inputs). chaos matrix exits 0 when every
+# cell ran, whatever the verdicts: a matrix is a report, not a gate.
+matrix: setup
+	$(BIN)/chaos matrix $(ARGS)
+
+scorecard: $(STAMP)
+	@$(BIN)/chaos matrix --markdown $(or $(ID),latest)
 
 # Debian's chromium renders report.html in the browser tests (Playwright drives it; no
 # browser download). Installed only when missing, and only where apt-get can (root).
@@ -57,6 +68,7 @@ bench: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/chaos schema > schemas/scenario.schema.json
+	$(BIN)/python -m chaos.matrix.store > schemas/matrix.schema.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check chaos tests docker benchmarks
