@@ -38,6 +38,7 @@ from chaos.scenario.yaml_marks import line_of_key
 from chaos.session import RunSession
 from chaos.session_api import RunSessionLike, SessionFactory, witness_of
 from chaos.stack.base import Stack, StackFactory
+from chaos.stack.gateway_version import gateway_label
 from chaos.verdict.evaluate import Evidence, evaluate, overall, scoped_requests
 from chaos.verdict.generator import check_generator
 from chaos.verdict.recovery import recovery_line, run_recovery
@@ -149,6 +150,10 @@ def run_scenario(scenario: Scenario, *, file: str = "", scenario_yaml: str = "",
     )
     _judge(scenario, session, result, bus, masker)
     result.environment = report_environment()
+    if scenario.gateway is not None:  # a gateway profile ran: name, version line, profile
+        result.gateway = scenario.gateway
+        result.environment["gateway"] = gateway_label(
+            scenario.gateway, getattr(stack, "gateway_version", None))
     result = masker.apply(result)
     if baseline is not None and result.verdict not in ("error", "interrupted"):
         from chaos.verdict.baseline import apply_baseline

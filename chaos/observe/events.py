@@ -153,6 +153,8 @@ class ServiceReady(Event):
     service: str = ""
     image: str = ""
     seconds: float = 0.0
+    version: str = ""  # a gateway profile's version line, once read (chaos.stack.gateway_version)
+    warning: str = ""  # why that version could not be read (the run goes on)
     kind: str = "service_ready"
 
 

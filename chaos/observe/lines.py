@@ -66,7 +66,9 @@ def describe(event: Event) -> str:
         TeardownProblems: lambda e: "teardown problems: " + "; ".join(e.problems),
         LeftForSweep: lambda e: f"left for `chaos doctor --sweep`: {', '.join(e.entries)}",
         LabelledRemoved: lambda e: f"removed everything labelled run={e.run_id}",
-        ServiceReady: lambda e: f"service {e.service} ready ({e.image}, {e.seconds:.1f}s)",
+        ServiceReady: lambda e: f"service {e.service} ready ({e.image}, {e.seconds:.1f}s)"
+        + (f": {e.version}" if e.version else "")
+        + (f"; warning: its version is unknown: {e.warning}" if e.warning else ""),
         PhaseStarted: lambda e: f"phase {e.phase} ({e.duration:g}s)",
         FaultInjected: lambda e: f"  {'restore' if e.restore else 'fault on'}: "
         + e.description + _took(e),

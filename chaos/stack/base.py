@@ -87,6 +87,7 @@ class BaseStack:
 
     provider = ""
     has_tap: bool | None = None
+    gateway_version: str | None = None  # `gateway: NAME:PROFILE` runs: its version line
 
     def __init__(self, scenario: Scenario, run_id: str, run_dir: Path, bus: EventBus) -> None:
         self.scenario = scenario

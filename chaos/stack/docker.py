@@ -49,9 +49,11 @@ from chaos.runtime.images import ensure_image, image_for_build, spec_for_build_d
 from chaos.runtime.ledger import Remover, docker_removers
 from chaos.runtime.paths import project_root
 from chaos.scenario.build_roots import resolve_build
+from chaos.scenario.gateways import find
 from chaos.scenario.loader import REFERENCE
 from chaos.scenario.model import NetFault, Scenario
 from chaos.stack.base import BaseStack
+from chaos.stack.gateway_version import read_version
 from chaos.witness.plan import refuse_tap
 
 PROXY_SERVICE = "toxiproxy"
@@ -243,7 +245,21 @@ class DockerStack(BaseStack):
         service = self.scenario.services[name]
         seconds = self.env.wait_healthy(name, service.health, timeout=self.ready_timeout)
         ready.add(name)
-        self.bus.emit(ServiceReady(service=name, image=self.images[name], seconds=seconds))
+        version, warning = self._gateway_version(name)
+        self.bus.emit(ServiceReady(service=name, image=self.images[name], seconds=seconds,
+                                   version=version or "", warning=warning))
+
+    def _gateway_version(self, name: str) -> tuple[str | None, str]:
+        """The load target of a ``gateway: NAME:PROFILE`` run: its profile's version line."""
+        spec = self.scenario.gateway
+        if spec is None or name != self.scenario.load.target or self.env is None:
+            return None, ""
+        try:
+            profile = find(spec)[0]
+        except ScenarioError as exc:  # the profile changed since the run was validated
+            return None, exc.render()
+        self.gateway_version, warning = read_version(self.env.container(name), profile.version)
+        return self.gateway_version, warning
 
     def _start_capture(self) -> None:
         """tcpdump + ss sidecars before the load starts, so the first SYNs are in the pcaps."""

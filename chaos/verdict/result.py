@@ -166,6 +166,8 @@ class Result:
     schema_version: int = SCHEMA_VERSION
     # Derived when the reports are written (chaos.report.derive); None/empty = not known.
     environment: dict[str, str] = field(default_factory=dict)  # tool and engine versions
+    # `gateway: NAME:PROFILE` / `--gateway` (chaos/scenario/gateways.py); None: the scenario's own
+    gateway: str | None = None
     upstream: list[tuple[float, float]] = field(default_factory=list)  # (t, upstream requests counter)
     retry_amplification: float | None = None  # upstream requests per client request, whole run
     retry_amplification_by_phase: dict[str, float] = field(default_factory=dict)

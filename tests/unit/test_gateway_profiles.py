@@ -4,15 +4,19 @@ load target's service, --gateway wins over the file, unknown names exit 2 with t
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from chaos.cli import main
 from chaos.errors import ScenarioError
+from chaos.observe.events import ServiceReady
+from chaos.observe.lines import describe
 from chaos.rerun import run_command
 from chaos.scenario.gateways import load_profile
 from chaos.scenario.loader import load_scenario
+from chaos.stack.gateway_version import gateway_label, read_version
 from tests.fixtures.scenarios import MINIMAL, write_scenario
 
 SWITCHED = MINIMAL.replace(
@@ -126,3 +130,43 @@ def test_chaos_gateways_lists_name_profile_and_description(
     assert any(line.startswith("nginx:stock ") and "defaults" in line for line in lines)
     assert any(line.startswith("reference:default ") for line in lines)
     assert not any("INVALID" in line for line in lines), lines
+
+
+class _Container:
+    """docker-py's Container.exec_run, as the version reader uses it."""
+
+    def __init__(self, code: int = 0, output: bytes = b"", hang: float = 0.0,
+                 error: Exception | None = None) -> None:
+        self.code, self.output, self.hang, self.error = code, output, hang, error
+        self.argv: list[str] = []
+
+    def exec_run(self, argv: list[str], stdout: bool, stderr: bool) -> tuple[int, bytes]:
+        self.argv = argv
+        if self.error is not None:
+            raise self.error
+        time.sleep(self.hang)
+        return self.code, self.output
+
+
+def test_the_version_is_the_first_line_and_a_failure_only_a_warning() -> None:
+    box = _Container(output=b"\nnginx version: nginx/1.22.1\nbuilt with OpenSSL\n")
+    assert read_version(box, ["nginx", "-v"]) == ("nginx version: nginx/1.22.1", "")
+    assert box.argv == ["nginx", "-v"]
+    assert read_version(_Container(code=127, output=b"sh: nginx: not found"), ["nginx"]) == (
+        None, "`nginx` exited 127: sh: nginx: not found")
+    started = time.monotonic()
+    version, warning = read_version(_Container(hang=5.0), ["slow"], timeout=0.2)
+    assert version is None and "did not answer within 0.2s" in warning
+    assert time.monotonic() - started < 2
+    version, warning = read_version(_Container(error=RuntimeError("409 conflict")), ["x"])
+    assert version is None and "409 conflict" in warning
+    assert gateway_label("nginx:hardened", "nginx version: nginx/1.22.1") == (
+        "nginx nginx version: nginx/1.22.1 (hardened)")
+    assert gateway_label("haproxy:stock", None) == "haproxy unknown (stock)"
+
+
+def test_the_console_shows_the_version_or_the_warning() -> None:
+    ready = ServiceReady(service="gateway", image="img", seconds=1.0, version="HAProxy 2.6.12")
+    assert describe(ready).endswith("ready (img, 1.0s): HAProxy 2.6.12")
+    late = ServiceReady(service="gateway", image="img", seconds=1.0, warning="`x` exited 1")
+    assert describe(late).endswith("; warning: its version is unknown: `x` exited 1")
