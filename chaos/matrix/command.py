@@ -112,6 +112,25 @@ def _save(matrix: store.Matrix, folder: Path) -> None:
     html.write(matrix, folder)
 
 
+def _validate(cells: list[plan.Cell], sets: list[str]) -> None:
+    """Every cell's scenario as its run will read it (with its profile and the --set args),
+    before anything runs: bad input is exit 2 up front, not an error in every column."""
+    from chaos.scenario.loader import check_scenario
+
+    problems: list[str] = []
+    for cell in cells:
+        try:
+            check_scenario(cell.file, sets, (), cell.gateway)
+        except ScenarioError as exc:
+            problems.append(f"{exc.render()} (cell {cell.scenario} on {cell.gateway}: "
+                            f"{cell.file})")
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        raise ScenarioError(f"{len(problems)} of {len(cells)} cells cannot run (above); "
+                            "nothing was started", "chaos matrix")
+
+
 def _say(line: str) -> None:
     print(line, flush=True)
 
@@ -132,8 +151,9 @@ def cmd_matrix(args: argparse.Namespace, root: Path | None = None) -> int:
     if args.cell_timeout <= 0:
         raise ScenarioError("--cell-timeout must be > 0 seconds", "--cell-timeout")
     files = plan.scenario_files(args.scenarios, root)
-    columns = plan.gateways(args.gateway, plan.discover(root))
+    columns = plan.gateways(args.gateway, plan.discover())
     cells = plan.plan(files, columns, args.set)
+    _validate(cells, args.set)
     matrix, folder = _open(args, cells)
     _save(matrix, folder)
     harness_broke = False

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import yaml
-
 from chaos.errors import ScenarioError
 
 _SPEC = re.compile(r"^([a-z0-9][a-z0-9_.-]*):([a-z0-9][a-z0-9_.-]*)$")
@@ -48,24 +46,16 @@ class Cell:
         return f"{self.scenario}/{self.gateway.replace(':', '-')}"
 
 
-def discover(root: Path) -> dict[str, Profile]:
-    """Every profile under <root>/docker/gateways/*/gateway.yaml (chaos run checks each
-    file in full when a cell uses it; here only what the matrix needs is read)."""
+def discover() -> dict[str, Profile]:
+    """Every profile under docker/gateways/*/gateway.yaml, read and checked by the loader
+    `chaos run` uses (a broken gateway.yaml is exit 2 naming its file, line and key)."""
+    from chaos.scenario.gateways import build_folder, load_profile, profile_files
+
     found: dict[str, Profile] = {}
-    for spec in sorted((root / "docker" / "gateways").glob("*/gateway.yaml")):
-        try:
-            data = yaml.safe_load(spec.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            line = getattr(getattr(exc, "problem_mark", None), "line", None)
-            raise ScenarioError(f"not valid YAML: {exc}", str(spec),
-                                line=None if line is None else line + 1) from exc
-        profiles = data.get("profiles") if isinstance(data, dict) else None
-        if not isinstance(profiles, dict) or not profiles:
-            raise ScenarioError("a gateway profile needs a `profiles:` mapping", str(spec),
-                                key="profiles")
-        name = str(data.get("name") or spec.parent.name)
-        build = (spec.parent / str(data.get("build") or ".")).resolve()
-        found[name] = Profile(name, spec.parent, build, tuple(str(p) for p in profiles))
+    for file in profile_files():
+        profile = load_profile(file)
+        found[profile.name] = Profile(profile.name, file.parent, build_folder(file, profile),
+                                      tuple(profile.profiles))
     return found
 
 

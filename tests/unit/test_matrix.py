@@ -19,12 +19,25 @@ from lxml import html as lxml_html
 
 from chaos.cli import main
 from chaos.matrix import plan, store
+from chaos.scenario import gateways
+from tests.fixtures.scenarios import scenario_text
 from tests.unit.test_report_upstream import assert_valid
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = ROOT / "tests" / "fixtures" / "fake_chaos_run.py"
-SCENARIO = "name: {name}\n# fake: {action}\n"
-PROFILE = "name: {name}\nport: 8000\nhealth: /healthz\nprofiles:\n  stock: s\n  hardened: h\n"
+PROFILE = """name: {name}
+port: 8000
+health: /healthz
+upstream_env: UPSTREAM_URL
+profile_env: GATEWAY_PROFILE
+profiles: {{stock: s, hardened: h}}
+version: [{name}, -v]
+"""
+
+
+def _scenario(name: str, action: str) -> str:
+    """The minimal valid scenario, and what the stand-in run does with it."""
+    return f"# fake: {action}\n" + scenario_text(name)
 
 
 @pytest.fixture()
@@ -32,13 +45,14 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project folder: scenarios a (pass) and b (fail), gateways beta and alpha."""
     for name, action in (("b-fails", "fail"), ("a-passes", "pass")):
         (tmp_path / "scenarios").mkdir(exist_ok=True)
-        (tmp_path / "scenarios" / f"{name}.yaml").write_text(SCENARIO.format(name=name,
-                                                                             action=action))
+        (tmp_path / "scenarios" / f"{name}.yaml").write_text(_scenario(name, action))
     for name in ("beta", "alpha"):
         folder = tmp_path / "docker" / "gateways" / name
         folder.mkdir(parents=True)
         (folder / "gateway.yaml").write_text(PROFILE.format(name=name))
         (folder / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "pyproject.toml").write_text("")  # the scenarios' project: builds may be here
+    monkeypatch.setattr(gateways, "gateways_dir", lambda: tmp_path / "docker" / "gateways")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CHAOS_MATRIX_RUN", f"{sys.executable} {FAKE}")
     monkeypatch.setenv("FAKE_CHAOS_LOG", str(tmp_path / "calls.log"))
@@ -67,10 +81,10 @@ def test_cells_run_row_by_row_in_a_fixed_order(project: Path) -> None:
 
 def test_no_gateway_means_every_profile_in_name_order(project: Path) -> None:
     """Gateways by name; each one's profiles as its gateway.yaml lists them."""
-    columns = plan.gateways([], plan.discover(project))
+    columns = plan.gateways([], plan.discover())
     assert [c for c, _ in columns] == ["alpha:stock", "alpha:hardened", "beta:stock",
                                        "beta:hardened"]
-    assert [c for c, _ in plan.gateways(["all"], plan.discover(project))] == [
+    assert [c for c, _ in plan.gateways(["all"], plan.discover())] == [
         c for c, _ in columns]
 
 
@@ -93,7 +107,7 @@ def test_a_finished_cell_with_the_same_inputs_is_not_rerun(project: Path) -> Non
 
 
 def test_a_timed_out_cell_is_an_error_and_the_matrix_goes_on(project: Path) -> None:
-    (project / "scenarios" / "a-passes.yaml").write_text(SCENARIO.format(name="a", action="sleep 30"))
+    (project / "scenarios" / "a-passes.yaml").write_text(_scenario("a", "sleep 30"))
     started = time.monotonic()
     assert main(["matrix", "--gateway", "alpha:stock", "--cell-timeout", "1.5", "--id", "t"]) == 0
     assert time.monotonic() - started < 15
@@ -110,7 +124,7 @@ def test_a_timed_out_cell_is_an_error_and_the_matrix_goes_on(project: Path) -> N
 
 
 def test_a_broken_harness_cell_makes_the_matrix_exit_3(project: Path) -> None:
-    (project / "scenarios" / "a-passes.yaml").write_text(SCENARIO.format(name="a", action="exit 3"))
+    (project / "scenarios" / "a-passes.yaml").write_text(_scenario("a", "exit 3"))
     assert main(["matrix", "--gateway", "alpha:stock", "--id", "t"]) == 3
     cell = _matrix(project).cell("a-passes", "alpha:stock")
     assert cell is not None and cell.verdict == "error" and cell.exit_code == 3
@@ -129,6 +143,22 @@ def test_bad_input_is_exit_2_naming_it(project: Path, capsys: pytest.CaptureFixt
                                        argv: list[str], words: str) -> None:
     assert main(["matrix", *argv]) == 2
     assert words in capsys.readouterr().err
+    assert _calls(project) == []
+
+
+def test_a_cell_that_cannot_run_is_refused_before_anything_starts(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each cell's scenario is read as its run will read it, profile and --set included."""
+    assert main(["matrix", "--gateway", "alpha:stock", "--set", "load.users=many"]) == 2
+    err = capsys.readouterr().err
+    assert "--set load.users" in err and "(cell a-passes on alpha:stock: " in err
+    assert "2 of 2 cells cannot run" in err
+    broken = project / "scenarios" / "b-fails.yaml"
+    broken.write_text(broken.read_text().replace('env: {UPSTREAM_URL: "${proxy.backend}"}', ""))
+    assert main(["matrix", "--gateway", "alpha:stock"]) == 2
+    err = capsys.readouterr().err
+    assert "must say where its upstream is" in err and "alpha:stock: " in err
+    assert "scenarios/b-fails.yaml)" in err
     assert _calls(project) == []
 
 
@@ -202,23 +232,30 @@ def test_markdown_prints_the_scorecard(project: Path, capsys: pytest.CaptureFixt
     assert main(["matrix", "--markdown", "missing"]) == 2
 
 
-def test_sigterm_stops_the_cell_and_leaves_matrix_json_whole(project: Path) -> None:
-    (project / "scenarios" / "b-fails.yaml").write_text(SCENARIO.format(name="b", action="sleep 30"))
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_cell_and_leaves_matrix_json_whole(project: Path,
+                                                             signum: signal.Signals) -> None:
+    """SIGTERM, or Ctrl-C (SIGINT): the running cell is stopped with SIGTERM, its run writes
+    its own interrupted result (its teardown), the matrix records it and exits 130."""
+    (project / "scenarios" / "b-fails.yaml").write_text(_scenario("b", "sleep 30"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # a fresh process: the repository's own profiles (reference:default) are the columns
     process = subprocess.Popen([sys.executable, "-m", "chaos.cli", "matrix", "--gateway",
-                                "alpha:stock", "--id", "t"], cwd=project, env=env,
+                                "reference:default", "--id", "t"], cwd=project, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
     while len(_calls(project)) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(0.5)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     _, err = process.communicate(timeout=20)
     assert process.returncode == 130, err
     assert "resume with --id t" in err
     matrix = _matrix(project)
-    kept, stopped = matrix.cell("a-passes", "alpha:stock"), matrix.cell("b-fails", "alpha:stock")
+    kept = matrix.cell("a-passes", "reference:default")
+    stopped = matrix.cell("b-fails", "reference:default")
     assert kept is not None and kept.verdict == "pass"
     assert stopped is not None and stopped.verdict == "error"
     assert stopped.error and stopped.error.startswith("interrupted")
-    assert list((project / "reports" / "matrix-t" / "b-fails" / "alpha-stock").glob("*/result.json"))
+    assert list((project / "reports" / "matrix-t" / "b-fails" / "reference-default").glob(
+        "*/result.json"))
