@@ -7,7 +7,11 @@ case "$profile" in
   stock|hardened) ;;
   *) echo "caddy: unknown GATEWAY_PROFILE '${profile}' (expected stock or hardened)" >&2; exit 2;;
 esac
-upstream="${UPSTREAM_URL:?UPSTREAM_URL is required (http://host:port)}"
+upstream="${UPSTREAM_URL:-}"
+case "$upstream" in
+  http://?*) ;;
+  *) echo "caddy: UPSTREAM_URL must be http://host:port (got '${upstream}')" >&2; exit 2;;
+esac
 hostport="${upstream#http://}"
 hostport="${hostport%%/*}"
 export UPSTREAM="$hostport"  # read by the Caddyfile as {$UPSTREAM}
