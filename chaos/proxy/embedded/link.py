@@ -18,10 +18,14 @@ Unlike the real server, an EOF is passed on as a half-close, so request
 bodies followed by ``shutdown(SHUT_WR)`` still get their answer.
 
 With the HTTP tap on (``chaos/proxy/embedded/tap.py``), each pipe feeds its
-reader every byte it reads, before writing it, and splices only as many bytes
-as the reader calls opaque (body bytes it has no use for), so framing always
-passes through ``recv`` and the parser while bodies keep the zero-copy path.
-The tap only watches: the bytes and their order are the same with it off.
+reader every byte it passes and splices only as many bytes as the reader calls
+opaque (body bytes it has no use for), so framing always passes through
+``recv`` and the parser while bodies keep the zero-copy path. The request
+side is fed as it is read (when the gateway sent it); the response side as it
+is written to the gateway, after the toxics (``at_write``), so an attempt's
+first byte, end and how it ended are what the gateway got, not what the
+upstream sent. The tap only watches: the bytes and their order are the same
+with it off.
 """
 
 from __future__ import annotations
@@ -55,9 +59,11 @@ class Pipe:
     """One direction: ``src`` -> toxics of ``stream`` -> ``dst``."""
 
     def __init__(self, conn: Connection, stream: str, src: Endpoint, dst: Endpoint,
-                 tap: Reader | None = None) -> None:
+                 tap: Reader | None = None, at_write: bool = False) -> None:
         self.conn = conn
         self.tap = tap
+        self.fed_on_write = tap if at_write else None  # fed as delivered, not as read
+        self.fed_on_read = None if at_write else tap
         self.stream = stream
         self.src = src
         self.dst = dst
@@ -68,6 +74,7 @@ class Pipe:
         self.busy = False
         self.bulk = False  # a read filled a whole chunk, or 1 MiB passed: worth a kernel pipe
         self.copied = 0
+        self.held = 0  # bytes read into the toxic chain and not (yet) written out of it
         self.pipe: SplicePipe | None = None
 
     def refresh(self, toxics: list[Toxic]) -> None:
@@ -113,6 +120,8 @@ class Pipe:
     async def write(self, data: bytes) -> None:
         self.conn.proxy.stats.add_bytes(self.stream, len(data))
         await self.dst.send(data)
+        if self.fed_on_write is not None:
+            self.fed_on_write.feed(data, time.time())
 
     async def read_loop(self) -> None:
         drained = False
@@ -139,8 +148,8 @@ class Pipe:
                     if moved != -2:
                         continue  # moved, or -1: a toxic came while waiting; decide again
                 data = await self.src.recv(CHUNK, drained)
-                if tap is not None:
-                    tap.feed(data, time.time())
+                if self.fed_on_read is not None:
+                    self.fed_on_read.feed(data, time.time())
                 if not data:
                     break
                 drained = len(data) < CHUNK
@@ -150,6 +159,7 @@ class Pipe:
                         self._go_bulk()
                     await self.write(data)
                 else:
+                    self.held += len(data)
                     await self.queue.put((data, time.monotonic()))
         except Exception as exc:  # OSError mostly; anything else must not strand the peer
             self.conn.failed(self.stream, exc)
@@ -215,6 +225,7 @@ class Pipe:
     async def _through(self, chain: list[Behaviour], index: int, data: bytes,
                        arrival: float) -> None:
         if index == len(chain):
+            self.held -= len(data)
             await self.write(data)
             return
         await chain[index].on_data(
@@ -232,7 +243,8 @@ class Connection:
         self.peer = client.peername()
         self.tap = tap
         self.up = Pipe(self, "upstream", client, upstream, tap.up if tap else None)
-        self.down = Pipe(self, "downstream", upstream, client, tap.down if tap else None)
+        self.down = Pipe(self, "downstream", upstream, client, tap.down if tap else None,
+                         at_write=True)
         self.tasks: list[asyncio.Task[None]] = []
         self.finished: set[str] = set()
         self.closed = False
@@ -251,17 +263,17 @@ class Connection:
     def eof(self, pipe: Pipe) -> None:
         """The source of ``pipe`` closed and its toxics let the close through."""
         pipe.dst.shutdown_write()
+        if self.tap is not None and pipe is self.down:  # the gateway got the upstream's FIN
+            self.tap.upstream_eof(time.time(), cut=pipe.held > 0)
         self.finished.add(pipe.stream)
         if len(self.finished) == 2:
             self.close(False)
 
     def source_eof(self, pipe: Pipe) -> None:
-        """The source of ``pipe`` sent its FIN (read at once, whatever the toxics do)."""
-        if self.tap is not None:
-            if pipe is self.up:
-                self.tap.gateway_eof(time.time())
-            else:
-                self.tap.upstream_eof(time.time())
+        """The source of ``pipe`` sent its FIN (read at once, whatever the toxics do): the
+        gateway's is when it gave up; the upstream's counts once delivered (``eof``)."""
+        if self.tap is not None and pipe is self.up:
+            self.tap.gateway_eof(time.time())
 
     def failed(self, stream: str, exc: BaseException) -> None:
         log.debug("proxy %s: %s %s failed: %r", self.proxy.name, self.peer, stream, exc)

@@ -164,7 +164,7 @@ class Proxy:
                 loop.remove_reader(listener.fileno())
                 loop.call_later(ACCEPT_RETRY, self._resume_accepting, listener)
                 return
-            task = asyncio.create_task(self._accept(sock, listener))
+            task = asyncio.create_task(self._accept(sock, listener, time.time()))
             self._dialling.add(task)
             task.add_done_callback(self._dialling.discard)
 
@@ -172,7 +172,8 @@ class Proxy:
         if listener is self._listener:  # not closed (or replaced) in the meantime
             asyncio.get_running_loop().add_reader(listener.fileno(), self._on_acceptable, listener)
 
-    async def _accept(self, sock: socket.socket, listener: socket.socket) -> None:
+    async def _accept(self, sock: socket.socket, listener: socket.socket,
+                      accepted: float) -> None:
         try:
             client = Endpoint(sock)
         except OSError:
@@ -186,12 +187,16 @@ class Proxy:
             upstream = await asyncio.wait_for(  # resolved at every dial: containers move
                 _dial(host, port), self.dial_timeout)
         except (OSError, ValueError) as exc:  # TimeoutError is an OSError
+            failed = time.time()  # the refused attempt's end (the peek below may wait)
             self.stats.dial_failures += 1
             log.warning("proxy %s: client %s: cannot reach upstream %s: %s", self.name, peer,
                         self.upstream, str(exc) or "dial timed out")
-            if self.attempts is not None:
-                refused(f"{self.name}#{number}", self.attempts, await _peek(client), time.time())
-            client.close()
+            try:
+                if self.attempts is not None:
+                    refused(f"{self.name}#{number}", self.attempts, await _peek(client), failed,
+                            accepted)
+            finally:  # also when disabled during the peek: the socket must not leak
+                client.close()
             return
         except asyncio.CancelledError:  # disabled while dialling
             client.close()

@@ -1,7 +1,9 @@
 """The HTTP/1.1 tap of one proxied connection: requests matched to responses, in order.
 
-The upstream pipe (gateway -> proxy -> upstream) feeds ``up``, the downstream
-pipe feeds ``down`` (``chaos/proxy/embedded/http1.py`` readers); pipelined and
+The upstream pipe (gateway -> proxy -> upstream) feeds ``up`` as it reads, the
+downstream pipe feeds ``down`` as it writes to the gateway, after the toxics
+(``chaos/proxy/embedded/http1.py`` readers): a response's first byte and end are
+when the gateway got them. Pipelined and
 keep-alive requests queue in ``pending`` and each response closes the oldest.
 How a connection ended is told by ``link.py`` (``cause``) and given to every
 attempt still open when it closes. The first bytes decide what the connection
@@ -238,9 +240,12 @@ class ConnTap:
             self._end_all(*self.cause or ("gateway_fin", now))
             self.down.stop()  # the rest of the response is nobody's: not parsed
 
-    def upstream_eof(self, now: float) -> None:
-        """No more response bytes can come: what is not complete now never will be."""
-        if self.down.state == UNTIL_CLOSE and self.pending:
+    def upstream_eof(self, now: float, cut: bool = False) -> None:
+        """The upstream's FIN reached the gateway: what is not complete now never will be.
+        ``cut``: a toxic dropped bytes of this direction, so what is missing is its doing."""
+        if cut and self.pending:
+            self.set_cause("toxic", now)
+        elif self.down.state == UNTIL_CLOSE and self.pending:
             self._resp_done(now)  # a close-delimited body ends at EOF: complete
         if self.pending:
             self.set_cause("upstream_closed", now)
@@ -263,15 +268,20 @@ class ConnTap:
             self.ring.publish(attempt)
 
 
-def refused(conn: str, ring: AttemptRing, peeked: bytes, now: float) -> None:
-    """A dial that failed: one attempt, with whatever of the gateway's head had come."""
+def refused(conn: str, ring: AttemptRing, peeked: bytes, now: float,
+            accepted: float | None = None) -> None:
+    """A dial that failed: one attempt, with whatever of the gateway's head had come. It
+    started when the gateway's connection was ``accepted`` and ended when the dial gave up
+    (``now``), so a dial that hung for seconds does not make it start late, out of order."""
+    if accepted is None:
+        accepted = now
     tap = ConnTap(conn, ring)
     if peeked:
-        tap.up.feed(peeked, now)
+        tap.up.feed(peeked, accepted)
         if tap.kind is None and tap.pending:  # a head not yet complete: read what is there
             _partial_head(tap.pending[0], peeked, ring)
     if not tap.pending:
-        attempt = Attempt(conn, now)
+        attempt = Attempt(conn, accepted)
         ring.begin(attempt)
         tap.pending.append(attempt)
     tap.set_cause("refused", now)
