@@ -83,7 +83,7 @@ def analyse(requests_path: Path, upstream_path: Path, t0: float,
         tally.joined = joined
     # with ids joined, attempts without one are not client traffic (see Tally.client_attempts)
     traffic = [a for a in index.ordered if a.rid is not None] if joined else index.ordered
-    spans = infer_spans(fast.merged(), traffic, served, index.sent)
+    spans = infer_spans(fast.merged(), traffic, served)
     for phase, n in shed_by_phase(fast, spans, traffic, served).items():
         tallies[phase].shed += n
     relative = [_relative(s, t0) for s in spans]

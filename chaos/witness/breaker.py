@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from chaos.witness.records import Attempt
@@ -106,15 +105,13 @@ class Served:
 
 
 def infer_spans(fast: list[tuple[float, int]], attempts: list[Attempt],
-                served: Served | None = None,
-                sent: Mapping[str, float] | None = None) -> list[Span]:
+                served: Served | None = None) -> list[Span]:
     """Open intervals from fast errors (time, count) and every attempt (both in time order).
 
-    Only new traffic counts as the upstream seeing attempts: the first attempt of each
-    client request, and inside an interval only of requests sent after it began (`sent`:
-    request id -> when the client sent it). A request admitted before the breaker opened
-    may go on retrying (and a refused attempt may be recorded only when the proxy's dial
-    gave up, seconds later); that is not traffic let through."""
+    Only the first attempt of each client request counts as the upstream seeing traffic:
+    a request's later attempts are its own retries (of a probe, or of a request admitted
+    before the breaker opened), not new traffic let through. An attempt's `t` is when the
+    gateway began it (a refused one's too: the proxy's accept, not its dial giving up)."""
     events = sorted([(t, 0, n, None) for t, n in fast]
                     + [(a.t, 1, 0, a) for a in _first_attempts(attempts)],
                     key=lambda e: (e[0], e[1]))
@@ -128,8 +125,6 @@ def infer_spans(fast: list[tuple[float, int]], attempts: list[Attempt],
             current.end, current.fast_errors = t, current.fast_errors + n
             continue
         assert attempt is not None
-        if current is not None and _admitted_before(attempt, current.start, sent):
-            continue
         if current is not None:
             if previous is None or t - previous.t >= PROBE_GAP_S:
                 current.probes.append(t)
@@ -144,11 +139,6 @@ def infer_spans(fast: list[tuple[float, int]], attempts: list[Attempt],
              and (served is None or served.lowest(s.start, s.end) <= MAX_SERVED_IN_FLIGHT)]
     _closings(found, attempts)
     return found
-
-
-def _admitted_before(attempt: Attempt, moment: float, sent: Mapping[str, float] | None) -> bool:
-    when = None if sent is None or attempt.rid is None else sent.get(attempt.rid)
-    return when is not None and when < moment
 
 
 def _first_attempts(attempts: list[Attempt]) -> list[Attempt]:

@@ -62,7 +62,6 @@ class AttemptIndex:
     by_rid: dict[str, list[Attempt]] = field(default_factory=dict)
     no_id: int = 0
     seen: set[str] = field(default_factory=set)  # attempts' rids some client record carried
-    sent: dict[str, float] = field(default_factory=dict)  # of those: when the client sent it
 
     def of(self, rid: str | None) -> list[Attempt]:
         """The attempts one client request caused (by its id), in time order."""
@@ -103,7 +102,5 @@ def join(requests: Iterable[ClientRequest],
     for request in requests:
         attempts = index.of(request.rid)
         if attempts:
-            rid = attempts[0].rid or ""
-            index.seen.add(rid)
-            index.sent[rid] = request.t
+            index.seen.add(attempts[0].rid or "")
         yield request, attempts

@@ -220,12 +220,14 @@ def test_the_join_keeps_nothing_per_client_record(tmp_path: Path) -> None:
 
 
 def test_stragglers_admitted_before_the_breaker_opened_do_not_end_it(tmp_path: Path) -> None:
-    """Requests sent before the breaker opened keep retrying (the proxy may record a
-    refused attempt only when its dial gave up): those attempts are not traffic let in."""
+    """Requests sent before the breaker opened whose dial to the killed container hangs:
+    the tap records each refused attempt from the accept (t) to the dial giving up (end),
+    so they start before the interval and are not traffic let in."""
     before_c, before_a = _flow(0.0, 1.0, "h")
     stragglers = [client(f"s{k}", 0.95, "graceful_error", status=502, latency_ms=1400)
                   for k in range(3)]
-    late = [attempt(f"s{k}", 2.3 + k * 0.01, status=None, ended="refused") for k in range(3)]
+    late = [attempt(f"s{k}", 0.951, took=1.35 + k * 0.01, status=None, ended="refused")
+            for k in range(3)]
     fast = [client(f"f{i}", 1.0 + i * 0.05, "graceful_error", status=503, latency_ms=1)
             for i in range(60)]  # 1.0 .. 3.95 s
     after_c, after_a = _flow(4.0, 5.0, "r")
