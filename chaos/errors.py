@@ -130,6 +130,12 @@ class ScenarioFailed(Exception):
     """
 
 
+class CellStopped(Exception):
+    """Ctrl-C or SIGTERM reached `chaos matrix` while a cell ran; the cell's run has been
+    stopped (its own teardown ran) and its record is the argument. Not a ChaosError: the
+    matrix catches it, writes matrix.json and exits 130 itself."""
+
+
 class Interrupted(ChaosError):
     """The run was interrupted by SIGINT or SIGTERM; teardown still happened."""
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from chaos.errors import ScenarioError
+from chaos.errors import CellStopped, ScenarioError
 from chaos.matrix import html, plan, store
-from chaos.matrix.runner import Stopped, run_cell
+from chaos.matrix.runner import run_cell
 
 EXIT_HARNESS, EXIT_INTERRUPTED = 3, 130
 
@@ -69,7 +69,7 @@ def cmd_markdown(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _sigterm_stops() -> Iterator[None]:
     def on_term(signum: int, frame: FrameType | None) -> None:
-        raise Stopped()
+        raise CellStopped()
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
@@ -166,7 +166,7 @@ def cmd_matrix(args: argparse.Namespace, root: Path | None = None) -> int:
                 continue
             try:
                 record = run_cell(cell, folder, args.set, args.cell_timeout)
-            except Stopped as stop:
+            except CellStopped as stop:
                 if stop.args:
                     matrix.put(stop.args[0])
                 _save(matrix, folder)

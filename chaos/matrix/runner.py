@@ -20,16 +20,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chaos.errors import CellStopped
 from chaos.matrix.plan import Cell
 from chaos.matrix.store import CellRecord, FirstFailure, Verdict
 
 TEARDOWN_GRACE_S = 60.0  # how long a stopped run may take to remove what it made
 RUN_COMMAND_ENV = "CHAOS_MATRIX_RUN"  # tests: the command that stands in for `chaos run`
 VERDICTS: dict[str, Verdict] = {"pass": "pass", "fail": "fail", "inconclusive": "inconclusive"}
-
-
-class Stopped(Exception):
-    """Ctrl-C or SIGTERM reached the matrix while a cell ran; the cell has been stopped."""
 
 
 def run_command() -> list[str]:
@@ -103,7 +100,7 @@ def _record(cell: Cell, matrix_dir: Path, started: float, code: int | None,
 
 
 def run_cell(cell: Cell, matrix_dir: Path, sets: list[str], timeout_s: float) -> CellRecord:
-    """Run one cell to its record. Raises Stopped (after stopping the run) on Ctrl-C/SIGTERM,
+    """Run one cell to its record. Raises CellStopped (after stopping the run) on Ctrl-C/SIGTERM,
     with the interrupted cell's record as its argument."""
     report_dir = matrix_dir / cell.slug
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -122,9 +119,9 @@ def run_cell(cell: Cell, matrix_dir: Path, sets: list[str], timeout_s: float) ->
         except subprocess.TimeoutExpired:
             _stop(process)
             code, error = None, f"timed out after {timeout_s:g}s (--cell-timeout); stopped"
-        except (KeyboardInterrupt, Stopped):
+        except (KeyboardInterrupt, CellStopped):
             _stop(process)
-            raise Stopped(_record(cell, matrix_dir, started, None, "interrupted: the matrix "
+            raise CellStopped(_record(cell, matrix_dir, started, None, "interrupted: the matrix "
                                   "was stopped while this cell ran",
                                   _newest_result(report_dir, wall))) from None
     if code not in (0, 1, 4, None) and error is None:

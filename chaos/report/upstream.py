@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from chaos.chart_frame import frame
+from chaos.outcomes import OK_AFTER_RETRY
 from chaos.report import upstream_chart
 from chaos.verdict.result import Result
 
@@ -94,7 +95,7 @@ def _mechanism(name: str, m: dict[str, Any]) -> dict[str, Any]:
         "name": name, "requests": _int(m.get("requests")), "attempts": _int(m.get("attempts")),
         "mean": "n/a" if mean is None else f"{mean:.2f}", "max": _int(m.get("max_attempts")),
         "amplification": "n/a" if amplification is None else f"{amplification:.2f}×",
-        "retried": _int(m.get("retried")), "ok_after_retry": _int(m.get("ok_after_retry")),
+        "retried": _int(m.get("retried")), OK_AFTER_RETRY: _int(m.get(OK_AFTER_RETRY)),
         "non_idempotent": _int(m.get("non_idempotent_retries")),
         "abandoned": _int(m.get("abandoned")),
         "timeout": _seconds_text(m.get("upstream_timeout_s")),

@@ -176,7 +176,7 @@ class Tally:
         for part in parts:
             whole.joined = part.joined
             for name in ("requests", "matched", "unmatched", "no_id", "retried", "abandoned",
-                         "ok_after_retry",
+                         OK_AFTER_RETRY,
                          "non_idempotent_retries", "hedged", "shed", "after_429", "honoured",
                          "violations"):
                 setattr(whole, name, getattr(whole, name) + getattr(part, name))
@@ -204,7 +204,7 @@ class Tally:
             "client_attempts": self.client_attempts,
             "amplification": _ratio(self.client_attempts, self.requests),
             "max_attempts": self.max_attempts, "retried": self.retried,
-            "ok_after_retry": self.ok_after_retry,
+            OK_AFTER_RETRY: self.ok_after_retry,
             "non_idempotent_retries": self.non_idempotent_retries,
             "abandoned": self.abandoned,
             "upstream_timeout_s": _round(statistics.median(self.waits)) if self.waits else None,

@@ -69,7 +69,7 @@ class Source:
         self.connections = {}
 
 
-class SourceError(Exception):
+class _SourceError(Exception):
     """A source did not answer, or answered something that is not a page of attempts."""
 
 
@@ -125,7 +125,7 @@ class WitnessPoller:
             for _ in range(PAGES):
                 if self._page(source) < self.limit:
                     break
-        except SourceError as exc:
+        except _SourceError as exc:
             source.error = str(exc)
             self._missed(source, now, final)
             if source.resolve is not None:
@@ -178,15 +178,15 @@ class WitnessPoller:
                                                           "limit": self.limit},
                                       timeout=(1.0, 5.0))
         except requests.RequestException as exc:
-            raise SourceError(f"{type(exc).__name__}: {exc}") from exc
+            raise _SourceError(f"{type(exc).__name__}: {exc}") from exc
         if response.status_code != 200:
-            raise SourceError(f"HTTP {response.status_code}: {response.text[:200]}")
+            raise _SourceError(f"HTTP {response.status_code}: {response.text[:200]}")
         try:
             body = response.json()
         except ValueError as exc:
-            raise SourceError(f"not JSON: {response.text[:200]!r}") from exc
+            raise _SourceError(f"not JSON: {response.text[:200]!r}") from exc
         if not isinstance(body, dict):
-            raise SourceError(f"not a page of attempts: {response.text[:200]!r}")
+            raise _SourceError(f"not a page of attempts: {response.text[:200]!r}")
         return body
 
     def _write(self, records: list[dict[str, Any]], source: str) -> None:
