@@ -8,13 +8,12 @@ carries, are counted (``no_id`` / ``unmatched``) and placed in time by their own
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.witness.records import Attempt
+from chaos.witness.records import Attempt, parsed_lines
 
 
 @dataclass(frozen=True)
@@ -35,23 +34,19 @@ class ClientRequest:
 
 def client_requests(path: Path) -> Iterator[ClientRequest]:
     """Client records in file order; a torn or foreign line is skipped."""
-    if not path.exists():
-        return
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            try:
-                raw = json.loads(line)
-                t = float(raw["t"])
-                latency = float(raw.get("latency_ms", 0.0)) / 1000.0
-                retries = raw.get("hdr_retries")
-                yield ClientRequest(
-                    t=t, end=t + latency, phase=str(raw.get("phase", "")),
-                    name=str(raw.get("name", "")), outcome=str(raw.get("outcome", "other")),
-                    status=int(raw.get("status", 0) or 0), rid=raw.get("rid") or None,
-                    method=raw.get("method"),
-                    hdr_retries=None if retries is None else int(retries), raw=raw)
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
-                continue
+    return parsed_lines(path, _client_request)
+
+
+def _client_request(raw: dict[str, Any]) -> ClientRequest:
+    t = float(raw["t"])
+    latency = float(raw.get("latency_ms", 0.0)) / 1000.0
+    retries = raw.get("hdr_retries")
+    return ClientRequest(
+        t=t, end=t + latency, phase=str(raw.get("phase", "")),
+        name=str(raw.get("name", "")), outcome=str(raw.get("outcome", "other")),
+        status=int(raw.get("status", 0) or 0), rid=raw.get("rid") or None,
+        method=raw.get("method"),
+        hdr_retries=None if retries is None else int(retries), raw=raw)
 
 
 @dataclass

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 # How an attempt ended (contract section 2)
 COMPLETE = "complete"
@@ -76,14 +78,23 @@ def attempt_from(raw: dict[str, Any]) -> Attempt:
     )
 
 
-def read_attempts(path: Path) -> Iterator[Attempt]:
-    """The attempts of upstream.ndjson, in file order; nothing when the file is missing."""
+# What a torn line, or one that is not the record asked for, raises while it is parsed.
+_UNREADABLE = (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError)
+
+
+def parsed_lines(path: Path, build: Callable[[dict[str, Any]], T]) -> Iterator[T]:
+    """``build`` of each line of an NDJSON file, in file order; a line that is torn or
+    not such a record is skipped; nothing when the file is missing."""
     if not path.exists():
         return
     with open(path, encoding="utf-8", errors="replace") as handle:
         for line in handle:
             try:
-                raw = json.loads(line)
-                yield attempt_from(raw)
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                yield build(json.loads(line))
+            except _UNREADABLE:
                 continue
+
+
+def read_attempts(path: Path) -> Iterator[Attempt]:
+    """The attempts of upstream.ndjson, in file order; nothing when the file is missing."""
+    return parsed_lines(path, attempt_from)

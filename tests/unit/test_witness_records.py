@@ -25,3 +25,10 @@ def test_attempts_read_back_torn_line_skipped(tmp_path: Path) -> None:
 
 def test_missing_file_gives_no_attempts(tmp_path: Path) -> None:
     assert list(read_attempts(tmp_path / "upstream.ndjson")) == []
+
+
+def test_a_line_that_is_not_an_object_is_skipped_like_a_torn_one(tmp_path: Path) -> None:
+    path = tmp_path / "upstream.ndjson"
+    good = {"seq": 1, "conn": "backend#1", "t": 10.0, "ended": "complete", "status": 200}
+    path.write_text("[1, 2]\n" + json.dumps(good) + "\n", encoding="utf-8")
+    assert [a.seq for a in read_attempts(path)] == [1]
