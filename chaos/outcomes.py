@@ -16,20 +16,31 @@ REFUSED = "refused"
 CONNECT_TIMEOUT = "connect_timeout"
 READ_TIMEOUT = "read_timeout"
 CLOSED = "closed"  # connection closed without a response
-TRUNCATED = "truncated"  # a response or stream cut short
+TRUNCATED = "truncated"  # a response or stream cut at the transport (framing broken, body short)
+TRUNCATED_SUCCESS = "truncated_success"  # HTTP 200, a stream that ended cleanly without its
+#                                          terminator (data: [DONE], Anthropic's message_stop)
+STREAM_STALLED = "stream_stalled"  # at least one event, then no byte for load.timeout
+INBAND_ERROR = "inband_error"  # HTTP 200 whose stream or body carries an error event/object
 OTHER = "other"
 
 OUTCOMES = (OK, OK_AFTER_RETRY, GRACEFUL, RESET, REFUSED, CONNECT_TIMEOUT, READ_TIMEOUT, CLOSED,
-            TRUNCATED, OTHER)
+            TRUNCATED, TRUNCATED_SUCCESS, STREAM_STALLED, INBAND_ERROR, OTHER)
 SUCCESS = (OK, OK_AFTER_RETRY)  # counted as success (success_rate, the score's A term)
 SUCCESSES = frozenset(SUCCESS)
-HANDLED = (OK, OK_AFTER_RETRY, GRACEFUL)  # acceptable answers: a graceful error is one
+# acceptable answers: a graceful error is one, and so is an error told in band (in a 200 stream)
+HANDLED = (OK, OK_AFTER_RETRY, GRACEFUL, INBAND_ERROR)
 
 # Assertion keys that bound a count of requests (chaos.verdict.evaluate, the Assertion model):
 # every outcome class under its own name, the plural spellings scenarios have always used,
-# and timeouts, the sum of both kinds of timeout.
+# and timeouts, the sum of both kinds of timeout. graceful_errors counts every error the client
+# is told about: a 5xx/429 with a body and an error event inside a 200 stream (before
+# inband_error existed, such a stream was a graceful_error; scenarios bound it so), and
+# truncated every stream cut short, at the transport or cleanly without its terminator
+# (truncated_success, which was truncated before; truncated_success alone bounds that kind).
 ALIASES: dict[str, tuple[str, ...]] = {
-    "resets": (RESET,), "graceful_errors": (GRACEFUL,), "timeouts": (CONNECT_TIMEOUT, READ_TIMEOUT),
+    "resets": (RESET,), "graceful_errors": (GRACEFUL, INBAND_ERROR),
+    TRUNCATED: (TRUNCATED, TRUNCATED_SUCCESS),
+    "timeouts": (CONNECT_TIMEOUT, READ_TIMEOUT),
 }
 COUNT_BOUNDS: dict[str, tuple[str, ...]] = {**{o: (o,) for o in OUTCOMES}, **ALIASES}
 

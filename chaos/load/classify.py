@@ -13,12 +13,14 @@ import http.client
 import socket
 from collections.abc import Iterator, Mapping
 
+from chaos.load.sse import EventReader, StreamStats, answer_fields
 from chaos.outcomes import (  # noqa: F401 - the vocabulary, re-exported for old importers
     ALIASES,
     CLOSED,
     CONNECT_TIMEOUT,
     COUNT_BOUNDS,
     GRACEFUL,
+    INBAND_ERROR,
     OK,
     OK_AFTER_RETRY,
     OTHER,
@@ -26,8 +28,10 @@ from chaos.outcomes import (  # noqa: F401 - the vocabulary, re-exported for old
     READ_TIMEOUT,
     REFUSED,
     RESET,
+    STREAM_STALLED,
     SUCCESSES,
     TRUNCATED,
+    TRUNCATED_SUCCESS,
 )
 
 GRACEFUL_STATUSES = frozenset({500, 501, 502, 503, 504, 429})
@@ -44,16 +48,46 @@ def classify_response(status: int, headers: Mapping[str, str], body: bytes,
     if 200 <= status < 400:
         content_type = _header(headers, "content-type").lower()
         if content_type.startswith("text/event-stream"):
-            if b"event: error" in body:
-                return GRACEFUL, f"{status} stream error event"
-            if SSE_TERMINATOR not in body:
-                return TRUNCATED, "SSE stream ended without data: [DONE]"
+            stats = StreamStats(0.0)
+            reader = EventReader()
+            for event in reader.feed(body) + reader.feed(b"\n\n"):
+                stats.add(event, 0.0)
+            return classify_stream(status, headers, stats, retry_header)
         if not _framed(status, headers, body):
             return TRUNCATED, "response ended before its headers were complete"
+        if b'"error"' in body and content_type.startswith("application/json"):
+            error = answer_fields(body).get("error")
+            if error:
+                return INBAND_ERROR, f"{status} body carries an error object: {error}"
         if _retries(headers, retry_header) > 0:
             return OK_AFTER_RETRY, str(status)
         return OK, str(status)
     return OTHER, f"HTTP {status}"
+
+
+def classify_stream(status: int, headers: Mapping[str, str], stats: StreamStats,
+                    retry_header: str = "X-Gateway-Retries") -> tuple[str, str]:
+    """Classify a 2xx SSE answer that ended cleanly (its body framing complete), from what
+    its events said: an error event or object, a chunk that is no JSON, no terminator."""
+    if stats.error:
+        return INBAND_ERROR, f"{status} stream error event after {stats.tokens} tokens: {stats.error}"
+    if stats.malformed:
+        return OTHER, f"SSE data that is not JSON after {stats.tokens} tokens"
+    if not stats.done:
+        return TRUNCATED_SUCCESS, (f"SSE stream ended cleanly after {stats.tokens} tokens "
+                                   "without data: [DONE] or message_stop")
+    if _retries(headers, retry_header) > 0:
+        return OK_AFTER_RETRY, str(status)
+    return OK, str(status)
+
+
+def classify_stream_failure(error: BaseException, stats: StreamStats) -> tuple[str, str]:
+    """Classify a stream whose reading failed: no byte for load.timeout after at least one
+    event is stream_stalled; everything else as classify_exception says."""
+    outcome, detail = classify_exception(error)
+    if outcome == READ_TIMEOUT and stats.events > 0:
+        return STREAM_STALLED, f"no byte for the read timeout after {stats.tokens} tokens"
+    return outcome, detail
 
 
 def _framed(status: int, headers: Mapping[str, str], body: bytes) -> bool:

@@ -42,9 +42,16 @@ from locust.clients import HttpSession
 from locust.user.task import LOCUST_STATE_STOPPING
 
 from chaos.load import connections
-from chaos.load.classify import classify_exception, classify_response
+from chaos.load.classify import (
+    classify_exception,
+    classify_response,
+    classify_stream,
+    classify_stream_failure,
+)
+from chaos.load.llm_bodies import body_for
 from chaos.load.records import RecordWriter
 from chaos.load.request_ids import RequestIds, header_int
+from chaos.load.sse import EventReader, StreamStats, answer_fields
 
 connections.install()
 
@@ -116,24 +123,49 @@ def _on_request(request_type: str, name: str, response_time: float, response_len
                 start_time: float | None = None, context: dict[str, Any] | None = None,
                 **_: Any) -> None:
     started = start_time if start_time is not None else time.time() - response_time / 1000
+    context = context or {}
     status = int(getattr(response, "status_code", 0) or 0)
     error = getattr(response, "error", None) or exception
-    if status > 0:
-        outcome, detail = classify_response(status, response.headers, response.content or b"",
-                                            RETRY_HEADER)
-        if (context or {}).get("stream") and outcome == "ok" and b"data: [DONE]" not in (
-                response.content or b""):
+    stats: StreamStats | None = context.get("stats")
+    llm: dict[str, Any] = {}
+    if stats is not None:  # read incrementally (send_streaming): outcome and body known
+        outcome, detail = context["outcome"]
+        llm.update(stats.fields())
+    elif status > 0:
+        body = response.content or b""
+        outcome, detail = classify_response(status, response.headers, body, RETRY_HEADER)
+        if context.get("stream") and outcome == "ok" and b"data: [DONE]" not in body:
             outcome, detail = "truncated", "a streaming request got no SSE terminator"
+        if context.get("chat") and b"{" in body[:1]:
+            answer = answer_fields(body)
+            llm.update((k, answer[k]) for k in ("tokens", "finish_reason") if k in answer)
     else:
         outcome, detail = classify_exception(error) if error else ("other", "no response")
+    for key in ("prompt_tokens", "max_tokens"):
+        if context.get(key) is not None:
+            llm[key] = context[key]
+    headers = response.headers if status > 0 else context.get("headers")
+    llm["retry_after"] = retry_after(headers)
     PENDING.append({
         "t": round(started, 4), "name": name, "status": status,
         "latency_ms": round(response_time, 2), "bytes": response_length or 0,
         "outcome": outcome, "detail": detail, "conn": connections.take(),
         "sched": SCHEDULED.pop(getcurrent(), None), "rid": (context or {}).get("rid"),
         "method": request_type,
-        "hdr_retries": header_int(response.headers, RETRY_HEADER) if status > 0 else None,
+        "hdr_retries": header_int(headers, RETRY_HEADER) if headers is not None else None,
+        "llm": llm,
     })
+
+
+def retry_after(headers: Any) -> str | None:
+    """The response's Retry-After as sent, else retry-after-ms as "<N>ms", else None."""
+    if not headers:
+        return None
+    value = headers.get("Retry-After")
+    if value is not None:
+        return str(value).strip()[:64]
+    value = headers.get("retry-after-ms")
+    return None if value is None else f"{str(value).strip()[:60]}ms"
 
 
 def _weighted_requests() -> list[dict[str, Any]]:
@@ -151,6 +183,7 @@ def _wait_time() -> Any:
 
 
 REQUESTS = _weighted_requests()
+RNG = random.Random()
 
 
 def send(client: Any) -> None:
@@ -159,11 +192,18 @@ def send(client: Any) -> None:
     headers = dict(spec.get("headers") or {})
     if spec.get("idempotent"):
         headers.setdefault("Idempotency-Key", uuid.uuid4().hex)
-    rid, body = REQUEST_IDS.stamp(headers, spec.get("json"))
+    llm_spec = spec.get("llm")
+    context: dict[str, Any] = {"stream": bool(spec.get("stream"))}
+    payload = spec.get("json")
+    if llm_spec:
+        payload, context["prompt_tokens"], context["max_tokens"] = body_for(llm_spec, RNG)
+        context["stream"] = context["stream"] or bool(llm_spec.get("stream"))
+    context["chat"] = bool(llm_spec) or (isinstance(payload, dict) and "messages" in payload)
+    rid, body = REQUEST_IDS.stamp(headers, payload)
+    context["rid"] = rid
     kwargs: dict[str, Any] = {
         "name": spec["name"], "headers": headers,
-        "timeout": (CONFIG["connect_timeout"], CONFIG["timeout"]),
-        "context": {"stream": bool(spec.get("stream")), "rid": rid},
+        "timeout": (CONFIG["connect_timeout"], CONFIG["timeout"]), "context": context,
     }
     if body is not None:
         kwargs["json"] = body
@@ -172,9 +212,76 @@ def send(client: Any) -> None:
         return
     COUNTS["in_flight"] += 1
     try:
-        client.request(spec["method"], spec["path"], **kwargs)
+        if context["stream"]:
+            send_streaming(client, spec["method"], spec["path"], kwargs)
+        else:
+            client.request(spec["method"], spec["path"], **kwargs)
     finally:
         COUNTS["in_flight"] -= 1
+
+
+def send_streaming(client: HttpSession, method: str, path: str, kwargs: dict[str, Any]) -> None:
+    """A streaming request read as it arrives: each SSE event is timed (time to the first
+    token, the gaps between tokens) and the request is classified at its end. Locust's
+    request event fires once, at the end, with the whole request's time, as for any other
+    request (HttpSession.request would fire it when the headers came)."""
+    name, context = kwargs.pop("name"), kwargs.pop("context")
+    stats = StreamStats(time.perf_counter())
+    start_time, started = time.time(), stats.started
+    response: Any = None
+    error: BaseException | None = None
+    size = 0
+    try:
+        # requests.Session.request itself: HttpSession's own would report at the headers
+        client.explicit_name = name  # what HttpSession.prepare_request reads
+        response = super(HttpSession, client).request(
+            method, client._build_url(path), stream=True, **kwargs)
+        context["headers"] = response.headers
+        kind = (response.headers.get("content-type") or "").lower()
+        if 200 <= response.status_code < 300 and kind.startswith("text/event-stream"):
+            reader = EventReader()
+            for chunk in _chunks(response):
+                size += len(chunk)
+                now = time.perf_counter()
+                for event in reader.feed(chunk):
+                    stats.add(event, now)
+            for event in reader.feed(b"\n\n"):  # a last event without its blank line
+                stats.add(event)
+            context["outcome"] = classify_stream(response.status_code, response.headers, stats,
+                                                 RETRY_HEADER)
+        else:  # an error answer, or JSON to a streaming request: classified as a whole
+            body = b"".join(_chunks(response))
+            size = len(body)
+            context["outcome"] = classify_response(response.status_code, response.headers, body,
+                                                   RETRY_HEADER)
+            answer = answer_fields(body) if body[:1] == b"{" else {}
+            stats.tokens = answer.get("tokens") or 0
+            stats.finish_reason = answer.get("finish_reason")
+    except Exception as exc:  # noqa: BLE001 - every failure is a classified outcome
+        error = exc
+        context["outcome"] = classify_stream_failure(exc, stats)
+    finally:
+        if response is not None:
+            response.close()
+    context["stats"] = stats
+    elapsed = (time.perf_counter() - started) * 1000
+    client.request_event.fire(
+        request_type=method, name=name, response_time=elapsed, response_length=size,
+        response=response if error is None else None, exception=error, context=context,
+        start_time=start_time, url=path)
+
+
+def _chunks(response: Any) -> Any:
+    """The body as it arrives: each HTTP chunk of a chunked body (requests' iter_content,
+    whose exceptions are the ones a whole-body read raises), else what each read returns."""
+    if response.raw.chunked:
+        yield from response.iter_content(chunk_size=None)
+        return
+    while True:
+        data = response.raw.read1(65536)
+        if not data:
+            return
+        yield data
 
 
 class ChaosUser(HttpUser):

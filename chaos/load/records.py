@@ -67,7 +67,8 @@ class RecordWriter:
             f'{{"t":{r["t"]},"phase":{dumps(phase_at(r["t"] + r["latency_ms"] / 1000.0))},'
             f'"name":{dumps(r["name"])},"status":{r["status"]},"latency_ms":{r["latency_ms"]},'
             f'"bytes":{r["bytes"]},"outcome":"{r["outcome"]}","detail":{dumps(r["detail"])}'
-            f'{_conn_field(r.get("conn"))}{_sched_field(r.get("sched"))}{_id_fields(r)}}}'
+            f'{_conn_field(r.get("conn"))}{_sched_field(r.get("sched"))}{_id_fields(r)}'
+            f'{_llm_fields(r.get("llm"), dumps)}}}'
             for r in self.pending
         ]
         self.pending.clear()
@@ -116,3 +117,16 @@ def _id_fields(r: dict[str, Any]) -> str:
     rid, method, retries = r.get("rid"), r.get("method"), r.get("hdr_retries")
     return ((f',"rid":"{rid}"' if rid else "") + (f',"method":"{method}"' if method else "")
             + ("" if retries is None else f',"hdr_retries":{int(retries)}'))
+
+
+# The LLM fields in the order records carry them (README "requests.ndjson"): streaming
+# requests ttft_ms .. done, chat answers tokens and finish_reason, token-aware mix items
+# prompt_tokens and max_tokens, every record retry_after.
+LLM_FIELDS = ("ttft_ms", "itl_ms", "itl_more", "tokens", "finish_reason", "done",
+              "prompt_tokens", "max_tokens", "retry_after")
+
+
+def _llm_fields(llm: dict[str, Any] | None, dumps: Any) -> str:
+    if not llm:
+        return ',"retry_after":null'
+    return "".join(f',"{key}":{dumps(llm[key])}' for key in LLM_FIELDS if key in llm)

@@ -17,11 +17,13 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from chaos.outcomes import COUNT_BOUNDS
+from chaos.scenario.llm_load import LlmRequest
 from chaos.scenario.units import (
     MAX_DURATION_S,
     ComparisonField,
@@ -329,6 +331,16 @@ class Request(Model):
     weight: int = Field(1, ge=1, le=1000)
     stream: bool = Field(False, description="an SSE stream: it must end with data: [DONE]")
     idempotent: bool = Field(False, description="send an Idempotency-Key so gateways may retry")
+    llm: LlmRequest | None = Field(
+        None, description="a chat request whose body is drawn fresh per request "
+        "(chaos.scenario.llm_load); not with json")
+
+    @field_validator("llm")
+    @classmethod
+    def _llm_or_json(cls, value: LlmRequest | None, info: ValidationInfo) -> LlmRequest | None:
+        if value is not None and info.data.get("json_body") is not None:
+            raise ValueError("llm builds each request's body: give json or llm, not both")
+        return value
 
     @field_validator("headers")
     @classmethod
@@ -493,7 +505,14 @@ class Assertion(Model):
     truncated: ComparisonField | None = None
     ok: ComparisonField | None = None
     reset: ComparisonField | None = Field(None, description="= resets")
-    graceful_error: ComparisonField | None = Field(None, description="= graceful_errors")
+    graceful_error: ComparisonField | None = Field(
+        None, description="HTTP 5xx/429 with a body (graceful_errors also counts inband_error)")
+    truncated_success: ComparisonField | None = Field(
+        None, description="HTTP 200 streams that ended cleanly without their terminator")
+    stream_stalled: ComparisonField | None = Field(
+        None, description="streams that sent an event, then nothing for load.timeout")
+    inband_error: ComparisonField | None = Field(
+        None, description="HTTP 200 streams or bodies carrying an error event or object")
     connect_timeout: ComparisonField | None = None
     read_timeout: ComparisonField | None = None
     other: ComparisonField | None = Field(

@@ -34,9 +34,14 @@ EXPLAIN = {
     "timeouts": "clients timed out waiting (connecting or reading)",
     o.CONNECT_TIMEOUT: "clients timed out connecting",
     o.READ_TIMEOUT: "clients timed out waiting for the response",
-    o.GRACEFUL: _GRACEFUL, "graceful_errors": _GRACEFUL,
+    o.GRACEFUL: _GRACEFUL, "graceful_errors": _GRACEFUL + " or error events in a 200 stream",
+    o.INBAND_ERROR: "200 answers whose stream or body carried an error event",
+    o.TRUNCATED_SUCCESS: "streams that ended cleanly but without their terminator, or with "
+                         "a finish_reason no provider sent",
+    o.STREAM_STALLED: "streams that stopped sending mid-way until the client gave up",
     o.OK_AFTER_RETRY: "requests that succeeded after the gateway retried",
-    o.TRUNCATED: "responses or streams were cut short",
+    o.TRUNCATED: "responses or streams were cut short (at the transport, or ended without "
+                 "their terminator)",
     o.OTHER: "requests no other outcome class describes (HTTP 4xx, 5xx without a body, "
              "other errors)",
 }

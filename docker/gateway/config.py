@@ -50,6 +50,46 @@ def _seconds(env: Mapping[str, str], name: str, default_ms: int) -> float:
     return _positive_int(env, name, default_ms) / 1000
 
 
+def _optional_seconds(env: Mapping[str, str], name: str) -> float:
+    """A duration in ms, or 0.0 (not set, or off): the mechanism is not used."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "" or raw.strip().lower() in OFF_VALUES:
+        return 0.0
+    return _positive_int(env, name, 1) / 1000
+
+
+# Error classes a provider failure falls into (GATEWAY_FALLBACK_ON picks which move a
+# request on to the next provider). connection is not in the default: a reset after the
+# request was sent may have been processed, and a refused one is also a dead primary the
+# breaker handles; turn it on where that is fine.
+FALLBACK_CLASSES = frozenset({"rate_limit", "overloaded", "server_error", "timeout",
+                              "first_token_timeout", "connection", "content_policy"})
+DEFAULT_FALLBACK_ON = ("rate_limit", "overloaded", "server_error", "timeout",
+                       "first_token_timeout", "content_policy")
+
+
+def _fallback_urls(env: Mapping[str, str]) -> tuple[str, ...]:
+    """FALLBACK_URLS: ordered, comma-separated base URLs (http://host:port)."""
+    urls = tuple(u.strip().rstrip("/") for u in env.get("FALLBACK_URLS", "").split(",")
+                 if u.strip())
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"FALLBACK_URLS: {url!r} is not an http:// base URL")
+    return urls
+
+
+def _fallback_on(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("GATEWAY_FALLBACK_ON")
+    if raw is None or raw.strip() == "":
+        return DEFAULT_FALLBACK_ON
+    classes = frozenset(c.strip().lower() for c in raw.split(",") if c.strip())
+    unknown = classes - FALLBACK_CLASSES
+    if unknown:
+        raise ValueError(f"GATEWAY_FALLBACK_ON: unknown class(es) {sorted(unknown)}; "
+                         f"known: {sorted(FALLBACK_CLASSES)}")
+    return tuple(sorted(classes))
+
+
 @dataclass(frozen=True)
 class GatewayConfig:
     """Effective configuration; logged at startup so every run states what it tested."""
@@ -78,6 +118,17 @@ class GatewayConfig:
     body_drain_enabled: bool = True  # off: answer 413 by resetting the connection
     client_deadline_enabled: bool = True  # off: ignore the client's X-Request-Timeout-Ms
     max_concurrency: int = 0  # 0: unlimited; else in-flight requests above it get 503
+    # Provider fallback chains (issue 20): UPSTREAM_URL first, then FALLBACK_URLS in order.
+    fallback_urls: tuple[str, ...] = ()
+    fallback_enabled: bool = True  # off: the primary only, its error goes to the client
+    fallback_on: tuple[str, ...] = DEFAULT_FALLBACK_ON  # a tuple: the startup log is JSON
+    first_token_timeout_s: float = 0.0  # 0: only the idle timeout bounds the first token
+    stream_idle_timeout_s: float = 0.0  # 0: the per-try timeout is the body's idle timeout
+    tpm: int = 0  # the gateway's own tokens-per-minute limit (prompt + max_tokens); 0: none
+
+    @property
+    def body_idle_timeout_s(self) -> float:
+        return self.stream_idle_timeout_s or self.try_timeout_s
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -109,4 +160,11 @@ class GatewayConfig:
             client_deadline_enabled=resilience and _switch(env, "GATEWAY_CLIENT_DEADLINE"),
             max_concurrency=(_limit(env, "GATEWAY_MAX_CONCURRENCY", DEFAULT_MAX_CONCURRENCY)
                              if resilience else 0),
+            fallback_urls=_fallback_urls(env),
+            fallback_enabled=resilience and _switch(env, "GATEWAY_FALLBACK"),
+            fallback_on=_fallback_on(env),
+            first_token_timeout_s=(_optional_seconds(env, "GATEWAY_FIRST_TOKEN_TIMEOUT")
+                                   if resilience else 0.0),
+            stream_idle_timeout_s=_optional_seconds(env, "GATEWAY_STREAM_IDLE_TIMEOUT"),
+            tpm=_limit(env, "GATEWAY_TPM", 1) if resilience and env.get("GATEWAY_TPM") else 0,
         )

@@ -28,6 +28,9 @@ class GatewayMetrics:
     upstream_backoffs: int = 0
     shed: int = 0
     in_flight: int = 0
+    fallbacks: Counter[str] = field(default_factory=Counter)  # by error class
+    provider_skips: Counter[str] = field(default_factory=Counter)  # cooldown | breaker
+    tpm_rejections: int = 0
 
     def render(self, breaker: CircuitBreaker) -> str:
         """The /metrics body: state gauge first, then counters, each with HELP/TYPE."""
@@ -62,6 +65,17 @@ class GatewayMetrics:
         _family(lines, "gateway_shed_total", "counter",
                 "Requests refused with 503 above GATEWAY_MAX_CONCURRENCY.")
         lines.append(f"gateway_shed_total {self.shed}")
+        _family(lines, "gateway_fallbacks_total", "counter",
+                "Requests moved on to the next provider, by the failure's class.")
+        for kind, count in sorted(self.fallbacks.items()):
+            lines.append(f'gateway_fallbacks_total{{class="{kind}"}} {count}')
+        _family(lines, "gateway_provider_skips_total", "counter",
+                "Providers passed over without a call (Retry-After cooldown, open breaker).")
+        for reason, count in sorted(self.provider_skips.items()):
+            lines.append(f'gateway_provider_skips_total{{reason="{reason}"}} {count}')
+        _family(lines, "gateway_tpm_rejections_total", "counter",
+                "Requests answered 429 by the gateway's own GATEWAY_TPM limit.")
+        lines.append(f"gateway_tpm_rejections_total {self.tpm_rejections}")
         _family(lines, "gateway_in_flight", "gauge", "Proxied requests in progress.")
         lines.append(f"gateway_in_flight {self.in_flight}")
         return "\n".join(lines) + "\n"

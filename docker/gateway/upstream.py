@@ -7,11 +7,13 @@ retrying safe; once the gateway starts streaming a response, app.py owns the exc
 from __future__ import annotations
 
 import asyncio
+import datetime
+import email.utils
 import time
 from dataclasses import dataclass, field
 
 import aiohttp
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -136,7 +138,8 @@ def build_session(config: GatewayConfig, fresh: bool = False) -> aiohttp.ClientS
     timeout = aiohttp.ClientTimeout(
         total=None,
         sock_connect=config.connect_timeout_s if timeouts else None,
-        sock_read=config.try_timeout_s if timeouts else None,
+        # The body's idle timeout; response headers are bounded by the try budget anyway.
+        sock_read=max(config.try_timeout_s, config.stream_idle_timeout_s) if timeouts else None,
     )
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=config.pool_size, force_close=fresh),
@@ -171,11 +174,13 @@ class UpstreamClient:
         self.metrics = metrics
         self.hold_until = 0.0  # monotonic time before which the upstream asked for quiet
 
-    def _deadline(self, request: OutgoingRequest, started: float) -> float:
+    def _deadline(self, request: OutgoingRequest, started: float,
+                  client_started: float | None = None) -> float:
         """The total budget, shortened to the client's own when it states one."""
         if not self.config.timeouts_enabled:
             return float("inf")
         deadline = started + self.config.total_timeout_s
+        started = started if client_started is None else client_started
         raw = request.headers.get(DEADLINE_HEADER)
         if raw and self.config.client_deadline_enabled:
             try:
@@ -190,14 +195,24 @@ class UpstreamClient:
         """Honour an upstream 429's Retry-After: hold every request until it elapses."""
         if response.status != 429 or not self.config.retry_after_enabled:
             return
-        try:
-            pause = float(response.headers.get("Retry-After", "1"))
-        except ValueError:
-            pause = 1.0  # an HTTP-date: be conservative rather than parse calendars
+        pause = retry_after_seconds(response.headers)
         self.hold_until = max(self.hold_until, time.monotonic() + min(max(pause, 0.0), 60.0))
 
-    async def send(self, request: OutgoingRequest, started: float) -> Outcome:
+    def cooldown_s(self) -> float:
+        """Seconds this upstream still asked for quiet (0: none)."""
+        if not self.config.retry_after_enabled:
+            return 0.0
+        return max(0.0, self.hold_until - time.monotonic())
+
+    async def send(self, request: OutgoingRequest, started: float,
+                   client_started: float | None = None, defer_success: bool = False
+                   ) -> Outcome:
         """Try until success, a non-retryable failure, max tries, or the total deadline.
+
+        started: when this upstream's turn began (its total budget runs from there);
+        client_started: when the client's request arrived (its stated budget runs from
+        there), by default the same. defer_success: a streaming response's breaker verdict
+        is the caller's (record_success, record_failure or abandon), not made here.
 
         The breaker judges whole requests, retries included: a request that a retry
         rescued is a success, so scattered connection resets do not trip it, while
@@ -213,7 +228,7 @@ class UpstreamClient:
             self.metrics.breaker_rejections += 1
             outcome.error = CircuitOpenError("circuit breaker is open")
             return outcome
-        deadline = self._deadline(request, started)
+        deadline = self._deadline(request, started, client_started)
         tries = self.config.max_tries if request.idempotent else 1
         retrying = AsyncRetrying(
             stop=stop_after_attempt(tries) | stop_at_deadline(deadline),
@@ -237,7 +252,9 @@ class UpstreamClient:
             self.breaker.abandon()  # cancelled because the client went away: no verdict
             raise
         # A 429 is a healthy upstream saying "not now": never a breaker failure.
-        if outcome.response is not None or (outcome.reply is not None
+        if outcome.response is not None and defer_success:
+            pass  # the caller judges the stream once its first token came (or did not)
+        elif outcome.response is not None or (outcome.reply is not None
                                             and outcome.reply.status not in RETRYABLE_STATUSES):
             self.breaker.record_success()
         else:
@@ -325,6 +342,31 @@ class UpstreamClient:
             response.release()
         return BufferedReply(response.status, response.reason,
                              CIMultiDict(response.headers), bytes(body))
+
+
+def retry_after_seconds(headers: CIMultiDictProxy[str] | CIMultiDict[str],
+                        default: float = 1.0) -> float:
+    """retry-after-ms (OpenAI's), else Retry-After in seconds or as an HTTP-date."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return max(0.0, float(raw_ms) / 1000)
+        except ValueError:
+            pass
+    raw = headers.get("Retry-After")
+    if not raw:
+        return default
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return default
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
 
 
 def _describe(exc: BaseException) -> str:

@@ -33,6 +33,7 @@ from chaos.load.classify import (
     REFUSED,
     RESET,
     TRUNCATED,
+    TRUNCATED_SUCCESS,
     classify_exception,
     classify_response,
 )
@@ -267,7 +268,7 @@ CASES: dict[str, tuple[str, int | None]] = {
     "/closed": (CLOSED, None),
     "/short-body": (TRUNCATED, None),
     "/sse-done": (OK, 200),
-    "/sse-no-done": (TRUNCATED, 200),
+    "/sse-no-done": (TRUNCATED_SUCCESS, 200),  # ended cleanly, without its terminator
     "/silent": (READ_TIMEOUT, None),
     "/stall-mid-body": (READ_TIMEOUT, None),
 }

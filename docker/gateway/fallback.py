@@ -1,0 +1,248 @@
+"""Provider fallback chains: which failures move a request on, and the first-token gate.
+
+A chain is UPSTREAM_URL then FALLBACK_URLS in order; each provider has its own upstream
+client (its own retries, Retry-After cooldown and circuit breaker). app.py walks the chain;
+this module says what an answer was (its error class) and holds a stream back until its
+first content token, because until then nothing has reached the client and the request
+can still go to the next provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
+
+# isort: split
+# Sibling modules: the Dockerfile copies them flat into /app next to app.py.
+from breaker import CircuitBreaker
+from upstream import BufferedReply, Outcome, UpstreamClient, UpstreamError
+
+MAX_PEEK_BYTES = 1024 * 1024  # bodies read to classify them (errors, non-stream answers)
+CONTENT_POLICY_CODES = frozenset({"content_policy_violation", "content_filter"})
+
+
+@dataclass
+class Provider:
+    """One link of the chain."""
+
+    name: str  # host:port, what the log says
+    url: str
+    client: UpstreamClient
+    breaker: CircuitBreaker
+
+
+def provider_name(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.netloc or url
+
+
+# ---------------------------------------------------------------- error classes
+
+
+def classify_error(error: BaseException | None) -> str | None:
+    """An upstream call that produced no response: timeout or connection."""
+    if isinstance(error, UpstreamError):
+        return "timeout" if error.is_timeout else "connection"
+    return None
+
+
+def classify_status(status: int, body: bytes | None) -> str | None:
+    """rate_limit = 429, overloaded = 529/503, server_error = other 5xx, content_policy =
+    a 400 content_policy_violation or a 200 whose finish_reason is content_filter."""
+    if status == 429:
+        return "rate_limit"
+    if status in (503, 529):
+        return "overloaded"
+    if 500 <= status <= 599:
+        return "server_error"
+    if status == 400 and body and _error_code(body) in CONTENT_POLICY_CODES:
+        return "content_policy"
+    if 200 <= status < 300 and body and _finish_reason(body) == "content_filter":
+        return "content_policy"
+    return None
+
+
+def _json(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _error_code(body: bytes) -> str | None:
+    """OpenAI's {"error": {"code", "type"}} or Anthropic's {"type": "error", "error": {...}}."""
+    doc = _json(body)
+    error = doc.get("error") if isinstance(doc, dict) else None
+    if not isinstance(error, dict):
+        return None
+    for key in ("code", "type"):
+        value = error.get(key)
+        if isinstance(value, str) and value in CONTENT_POLICY_CODES:
+            return value
+    return str(error.get("code") or error.get("type") or "") or None
+
+
+def _finish_reason(body: bytes) -> str | None:
+    doc = _json(body)
+    if not isinstance(doc, dict):
+        return None
+    choices = doc.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        reason = choices[0].get("finish_reason")
+        return reason if isinstance(reason, str) else None
+    return None
+
+
+def needs_peek(status: int, headers: CIMultiDictProxy[str]) -> bool:
+    """Answers whose class depends on their body: a 400, or a 200 JSON (non-stream) one."""
+    if status == 400:
+        return True
+    content_type = headers.get("Content-Type", "").lower()
+    return 200 <= status < 300 and content_type.startswith("application/json")
+
+
+async def peek_body(response: aiohttp.ClientResponse, budget_s: float) -> BufferedReply:
+    """Read a whole (bounded) body into memory; the reply can be relayed or dropped."""
+    body = bytearray()
+    try:
+        async with asyncio.timeout(budget_s if budget_s > 0 else None):
+            async for chunk in response.content.iter_any():
+                body += chunk
+                if len(body) > MAX_PEEK_BYTES:
+                    break
+    except (TimeoutError, aiohttp.ClientError):
+        response.close()
+        raise
+    response.release()
+    return BufferedReply(response.status, response.reason, CIMultiDict(response.headers),
+                         bytes(body))
+
+
+async def hold_reply(response: aiohttp.ClientResponse, budget_s: float) -> BufferedReply:
+    """An error answer kept in memory (a partial body is still worth relaying)."""
+    try:
+        return await peek_body(response, budget_s)
+    except (TimeoutError, aiohttp.ClientError):
+        return BufferedReply(response.status, response.reason, CIMultiDict(response.headers),
+                             b"")
+
+
+# ---------------------------------------------------------------- the first-token gate
+
+
+@dataclass
+class Gate:
+    """What came before the first content token: the bytes held back, and why it ended."""
+
+    prefix: bytearray = field(default_factory=bytearray)
+    failure: str | None = None  # an error class: the stream must not reach the client
+    detail: str = ""
+    ended: bool = False  # the upstream finished (legitimately) before any token
+
+
+def _event_class(data: str) -> tuple[bool, str | None]:
+    """(is it content, failure class) for one SSE data payload."""
+    if data.strip() == "[DONE]":
+        return False, None
+    doc = _json(data.encode())
+    if not isinstance(doc, dict):
+        return True, None  # not an LLM chunk (a plain SSE feed): the first event counts
+    error = doc.get("error")
+    if isinstance(error, dict) or doc.get("type") == "error":
+        kind = str((error or {}).get("code") or (error or {}).get("type") or "")
+        if kind in CONTENT_POLICY_CODES:
+            return False, "content_policy"
+        if "rate_limit" in kind:
+            return False, "rate_limit"
+        if "overloaded" in kind:
+            return False, "overloaded"
+        return False, "server_error"
+    choices = doc.get("choices")
+    if isinstance(choices, list):
+        for choice in choices:
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta") or {}
+            if isinstance(delta, dict) and (delta.get("content") or delta.get("tool_calls")
+                                            or delta.get("function_call")):
+                return True, None
+            if choice.get("finish_reason") == "content_filter":
+                return False, "content_policy"
+        return False, None
+    event_type = doc.get("type")
+    if isinstance(event_type, str):  # Anthropic's event types
+        return event_type == "content_block_delta", None
+    return True, None
+
+
+def _data_lines(event: bytes) -> str:
+    lines = event.decode("utf-8", "replace").splitlines()
+    return "\n".join(line[5:].lstrip() for line in lines if line.startswith("data:"))
+
+
+async def first_token(response: aiohttp.ClientResponse, deadline: float | None) -> Gate:
+    """Read SSE events until one carries content; hold them back meanwhile.
+
+    deadline (monotonic) bounds the wait (GATEWAY_FIRST_TOKEN_TIMEOUT); without one the
+    session's idle timeout does. On any failure the upstream response is closed."""
+    gate = Gate()
+    pending = bytearray()
+    try:
+        async with asyncio.timeout_at(_loop_time(deadline)):
+            while True:
+                chunk = await response.content.readany()
+                if not chunk:
+                    gate.ended = True
+                    return gate
+                gate.prefix += chunk
+                pending += chunk
+                pending = pending.replace(b"\r\n", b"\n")
+                while b"\n\n" in pending:
+                    event, _, rest = bytes(pending).partition(b"\n\n")
+                    pending = bytearray(rest)
+                    data = _data_lines(event)
+                    if not data:
+                        continue
+                    content, failure = _event_class(data)
+                    if failure is not None:  # left open: relayed as it is if no fallback
+                        gate.failure = failure
+                        gate.detail = f"in-stream {failure} before the first token"
+                        return gate
+                    if content:
+                        return gate
+                if len(gate.prefix) > MAX_PEEK_BYTES:
+                    return gate  # a huge preamble: stop holding it back
+    except TimeoutError:
+        response.close()
+        if deadline is not None and time.monotonic() >= deadline - 0.001:
+            gate.failure, gate.detail = "first_token_timeout", "no first token in time"
+        else:
+            gate.failure, gate.detail = "timeout", "upstream idle before the first token"
+    except aiohttp.ClientError as exc:
+        response.close()
+        gate.failure = "connection"
+        gate.detail = f"upstream failed before the first token: {type(exc).__name__}"
+    return gate
+
+
+def _loop_time(deadline: float | None) -> float | None:
+    """asyncio.timeout_at wants the loop's clock; the gateway keeps time.monotonic()."""
+    if deadline is None:
+        return None
+    loop = asyncio.get_running_loop()
+    return loop.time() + (deadline - time.monotonic())
+
+
+def failure_class(outcome: Outcome) -> str | None:
+    """The class of an outcome with no stream to hold back (error or buffered reply)."""
+    if outcome.error is not None:
+        return classify_error(outcome.error)
+    if outcome.reply is not None:
+        return classify_status(outcome.reply.status, outcome.reply.body)
+    return None
