@@ -24,6 +24,7 @@ from chaos.scenario.yaml_marks import MarkedDocument, load_marked
 
 PROFILE_FILE = "gateway.yaml"
 UPSTREAM_KEY = "UPSTREAM_URL"  # the env var scenarios point their gateway's upstream with
+FALLBACK_KEY = "FALLBACK_URLS"  # the scenario's ordered fallback providers, comma-separated
 SPEC = re.compile(r"^([a-z][a-z0-9_-]{0,39}):([a-z][a-z0-9_-]{0,39})$")
 _ENV = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 _PATH = r"^/[^\x00-\x20\x7f]*$"
@@ -48,6 +49,9 @@ class GatewayProfile(_Strict):
     port: int = Field(ge=1, le=65535)
     health: str = Field(pattern=_PATH)
     upstream_env: str = Field(pattern=_ENV)
+    fallback_env: str | None = Field(
+        None, pattern=_ENV,
+        description="the env var its entrypoint reads the comma-separated fallbacks from")
     profile_env: str | None = Field(None, pattern=_ENV)
     profiles: dict[str, str] = Field(min_length=1)
     metrics: str | None = Field(None, pattern=_PATH)
@@ -149,6 +153,8 @@ def apply_gateway(doc: MarkedDocument, cli: str | None = None) -> None:
 def _rewrite(data: dict[str, Any], profile: GatewayProfile, name: str, file: Path) -> None:
     target, services, service = _load_target(data)
     new_env = {profile.upstream_env: service["env"][UPSTREAM_KEY]}
+    if profile.fallback_env and FALLBACK_KEY in service["env"]:
+        new_env[profile.fallback_env] = service["env"][FALLBACK_KEY]
     if profile.profile_env:
         new_env[profile.profile_env] = name
     kept = {k: v for k, v in service.items() if k not in ("build", "image", "url", "port",
