@@ -67,6 +67,8 @@ from breaker import CircuitBreaker
 from config import GatewayConfig
 from fallback import (
     Provider,
+    StreamEndedEarly,
+    StreamWatch,
     classify_error,
     classify_status,
     first_token,
@@ -241,10 +243,15 @@ async def relay_stream(request: web.Request, upstream: aiohttp.ClientResponse,
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
                                   headers=headers)
     completed = False
+    # An LLM stream that ends with neither a finish nor [DONE] was cut, even if its
+    # upstream closed it cleanly: the client must not read it as a success.
+    watch = StreamWatch() if sse and config.stream_errors_enabled else None
     try:
         await response.prepare(request)
         if prefix:
             await response.write(prefix)
+            if watch is not None:
+                watch.feed(prefix)
         while True:
             try:
                 limit = None if body_deadline is None else max(0.0,
@@ -259,7 +266,11 @@ async def relay_stream(request: web.Request, upstream: aiohttp.ClientResponse,
             except (aiohttp.ClientError, TimeoutError) as exc:
                 return await end_broken_stream(request, response, sse, exc)
             if not chunk:
+                if watch is not None and watch.ended_early:
+                    return await end_broken_stream(request, response, sse, StreamEndedEarly())
                 break
+            if watch is not None:
+                watch.feed(chunk)
             await response.write(chunk)
         completed = True
         await response.write_eof()

@@ -246,3 +246,54 @@ def failure_class(outcome: Outcome) -> str | None:
     if outcome.reply is not None:
         return classify_status(outcome.reply.status, outcome.reply.body)
     return None
+
+
+class StreamEndedEarly(Exception):
+    """An LLM stream ended cleanly at the transport with neither a finish nor [DONE]."""
+
+
+class StreamWatch:
+    """Follows a relayed SSE stream far enough to tell a finished LLM answer from one that
+    merely stopped: a finish_reason / stop_reason, or the terminator ([DONE],
+    message_stop). Only events that mention them are parsed."""
+
+    def __init__(self) -> None:
+        self.llm = False  # OpenAI chunks or Anthropic events were seen
+        self.finished = False
+        self._pending = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        self._pending += chunk
+        if len(self._pending) > MAX_PEEK_BYTES:  # no event boundary in sight: give up
+            self._pending.clear()
+            return
+        if b"\n\n" not in self._pending and b"\r\n\r\n" not in self._pending:
+            return
+        text = bytes(self._pending).replace(b"\r\n", b"\n")
+        *events, rest = text.split(b"\n\n")
+        self._pending = bytearray(rest)
+        for event in events:
+            self._event(event)
+
+    def _event(self, event: bytes) -> None:
+        if b'"choices"' in event or b'"type"' in event:
+            self.llm = True
+        if b"[DONE]" in event or b"message_stop" in event:
+            self.finished = True
+            return
+        if b"finish_reason" not in event and b"stop_reason" not in event:
+            return
+        doc = _json(_data_lines(event).encode())
+        if not isinstance(doc, dict):
+            return
+        delta = doc.get("delta")
+        if isinstance(delta, dict) and delta.get("stop_reason"):
+            self.finished = True
+        choices = doc.get("choices")
+        if isinstance(choices, list) and any(isinstance(c, dict) and c.get("finish_reason")
+                                             for c in choices):
+            self.finished = True
+
+    @property
+    def ended_early(self) -> bool:
+        return self.llm and not self.finished

@@ -42,7 +42,8 @@ Behaviour = dict[str, Any]
 class Provider:
     """An OpenAI-like provider on 127.0.0.1: each request takes the next scripted behaviour
     (then `default`); keys: status, retry_after, code, finish_reason, first_token_delay,
-    cut_after (tokens, then the connection is aborted), stall_after (tokens, then silence)."""
+    cut_after (tokens, then the connection is aborted), end_after (tokens, then a clean
+    end without finish or [DONE]), stall_after (tokens, then silence)."""
 
     def __init__(self, name: str, default: Behaviour | None = None) -> None:
         self.name = name
@@ -111,6 +112,9 @@ class Provider:
             if n - 1 == do.get("cut_after"):
                 assert request.transport is not None
                 request.transport.abort()
+                return response
+            if n - 1 == do.get("end_after"):  # a clean end: no finish, no [DONE]
+                await response.write_eof()
                 return response
             if n - 1 == do.get("stall_after"):
                 await asyncio.sleep(5)
@@ -323,6 +327,25 @@ def test_a_stream_cut_after_bytes_reached_the_client_ends_with_an_error_event(
     assert json.loads(events[-1])["error"]["type"] == "upstream_disconnected"
     assert "a2 " in "".join(events), "the tokens sent stay; no second provider mid-stream"
     assert fallback.count == 0
+
+
+def test_a_stream_ended_cleanly_without_finish_or_done_gets_an_error_event(
+    start: Starter, providers: tuple[Provider, Provider]
+) -> None:
+    primary, _ = providers
+    primary.default = {"end_after": 2}
+    gw = gateway(start, primary, None)
+    with requests.post(gw.url + CHAT, json=STREAM, stream=True,
+                       timeout=HTTP_TIMEOUT_S) as reply:
+        events = sse_data(reply)
+    assert "a2 " in "".join(events) and "[DONE]" not in events
+    assert json.loads(events[-1])["error"]["type"] == "upstream_disconnected"
+
+    naive = gateway(start, primary, None, GATEWAY_STREAM_ERRORS="off")
+    with requests.post(naive.url + CHAT, json=STREAM, stream=True,
+                       timeout=HTTP_TIMEOUT_S) as reply:
+        events = sse_data(reply)
+    assert "error" not in events[-1], "the mutant passes the cut stream on as it came"
 
 
 def test_a_stream_stalled_after_bytes_reached_the_client_ends_with_an_error_event(
