@@ -140,9 +140,17 @@ class Masker:
             path.write_text(masked, encoding="utf-8")
 
 
+# A count of LLM tokens (tokens, max_tokens, prompt_tokens in records and scenarios) holding
+# a whole number, or a [low, high] range of them, is no secret
+_TOKEN_COUNT = re.compile(r"(?i)^[\w-]*tokens[\"']?[ \t]*[=:]")
+_WHOLE_NUMBER = re.compile(r"^(\[|\[?-?\d{1,12})$")  # "[" opens a list over lines
+
+
 def _mask_assignment(match: re.Match[str]) -> str:
     value = match.group("value")
     if value.strip("\"'") in ("", MASK):
+        return match.group(0)
+    if _WHOLE_NUMBER.match(value) and _TOKEN_COUNT.match(match.group("head")):
         return match.group(0)
     quote = value[0] if value[0] in "\"'" else ""
     return f"{match.group('head')}{quote}{MASK}{quote}"

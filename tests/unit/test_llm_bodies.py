@@ -76,3 +76,15 @@ def test_bad_llm_items_name_file_line_and_key(tmp_path: Path, item: str, message
     with pytest.raises(ScenarioError) as caught:
         load_scenario(_scenario(tmp_path, item))
     assert message in str(caught.value)
+
+
+def test_token_counts_in_records_and_load_specs_survive_masking() -> None:
+    from chaos.report.mask import Masker
+
+    masker = Masker()
+    record = '{"rid":"a","tokens":5,"prompt_tokens":229,"max_tokens":4,"retry_after":null}'
+    assert masker.text(record) == record  # requests.ndjson stays JSON after the run's masking
+    flow = "llm: {prompt_tokens: [20, 2000], max_tokens: 16}"
+    assert masker.text(flow) == flow
+    assert masker.text('"api_token": "abcdefghij"') == '"api_token": "****"'
+    assert masker.text("max_tokens: sk-abcdefghijkl") == "max_tokens: ****"
