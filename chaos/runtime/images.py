@@ -1,7 +1,8 @@
 """Build images with docker-py: the project's own kept by content hash, others per run.
 
 Python packages enter images from a wheelhouse made on the host, because
-containers here cannot reach PyPI over TLS. The project's own images (the
+containers here cannot reach PyPI over TLS; npm packages (a folder with a
+package-lock.json) likewise from an npm cache fetched on the host. The project's own images (the
 folders under its ``docker/``) are tagged by a hash of their content and kept:
 an image whose inputs did not change is not rebuilt. An image a scenario builds
 from any other folder belongs to one run, as Testcontainers does it
@@ -17,9 +18,11 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,11 +129,44 @@ def wheelhouse(requirements: Path, python_version: str) -> Path:
     return target
 
 
-def _context_tar(spec: ImageSpec, wheels: Path | None) -> io.BytesIO:
+def npm_cache(lockfile: Path) -> Path:
+    """Fetch every package a package-lock.json names into an npm cache, once per lock.
+
+    ``npm ci`` on the host (scripts off) downloads each tarball and checks it against the
+    lock's integrity hash; the image then runs ``npm ci --offline`` from this cache, the way
+    wheels come from the wheelhouse (containers cannot reach the npm registry either)."""
+    lock_hash = hashlib.sha256(lockfile.read_bytes()).hexdigest()[:12]
+    target = state_dir() / "npm-cache" / lock_hash
+    marker = target / ".complete"
+    if marker.exists():
+        return target
+    npm = shutil.which("npm")
+    if npm is None:
+        raise EnvironmentProblem(f"{lockfile} needs npm on the host to fetch its packages")
+    _log(f"fetching npm packages for {lockfile}")
+    with tempfile.TemporaryDirectory(prefix="npm-fetch-") as work:
+        for name in ("package.json", "package-lock.json"):
+            shutil.copyfile(lockfile.parent / name, Path(work) / name)
+        cmd = [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error",
+               "--cache", str(target / "cache")]
+        try:
+            proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            raise EnvironmentProblem(f"npm ci for {lockfile} took over 600 s") from None
+    if proc.returncode != 0:
+        raise EnvironmentProblem(f"npm ci for {lockfile} failed:\n{proc.stderr[-2000:]}")
+    marker.touch()
+    return target
+
+
+def _context_tar(spec: ImageSpec, wheels: Path | None,
+                 npm: Path | None = None) -> io.BytesIO:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for arcname, path in spec.files().items():
             tar.add(str(path), arcname=arcname)
+        if npm is not None:  # the npm cache's content, beside the lock it was fetched for
+            tar.add(str(npm / "cache"), arcname="npm-cache")
         wheel_dir = tarfile.TarInfo("wheels")
         wheel_dir.type = tarfile.DIRTYPE
         wheel_dir.mode = 0o755
@@ -159,10 +195,12 @@ def _build(client: docker.DockerClient, spec: ImageSpec, base: BaseImage, tag: s
            labels: dict[str, str]) -> None:
     requirements = spec.context_dir / "requirements.txt"
     wheels = wheelhouse(requirements, base.python_version) if requirements.is_file() else None
+    lockfile = spec.context_dir / "package-lock.json"
+    npm = npm_cache(lockfile) if lockfile.is_file() else None
     _log(f"building {tag}")
     try:
         client.images.build(
-            fileobj=_context_tar(spec, wheels), custom_context=True, tag=tag, rm=True,
+            fileobj=_context_tar(spec, wheels, npm), custom_context=True, tag=tag, rm=True,
             forcerm=True, buildargs={"BASE": base.tag}, labels=labels,
         )
     except BuildError as exc:
