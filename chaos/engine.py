@@ -16,6 +16,8 @@ from pathlib import Path
 from types import FrameType
 
 from chaos.errors import ChaosError, Interrupted, ScenarioError
+from chaos.llm.analysis import analyse_llm, store_llm
+from chaos.llm.providers import providers
 from chaos.observe.console import Console
 from chaos.observe.events import (
     AssertionEvaluated,
@@ -207,6 +209,9 @@ def _judge(scenario: Scenario, session: RunSessionLike, result: Result, bus: Eve
     result.breaker = [(round(t - session.t0, 3), v) for t, v in session.breaker_samples]
     result.upstream = [(round(t - session.t0, 3), v) for t, v in session.upstream_samples]
     probe = scenario.probes.breaker
+    # the provider journals joined first: requests.ndjson gets served_by (and truncated_success)
+    llm = analyse_llm(session.run_dir, session.records_path, session.t0, session.windows,
+                      sorted(set(providers(scenario).values())))
     findings = findings_for(session.run_dir, session.records_path, session.t0, session.windows,
                             {r.name for r in scenario.load.requests if r.idempotent},
                             result.witness)  # chaos.witness: what the upstream saw, joined
@@ -216,8 +221,9 @@ def _judge(scenario: Scenario, session: RunSessionLike, result: Result, bus: Eve
                         probe.open_value if probe else 1.0, faults=session.fault_records,
                         requests=scoped_requests(scenario), witness=findings,
                         witness_note=str(result.witness.get("note", "")),
-                        witness_kind=str(result.witness.get("kind", "")))
+                        witness_kind=str(result.witness.get("kind", "")), llm=llm)
     store(result, findings)
+    store_llm(result, llm)
     result.timeline = evidence.aggregate.timeline(end)
     result.phase_stats = phase_stats_from(evidence.aggregate, session.windows)
     generator = check_generator(scenario.load, session.records_path, session.t0,

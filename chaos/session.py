@@ -14,6 +14,7 @@ from chaos.capture.sidecar import Captured
 from chaos.errors import EnvironmentProblem, Interrupted
 from chaos.faults.base import FaultContext, Injected
 from chaos.faults.switch import Active, FaultSwitch
+from chaos.llm.providers import start_providers
 from chaos.load.runner import LocustProcess
 from chaos.observe.events import EventBus, LoadStarted, PhaseStarted, ProbeSample
 from chaos.observe.probes import BreakerPoller, MetricPoller, counter_poller
@@ -46,6 +47,7 @@ class RunSession:
         self.records_path = run_dir / "requests.ndjson"
         self.witness: dict[str, object] = {}  # result.witness, once torn down (chaos.witness)
         self.witness_poller: WitnessPoller | None = None
+        self.provider_poller: WitnessPoller | None = None  # providers.ndjson (chaos.llm)
         self.faulted: set[str] = set()  # services a container or network fault has hit
         self._witness_kind = ("none", "")  # the plan's kind and note, for the summary
 
@@ -76,6 +78,7 @@ class RunSession:
 
     def run(self) -> None:
         self._start_witness()
+        self._start_providers()
         self._start_probes()  # before the phases: probes sample while they run
         self._run_phases()
 
@@ -88,6 +91,13 @@ class RunSession:
         self._witness_kind = (plan.kind, plan.note)
         if self.witness_poller is not None:
             self.watchdog.watch("witness", self.witness_poller.check)
+
+    def _start_providers(self) -> None:
+        """The LLM providers' journals (chaos.llm.providers), whatever the witness is."""
+        self.provider_poller = start_providers(self.scenario, self.stack, self.run_dir,
+                                               self.faulted.__contains__)
+        if self.provider_poller is not None:
+            self.watchdog.watch("providers", self.provider_poller.check)
 
     def _start_probes(self) -> None:
         probe = self.scenario.probes.breaker
@@ -186,6 +196,9 @@ class RunSession:
             self.watchdog.unwatch("witness")
             self.witness_poller.stop()
             self.witness = self.witness_poller.summary(*self._witness_kind)
+        if self.provider_poller is not None:  # the providers' last drain
+            self.watchdog.unwatch("providers")
+            self.provider_poller.stop()
         if self.poller is not None:
             self.poller.stop()
             self.breaker_samples = list(self.poller.samples)

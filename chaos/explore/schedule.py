@@ -28,7 +28,7 @@ from chaos.explore.strategies import DrawnFault, Schedule
 from chaos.scenario.model import (
     Assertion,
     ContainerFault,
-    NetFault,
+    Fault,
     Phase,
     Scenario,
     Toxic,
@@ -63,7 +63,7 @@ def build_phases(schedule: Schedule, phase_duration: float) -> list[Phase]:
     phases = [Phase(name="baseline", duration=phase_duration)]
     down: dict[str, str] = {}  # service -> the action that took it down
     for name, window in zip(window_names(len(schedule.windows)), schedule.windows, strict=True):
-        faults: list[ToxicFault | ContainerFault | NetFault] = []
+        faults: list[Fault] = []
         acting = {f.target for f in window.faults if f.is_container}
         for service in sorted(set(down) - acting):  # restore what this window leaves alone
             faults.append(_container(service, _RESTORE[down.pop(service)]))
@@ -75,7 +75,7 @@ def build_phases(schedule: Schedule, phase_duration: float) -> list[Phase]:
                     down[drawn.target] = drawn.kind
             faults.append(_fault(drawn))
         phases.append(Phase(name=name, duration=window.duration, faults=faults))
-    restore: list[ToxicFault | ContainerFault | NetFault] = [
+    restore: list[Fault] = [
         _container(s, _RESTORE[a]) for s, a in sorted(down.items())]
     phases.append(Phase(name="recovery", duration=phase_duration, faults=restore))
     return phases

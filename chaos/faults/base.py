@@ -15,6 +15,7 @@ class FaultContext:
 
     proxies: ToxiproxyClient
     env: RunEnvironment
+    service_url: Callable[[str], str] | None = None  # where the harness reaches a service
 
 
 @dataclass

@@ -46,6 +46,14 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "Result.attempt_timeline": parts.ATTEMPT_TIMELINE,
     "Result.drilldown": parts.DRILLDOWN,
     "Result.drilldown_omitted": parts.COUNT,
+    "Result.llm_timeline": {"type": "array", "items": {
+        "type": "object", "required": ["t", "tokens_per_s"],
+        "description": "One second of LLM traffic (chaos.verdict.llm_figures): tokens per "
+                       "second received, TTFT p50/p95 and inter-token p99 of its streams (ms).",
+        "properties": {"t": {"type": "integer", "minimum": 0, "maximum": parts.MAX_SECONDS},
+                       "tokens_per_s": {**parts.NUMBER, "minimum": 0},
+                       **{k: {**parts.NUMBER, "type": ["number", "null"]}
+                          for k in ("ttft_p50_ms", "ttft_p95_ms", "itl_p99_ms")}}}},
     "Result.duration_s": parts.SECONDS,
     "Result.recovery_s": _SECONDS_OR_NULL,
     "PhaseWindow.start": parts.SECONDS,

@@ -7,7 +7,7 @@ from chaos.runtime.bootstrap import _log, ensure_engine
 from chaos.runtime.images import ensure_image, spec_for_build_dir, toxiproxy_spec
 from chaos.runtime.paths import project_root
 
-PROJECT_IMAGES = ("backend", "gateway", "netfault", "capture")  # netfault, capture: sidecars
+PROJECT_IMAGES = ("backend", "gateway", "llm-provider", "netfault", "capture")  # netfault, capture: sidecars
 
 
 def setup() -> dict[str, str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chaos.scenario.model import ContainerFault, NetFault, Scenario, ToxicFault
+from chaos.scenario.model import ContainerFault, LlmFault, NetFault, Scenario, ToxicFault
 from chaos.scenario.references import (
     check_dependencies,
     check_references,
@@ -97,6 +97,12 @@ def _check_phases(scenario: Scenario, doc: MarkedDocument) -> None:
                                 unknown("service", fault.container, scenario.services))
             if isinstance(fault, NetFault):
                 _check_net_fault(scenario, doc, fault, ("phases", i, "faults", j))
+            if isinstance(fault, LlmFault) and (
+                    fault.service not in scenario.services
+                    or scenario.services[fault.service].llm is None):
+                llm = {n for n, s in scenario.services.items() if s.llm is not None}
+                raise doc.error(("phases", i, "faults", j, "service"),
+                                unknown("LLM provider (a service with llm:)", fault.service, llm))
         _check_rate_limits(doc, phase.faults, i)
 
 

@@ -23,8 +23,15 @@ from pydantic import (
 )
 
 from chaos.outcomes import COUNT_BOUNDS
+from chaos.scenario.llm_bounds import (
+    NO_RETRY_ON_FIELD,
+    STATUS_KEY,
+    NoRetryOn,
+    ServedBy,
+    StatusCounts,
+    TokenLatencyBound,
+)
 from chaos.scenario.llm_load import LlmRequest
-from chaos.scenario.llm_provider import LlmRule, ProviderSpec
 from chaos.scenario.units import (
     MAX_DURATION_S,
     ComparisonField,
@@ -84,9 +91,6 @@ class Service(Model):
     depends_on: list[str] = Field(
         default_factory=list, max_length=50,
         description="services that must be healthy before this one starts")
-    llm: ProviderSpec | None = Field(None, description="the fault-scriptable LLM provider's "
-                                     "script (build: docker/llm-provider; passed as env "
-                                     "CHAOS_LLM_SCRIPT)")
 
     @field_validator("memory")
     @classmethod
@@ -295,25 +299,11 @@ class NetFault(Timed):
         return " ".join(parts) + self.when()
 
 
-class LlmFault(Timed):
-    """Rules installed on an LLM provider (a service with `llm:`) through its control API
-    for the phase (or from `at`, for `for`); they go before the provider's script."""
-
-    service: str
-    llm: list[LlmRule] = Field(min_length=1, max_length=50)
-
-    def describe(self) -> str:
-        rules = "; ".join(rule.describe() for rule in self.llm)
-        return f"llm rules on {self.service}: {rules}{self.when()}"
-
-
 def _fault_kind(value: Any) -> str | None:
     """Pick the fault family by its keys so errors speak of one family, not both."""
-    if isinstance(value, ToxicFault | ContainerFault | NetFault | LlmFault):
+    if isinstance(value, ToxicFault | ContainerFault | NetFault):
         return type(value).__name__
     if isinstance(value, dict):
-        if "llm" in value:
-            return "LlmFault"
         if "net" in value:
             return "NetFault"
         if "container" in value or "action" in value:
@@ -325,11 +315,11 @@ def _fault_kind(value: Any) -> str | None:
 
 Fault = Annotated[
     Annotated[ToxicFault, Tag("ToxicFault")] | Annotated[ContainerFault, Tag("ContainerFault")]
-    | Annotated[NetFault, Tag("NetFault")] | Annotated[LlmFault, Tag("LlmFault")],
+    | Annotated[NetFault, Tag("NetFault")],
     Discriminator(
         _fault_kind, custom_error_type="fault_kind",
-        custom_error_message="a fault is either {proxy, toxic}, {container, action}, "
-        "{service, net} or {service, llm}",
+        custom_error_message="a fault is either {proxy, toxic}, {container, action} "
+        "or {service, net}",
     ),
 ]
 
@@ -563,6 +553,62 @@ class Assertion(Model):
     rst_from: dict[str, ComparisonField] | None = Field(
         None, description="TCP RSTs sent during the phase, from packet captures: "
         "{gateway: 0} (all it sent) or {gateway->client: 0} (to one peer); needs capture")
+    # LLM gateways (chaos.scenario.llm_bounds; judged by chaos.verdict.llm_checks)
+    ttft: TokenLatencyBound | None = Field(
+        None, description="time to the first content token of streamed requests: "
+        "{p50|p95|p99|max: '< 2s'}")
+    inter_token: TokenLatencyBound | None = Field(
+        None, description="gaps between content tokens of streamed requests: "
+        "{p50|p95|p99|max: '< 500ms'}")
+    fallback_used: ComparisonField | None = Field(
+        None, description="share (0..1) of successful requests served by a provider other "
+        "than the first one they were attempted on (the provider journals)")
+    served_by: ServedBy | None = Field(
+        None, max_length=20, description="share (0..1) of successful requests each provider "
+        "served: {provider-b: '>= 0.9'} (the provider journals)")
+    retry_after_honoured: bool | None = Field(
+        None, description="true: every re-attempt after a 429/503 carrying Retry-After waited "
+        "at least that long before going to the same provider again")
+    no_retry_on: NoRetryOn | None = NO_RETRY_ON_FIELD
+    status: StatusCounts | None = Field(
+        None, max_length=20, description="count of client responses with that HTTP status: "
+        "{'429': '> 0'}")
+    retry_after_on_429: ComparisonField | None = Field(
+        None, description="share (0..1) of the gateway's own 429 answers to clients that "
+        "carried Retry-After (or retry-after-ms)")
+
+    @field_validator("fallback_used", "retry_after_on_429")
+    @classmethod
+    def _an_llm_share(cls, value: Any) -> Any:
+        if value is not None and not 0 <= value.value <= 1:
+            raise ValueError(f"a share is between 0 and 1, got {shown(value.text)}")
+        return value
+
+    @field_validator("served_by")
+    @classmethod
+    def _served_shares(cls, value: Any) -> Any:
+        for name, bound in (value or {}).items():
+            if not 0 <= bound.value <= 1:
+                raise ValueError(f"{name}: a share is between 0 and 1, got {shown(bound.text)}")
+        return value
+
+    @field_validator("status")
+    @classmethod
+    def _status_keys(cls, value: Any) -> Any:
+        for key, bound in (value or {}).items():
+            if not re.match(STATUS_KEY, key):
+                raise ValueError(f"{shown(key)} is not an HTTP status (100 to 599)")
+            if bound.value < 0:
+                raise ValueError(f"{key}: a count of {shown(bound.text)} can never be met")
+        return value
+
+    @field_validator("no_retry_on")
+    @classmethod
+    def _statuses(cls, value: Any) -> Any:
+        for status in value or []:
+            if not 400 <= status <= 599:
+                raise ValueError(f"{status} is not an HTTP error status (400 to 599)")
+        return value
 
     @field_validator(*COUNT_BOUNDS, "retry_amplification", "p50", "p95", "p99", "max_latency",
                      "attempts_per_request", "upstream_timeout", "retries_non_idempotent")

@@ -21,7 +21,7 @@ from chaos.scenario.yaml_marks import MarkedDocument
 
 # Assertion keys that judge something other than the client records of a phase: they
 # cannot be narrowed to one request's records.
-UNSCOPED = ("breaker", "recovers_within", "retry_amplification", "rst_from",
+UNSCOPED: tuple[str, ...] = ("breaker", "recovers_within", "retry_amplification", "rst_from",
             "attempts_per_request", "upstream_timeout", "retries_non_idempotent", "shed")
 _WITNESS = "the upstream witness's figures are per phase"
 _WHY = {
@@ -31,6 +31,11 @@ _WHY = {
     "rst_from": "packet captures do not know request names",
     **{key: _WITNESS for key in UNSCOPED[4:]},
 }
+# The LLM keys (chaos.scenario.llm_bounds) are judged per phase too (chaos.verdict.llm_checks)
+LLM_KEYS = ("ttft", "inter_token", "fallback_used", "served_by", "retry_after_honoured",
+            "no_retry_on", "status", "retry_after_on_429")
+UNSCOPED += LLM_KEYS
+_WHY.update({key: "the LLM figures are per phase" for key in LLM_KEYS})
 
 
 def check_scoping(scenario: Scenario, doc: MarkedDocument) -> None:

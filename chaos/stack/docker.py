@@ -50,6 +50,7 @@ from chaos.runtime.ledger import Remover, docker_removers
 from chaos.runtime.paths import project_root
 from chaos.scenario.build_roots import resolve_build
 from chaos.scenario.gateways import find
+from chaos.scenario.llm_provider import SCRIPT_ENV, script_env
 from chaos.scenario.loader import REFERENCE
 from chaos.scenario.model import NetFault, Scenario
 from chaos.stack.base import BaseStack
@@ -231,6 +232,9 @@ class DockerStack(BaseStack):
             for dep in service.depends_on:
                 self._wait_ready(dep, ready)
             env = {k: self._substitute(v) for k, v in service.env_strings().items()}
+            if service.llm is not None:  # the LLM provider's script (docker/llm-provider)
+                rid = self.scenario.load.request_id
+                env[SCRIPT_ENV] = script_env(name, service.llm, rid.header, rid.body_field)
             self.env.start(name, self.images[name], service.port, env, memory=service.memory,
                            cpus=service.cpus,
                            writable=image_writable(self.env.client, self.images[name]))
@@ -286,7 +290,7 @@ class DockerStack(BaseStack):
 
     def fault_context(self) -> FaultContext:
         assert self.env is not None and self.proxies is not None
-        return FaultContext(self.proxies, self.env)
+        return FaultContext(self.proxies, self.env, self.service_url)
 
     # -- teardown (each step registered on the ExitStack as its resource appeared) --------
     def _stop_capture(self) -> None:

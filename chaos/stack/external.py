@@ -130,4 +130,4 @@ class ExternalStack(BaseStack):
 
     def fault_context(self) -> FaultContext:
         assert self.proxies is not None
-        return FaultContext(self.proxies, cast(RunEnvironment, _NoDocker()))
+        return FaultContext(self.proxies, cast(RunEnvironment, _NoDocker()), self.service_url)

@@ -4,9 +4,10 @@ The reference backend and gateway (docker/<name>/app.py) run as subprocesses on
 127.0.0.1 and the project's embedded Toxiproxy-API server runs in this process,
 carrying the scenario's proxies; everything else (the phase loop, the toxics and their
 ledger, the Locust subprocess, the verdict, the reports, teardown on Ctrl-C) is the
-real thing. This is the fast test layer: no Docker. Only toxic faults can be served
-this way; container and network faults (and packet capture) need Docker and are
-refused before anything starts, naming the scenario key (exit 2).
+real thing. This is the fast test layer: no Docker. Only toxic faults and `llm` faults
+(the LLM provider, docker/llm-provider/app.py, runs here like the reference apps, its
+script in CHAOS_LLM_SCRIPT) can be served this way; container and network faults (and
+packet capture) need Docker and are refused before anything starts, naming the scenario key (exit 2).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from chaos.proxy.embedded import ServerThread
 from chaos.runtime.environment import RunEnvironment
 from chaos.runtime.ledger import process_env
 from chaos.runtime.paths import project_root
+from chaos.scenario.llm_provider import SCRIPT_ENV, script_env
 from chaos.scenario.loader import REFERENCE
-from chaos.scenario.model import Scenario, ToxicFault
+from chaos.scenario.model import LlmFault, Scenario, ToxicFault
 from chaos.stack.base import BaseStack
 from chaos.stack.processes import LOOPBACK, AppProcess, free_port, launch
 
@@ -41,9 +43,10 @@ class _NoDocker:
 def refusals(scenario: Scenario) -> list[tuple[str, str]]:
     """(key, why) for each part of a scenario the loopback stack cannot serve."""
     found = [(f"phases[{i}].faults[{j}]", "this fault needs Docker; the loopback stack "
-              "injects toxics only")
+              "injects toxics and llm rules only")
              for i, phase in enumerate(scenario.phases)
-             for j, fault in enumerate(phase.faults) if not isinstance(fault, ToxicFault)]
+             for j, fault in enumerate(phase.faults)
+             if not isinstance(fault, ToxicFault | LlmFault)]
     for name, service in scenario.services.items():
         if service.image is not None or not app_script(scenario, name).is_file():
             found.append((f"services.{name}", "the loopback stack runs only the reference "
@@ -112,6 +115,9 @@ class LoopbackStack(BaseStack):
         assert self.ledger is not None
         service = self.scenario.services[name]
         env = {k: self._substitute(v) for k, v in service.env_strings().items()}
+        if service.llm is not None:  # the LLM provider's script (docker/llm-provider)
+            rid = self.scenario.load.request_id
+            env[SCRIPT_ENV] = script_env(name, service.llm, rid.header, rid.body_field)
         script = app_script(self.scenario, name)
         started = time.monotonic()
         self.ledger.intend("process", name, script=str(script))
@@ -147,4 +153,4 @@ class LoopbackStack(BaseStack):
 
     def fault_context(self) -> FaultContext:
         assert self.proxies is not None
-        return FaultContext(self.proxies, cast(RunEnvironment, _NoDocker()))
+        return FaultContext(self.proxies, cast(RunEnvironment, _NoDocker()), self.service_url)

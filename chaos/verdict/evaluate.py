@@ -14,7 +14,7 @@ from chaos import outcomes as o
 from chaos.outcomes import COUNT_BOUNDS
 from chaos.scenario.model import Assertion, Scenario
 from chaos.scenario.units import Comparison, format_duration
-from chaos.verdict import breaker_checks, counters, recovery, witness_checks
+from chaos.verdict import breaker_checks, counters, llm_checks, recovery, witness_checks
 from chaos.verdict.intervals import FAIL, INCONCLUSIVE, PASS, judge_interval, wilson
 from chaos.verdict.result import AssertionResult, FaultRecord, PhaseWindow
 from chaos.verdict.stats import Aggregate, Record, Sample
@@ -56,8 +56,9 @@ class Evidence:
                  upstream: list[tuple[float, float]] | None = None,
                  open_value: float = 1.0, faults: list[FaultRecord] | None = None,
                  requests: Iterable[str] | None = None, witness: Findings | None = None,
-                 witness_note: str = "", witness_kind: str = "") -> None:
+                 witness_note: str = "", witness_kind: str = "", llm: Any = None) -> None:
         self.windows = {w.name: w for w in windows}
+        self.llm = llm  # chaos.llm.analysis.LlmFindings (provider journals, token figures)
         # The upstream witness's findings (chaos.witness.analysis), None when the run had none
         self.witness = witness
         self.witness_note = witness_note
@@ -129,6 +130,7 @@ def _evaluate_one(a: Assertion, scenario: Scenario, ev: Evidence) -> list[Assert
                     if counted.status == INCONCLUSIVE else None)
         out.append(fallback or counted)
     out.extend(witness_checks.evaluate_witness(a, phase, WHOLE_RUN, ev))
+    out.extend(llm_checks.evaluate_llm(a, phase, WHOLE_RUN, ev))
     for key, bound in (a.rst_from or {}).items():
         out.append(_rst_from(phase, key, bound, ev))
     return out

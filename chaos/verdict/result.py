@@ -199,6 +199,12 @@ class Result:
     attempt_timeline: list[dict[str, Any]] = field(default_factory=list)  # one row a second
     drilldown: list[dict[str, Any]] = field(default_factory=list)  # {request, attempts}
     drilldown_omitted: int = 0
+    # LLM runs (chaos.llm.analysis): provider journals joined by request id and the token
+    # figures: {providers, journal, attempts, matched, whole, by_phase, drilldown}; {} when
+    # the run had no LLM provider and no LLM record.
+    llm: dict[str, Any] = field(default_factory=dict)
+    # One row per second with LLM traffic: tokens_per_s, ttft_p50_ms, ttft_p95_ms, itl_p99_ms.
+    llm_timeline: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:

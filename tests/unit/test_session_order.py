@@ -20,6 +20,9 @@ class Ordered(RunSession):
         self.run_dir = Path(".")
         self.faulted = set()
 
+    def _start_providers(self) -> None:
+        self.order.append("providers")
+
     def _start_probes(self) -> None:
         self.order.append("probes")
 
@@ -32,5 +35,5 @@ def test_probes_start_before_the_phases(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(session_module, "start_witness", lambda *args: (plan, None))
     session = Ordered()
     session.run()
-    assert session.order == ["probes", "phases"]
+    assert session.order == ["providers", "probes", "phases"]
     assert session.witness["kind"] == "none"
