@@ -41,7 +41,9 @@ from chaos.observe.lines import describe
 
 SHORT = {o.OK: "ok", o.OK_AFTER_RETRY: "retried", o.GRACEFUL: "graceful", o.RESET: "reset",
          o.REFUSED: "refused", o.CONNECT_TIMEOUT: "conn-timeout", o.READ_TIMEOUT: "timeout",
-         o.TRUNCATED: "truncated", o.CLOSED: "closed", o.OTHER: "other"}
+         o.TRUNCATED: "truncated", o.CLOSED: "closed", o.OTHER: "other",
+         o.TRUNCATED_SUCCESS: "no-terminator", o.STREAM_STALLED: "stalled",
+         o.INBAND_ERROR: "inband-error"}
 CLEAR = "\r\x1b[2K"
 
 

@@ -33,6 +33,9 @@ COLORS = {
     o.OK: "#009E73", o.OK_AFTER_RETRY: "#8FD6C2", o.GRACEFUL: "#E69F00",
     o.RESET: "#D55E00", o.REFUSED: "#CC79A7", o.CONNECT_TIMEOUT: "#56B4E9",
     o.READ_TIMEOUT: "#0072B2", o.CLOSED: "#000000", o.TRUNCATED: "#F0E442", o.OTHER: "#999999",
+    # LLM streams: an error told in band near graceful's orange, a stream ended without its
+    # terminator near truncated's yellow, a stalled one near the timeouts' blues
+    o.INBAND_ERROR: "#F5C26B", o.TRUNCATED_SUCCESS: "#A39A1E", o.STREAM_STALLED: "#3B3B98",
 }
 LATENCY_COLORS = {"p50_ms": "#56B4E9", "p95_ms": "#0072B2", "p99_ms": "#002D4D"}
 LATENCY_DASHES = {"p50_ms": "2 2", "p95_ms": "6 3", "p99_ms": ""}

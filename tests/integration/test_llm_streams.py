@@ -198,10 +198,11 @@ def test_a_complete_stream_is_ok_with_its_token_timings(run: dict[str, Any]) -> 
         assert r["finish_reason"] == "stop" and r["retry_after"] is None
         assert FIRST_TOKEN_S * 1000 * 0.8 <= r["ttft_ms"] < 2000
         assert len(r["itl_ms"]) == TOKENS - 1 and r["itl_more"] == 0
-        # tokens that arrive in one read share a time (a busy client), so the gaps are
-        # bounded together: the server waited GAP_S before each token after the first
+        # tokens that arrive in one read share a time (a busy client reads late, then several
+        # at once), so the bound is on the last token: never before the server sent it
         assert all(0 <= gap < 1000 for gap in r["itl_ms"]), r["itl_ms"]
-        assert sum(r["itl_ms"]) >= (TOKENS - 1) * GAP_S * 1000 * 0.8, r["itl_ms"]
+        last_token_ms = r["ttft_ms"] + sum(r["itl_ms"])
+        assert last_token_ms >= (FIRST_TOKEN_S + (TOKENS - 1) * GAP_S) * 1000 * 0.9, r
         # Locust's request time is the whole stream's, not the time to the headers
         assert r["latency_ms"] >= r["ttft_ms"] + sum(r["itl_ms"]) - 1.0, r
 
