@@ -254,8 +254,9 @@ class StreamEndedEarly(Exception):
 
 class StreamWatch:
     """Follows a relayed SSE stream far enough to tell a finished LLM answer from one that
-    merely stopped: a finish_reason / stop_reason, or the terminator ([DONE],
-    message_stop). Only events that mention them are parsed."""
+    merely stopped: a finish_reason / stop_reason, the terminator ([DONE], message_stop),
+    or the provider's own error event (the client was told). Only events that mention
+    them are parsed."""
 
     def __init__(self) -> None:
         self.llm = False  # OpenAI chunks or Anthropic events were seen
@@ -281,10 +282,14 @@ class StreamWatch:
         if b"[DONE]" in event or b"message_stop" in event:
             self.finished = True
             return
-        if b"finish_reason" not in event and b"stop_reason" not in event:
+        if b"finish_reason" not in event and b"stop_reason" not in event \
+                and b'"error"' not in event:
             return
         doc = _json(_data_lines(event).encode())
         if not isinstance(doc, dict):
+            return
+        if isinstance(doc.get("error"), dict):  # the provider's own in-band error: told
+            self.finished = True
             return
         delta = doc.get("delta")
         if isinstance(delta, dict) and delta.get("stop_reason"):

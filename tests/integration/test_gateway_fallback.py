@@ -113,6 +113,10 @@ class Provider:
                 assert request.transport is not None
                 request.transport.abort()
                 return response
+            if n - 1 == do.get("error_after"):  # the provider's own in-band error event
+                await response.write(b'data: {"error": {"type": "server_error"}}\n\n')
+                await response.write_eof()
+                return response
             if n - 1 == do.get("end_after"):  # a clean end: no finish, no [DONE]
                 await response.write_eof()
                 return response
@@ -341,6 +345,13 @@ def test_a_stream_ended_cleanly_without_finish_or_done_gets_an_error_event(
     assert "a2 " in "".join(events) and "[DONE]" not in events
     assert json.loads(events[-1])["error"]["type"] == "upstream_disconnected"
 
+    primary.default = {"error_after": 2}  # told by the provider: passed on, nothing added
+    with requests.post(gw.url + CHAT, json=STREAM, stream=True,
+                       timeout=HTTP_TIMEOUT_S) as reply:
+        events = sse_data(reply)
+    assert [json.loads(e)["error"]["type"] for e in events if "error" in e] == ["server_error"]
+
+    primary.default = {"end_after": 2}
     naive = gateway(start, primary, None, GATEWAY_STREAM_ERRORS="off")
     with requests.post(naive.url + CHAT, json=STREAM, stream=True,
                        timeout=HTTP_TIMEOUT_S) as reply:
