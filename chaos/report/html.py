@@ -125,7 +125,7 @@ def _split_samples(result: Result) -> dict[str, Any]:
     failed: list[dict[str, Any]] = []
     for sample in result.evidence.get("samples") or []:
         where = derive.phase_at(result, float(sample.get("t", 0)))
-        is_expected = sample.get("outcome") == o.GRACEFUL and where in phases
+        is_expected = sample.get("outcome") in o.COUNT_BOUNDS["graceful_errors"] and where in phases
         (expected if is_expected else failed).append(sample)
     expected_total = derive.expected_errors(result)
     failed_total = int(result.evidence.get("failed_total") or len(failed) + len(expected))

@@ -8,7 +8,7 @@ reader can check the arithmetic; keep the texts below and the code in step.
 
 from __future__ import annotations
 
-from chaos.outcomes import BREAKER_STATES, GRACEFUL, HANDLED
+from chaos.outcomes import BREAKER_STATES, COUNT_BOUNDS, HANDLED
 from chaos.scenario.units import parse_comparison
 from chaos.verdict.counters import growth
 from chaos.verdict.result import BreakerTransition, Result, ScoreTerm
@@ -190,7 +190,8 @@ def expected_error_phases(result: Result) -> set[str]:
 def expected_errors(result: Result) -> int:
     """Graceful errors in the phases that expected them (expected_error_phases)."""
     names = expected_error_phases(result)
-    return sum(p.counts.get(GRACEFUL, 0) for p in result.phase_stats if p.name in names)
+    return sum(p.counts.get(k, 0) for p in result.phase_stats if p.name in names
+               for k in COUNT_BOUNDS["graceful_errors"])  # with inband_error: told in the stream
 
 
 # -- retry amplification -----------------------------------------------------------------

@@ -96,6 +96,12 @@ class SseServer:
         if kind == "rate-limited-ms":
             return web.json_response({"error": {"type": "rate_limit_exceeded"}}, status=429,
                                      headers={"retry-after-ms": "1500"})
+        if kind == "json":  # a non-streaming chat answer
+            count = min(int(body["max_tokens"]), TOKENS)
+            return web.json_response({
+                "object": "chat.completion", "usage": {"completion_tokens": count},
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "tok"},
+                             "finish_reason": "length" if count < TOKENS else "stop"}]})
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         if kind == "anthropic":
@@ -165,6 +171,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 for p in PATHS]
     requests.append({"name": "mix", "method": "POST", "path": "/mix",
                      "llm": {"prompt_tokens": [20, 400], "max_tokens": [2, 8], "stream": True}})
+    requests.append({"name": "json", "method": "POST", "path": "/json",
+                     "llm": {"prompt_tokens": 30, "max_tokens": [2, 8], "stream": False}})
     load = Load(target="gateway", users=6, spawn_rate=50, timeout="500ms",
                 connect_timeout="300ms", wait="20ms", requests=requests,
                 request_id={"body_field": "user"})
@@ -264,3 +272,13 @@ def test_one_record_per_request(run: dict[str, Any]) -> None:
     rids = [r["rid"] for r in run["rows"]]
     assert len(rids) == len(set(rids)) and set(rids) <= {b["rid"] for b in run["bodies"]}
     assert len(rids) > 40 and run["rc"] == 0, run["log"]
+
+
+def test_a_non_streaming_chat_answer_keeps_usage_and_finish_reason(run: dict[str, Any]) -> None:
+    sent = {b["rid"]: b["body"] for b in run["bodies"] if b["kind"] == "json"}
+    for r in _of(run, "json"):
+        count = min(r["max_tokens"], TOKENS)
+        assert (r["outcome"], r["tokens"], r["prompt_tokens"]) == (OK, count, 30), r
+        assert r["finish_reason"] == ("length" if count < TOKENS else "stop")
+        assert "ttft_ms" not in r and sent[r["rid"]]["stream"] is False
+        assert "stream_options" not in sent[r["rid"]]

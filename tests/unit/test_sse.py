@@ -130,3 +130,15 @@ def test_non_streaming_answers_and_error_objects() -> None:
     json_headers = {"Content-Type": "application/json", "Content-Length": str(len(error))}
     assert classify_response(200, json_headers, error)[0] == INBAND_ERROR
     assert classify_response(200, {"Content-Type": "application/json"}, body)[0] == OK
+
+
+def test_the_old_count_bounds_keep_counting_what_they_counted() -> None:
+    """Before these classes, an error event in a 200 stream was a graceful_error and a clean
+    end without [DONE] was truncated; scenarios bound them so (llm-stream-cut,
+    long-stream-timeout), so those bounds count the new classes too."""
+    from chaos.outcomes import COUNT_BOUNDS, GRACEFUL, HANDLED, STREAM_STALLED, TRUNCATED
+
+    assert COUNT_BOUNDS["graceful_errors"] == (GRACEFUL, INBAND_ERROR)
+    assert COUNT_BOUNDS[TRUNCATED] == (TRUNCATED, TRUNCATED_SUCCESS)
+    assert COUNT_BOUNDS[INBAND_ERROR] == (INBAND_ERROR,) and INBAND_ERROR in HANDLED
+    assert TRUNCATED_SUCCESS not in HANDLED and STREAM_STALLED not in HANDLED
