@@ -32,6 +32,7 @@ from chaos.scenario.llm_bounds import (
     TokenLatencyBound,
 )
 from chaos.scenario.llm_load import LlmRequest
+from chaos.scenario.llm_provider import LlmRule, ProviderSpec
 from chaos.scenario.units import (
     MAX_DURATION_S,
     ComparisonField,
@@ -91,6 +92,9 @@ class Service(Model):
     depends_on: list[str] = Field(
         default_factory=list, max_length=50,
         description="services that must be healthy before this one starts")
+    llm: ProviderSpec | None = Field(None, description="the fault-scriptable LLM provider's "
+                                     "script (build: docker/llm-provider; passed as env "
+                                     "CHAOS_LLM_SCRIPT)")
 
     @field_validator("memory")
     @classmethod
@@ -299,11 +303,25 @@ class NetFault(Timed):
         return " ".join(parts) + self.when()
 
 
+class LlmFault(Timed):
+    """Rules installed on an LLM provider (a service with `llm:`) through its control API
+    for the phase (or from `at`, for `for`); they go before the provider's script."""
+
+    service: str
+    llm: list[LlmRule] = Field(min_length=1, max_length=50)
+
+    def describe(self) -> str:
+        rules = "; ".join(rule.describe() for rule in self.llm)
+        return f"llm rules on {self.service}: {rules}{self.when()}"
+
+
 def _fault_kind(value: Any) -> str | None:
     """Pick the fault family by its keys so errors speak of one family, not both."""
-    if isinstance(value, ToxicFault | ContainerFault | NetFault):
+    if isinstance(value, ToxicFault | ContainerFault | NetFault | LlmFault):
         return type(value).__name__
     if isinstance(value, dict):
+        if "llm" in value:
+            return "LlmFault"
         if "net" in value:
             return "NetFault"
         if "container" in value or "action" in value:
@@ -315,11 +333,11 @@ def _fault_kind(value: Any) -> str | None:
 
 Fault = Annotated[
     Annotated[ToxicFault, Tag("ToxicFault")] | Annotated[ContainerFault, Tag("ContainerFault")]
-    | Annotated[NetFault, Tag("NetFault")],
+    | Annotated[NetFault, Tag("NetFault")] | Annotated[LlmFault, Tag("LlmFault")],
     Discriminator(
         _fault_kind, custom_error_type="fault_kind",
-        custom_error_message="a fault is either {proxy, toxic}, {container, action} "
-        "or {service, net}",
+        custom_error_message="a fault is either {proxy, toxic}, {container, action}, "
+        "{service, net} or {service, llm}",
     ),
 ]
 
