@@ -1,12 +1,14 @@
 """The Portkey profile (docker/gateways/portkey): stock and hardened start healthy behind
-the profile wiring, route a non-streaming and a streaming chat completion to an
-OpenAI-compatible upstream with no Portkey header from the client, and name version
-1.15.2; hardened falls back to FALLBACK_URLS when UPSTREAM_URL refuses, stock does not.
+the profile wiring, route a non-streaming and a streaming chat completion to the project's
+LLM provider (docker/llm-provider) with no Portkey header from the client, and name
+version 1.15.2. Hardened retries a 503 on the same provider then falls back to
+FALLBACK_URLS, and neither retries nor falls back on a 400; stock does neither. What
+reached each provider is read from its journal (the upstream witness), not from Portkey.
 
-The upstream is the reference backend's OpenAI-style /v1/chat/completions. It is
-addressed by its IP on the run's network: Portkey's custom-host guard refuses private
-addresses unless trusted, and the wiring trusts exactly the scenario's upstreams.
-About 40 s once the image is built (about 2 min the first time: npm fetch, apt, npm ci).
+The providers are addressed by their IPs on the run's network: Portkey's custom-host guard
+refuses private addresses unless trusted, and the wiring trusts exactly the scenario's
+upstreams. About 60 s once the images are built (about 2 min more the first time: npm
+fetch, apt, npm ci).
 """
 
 from __future__ import annotations
@@ -32,18 +34,36 @@ pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
 FOLDER = ROOT / "docker" / "gateways" / "portkey"
 PROFILE = load_profile(FOLDER / "gateway.yaml")
+FALLBACK = PROFILE.fallback_env or "FALLBACK_URLS"
 UPSTREAM_PORT = 8080
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}],
         "user": "rid-portkey-1"}
 TIMEOUT = (2.0, 15.0)
+# provider name -> its script (CHAOS_LLM_SCRIPT): "down" answers every request 503,
+# "picky" refuses model reject-* with 400 and serves the rest.
+PROVIDERS: dict[str, dict[str, Any]] = {
+    "provider-a": {"tokens": 12},
+    "provider-b": {"tokens": 12},
+    "down": {"rules": [{"when": {"model": "*"}, "do": {"status": 503}}]},
+    "picky": {"rules": [{"when": {"model": "reject-*"}, "do": {"status": 400}}]},
+}
 
 
 class Env:
-    def __init__(self, run: RunEnvironment, image: str, upstream_ip: str) -> None:
-        self.run, self.image, self.upstream_ip = run, image, upstream_ip
+    def __init__(self, run: RunEnvironment, image: str) -> None:
+        self.run, self.image = run, image
 
-    def url(self, port: int = UPSTREAM_PORT) -> str:
-        return f"http://{self.upstream_ip}:{port}"
+    def url(self, provider: str, port: int = UPSTREAM_PORT) -> str:
+        """A provider's base URL as the gateway reaches it (its IP on the run's network)."""
+        ip = self.run.services[provider].network_ip(self.run.prefix)
+        assert ip is not None
+        return f"http://{ip}:{port}"
+
+    def attempts(self, provider: str, rid: str) -> list[dict[str, Any]]:
+        """The provider's journal records of one request id (every attempt that reached it)."""
+        answer = requests.get(f"{self.run.services[provider].host_url}/journal",
+                              params={"after": 0, "limit": 10000}, timeout=5)
+        return [a for a in answer.json()["attempts"] if a.get("rid") == rid]
 
     def gateway(self, name: str, profile: str, env: dict[str, str]) -> tuple[str, float]:
         """Start one gateway container; (its URL, seconds until its health path answered)."""
@@ -63,26 +83,29 @@ def env() -> Iterator[Env]:
     image = ensure_image(client, spec_for_build_dir(FOLDER), base)
     print(f"\nportkey image {image}: ready in {time.monotonic() - started:.1f} s, "
           f"{client.images.get(image).attrs['Size'] / 1e6:.0f} MB")
-    backend = ensure_image(client, spec_for_build_dir(ROOT / "docker" / "backend"), base)
+    provider = ensure_image(client, spec_for_build_dir(ROOT / "docker" / "llm-provider"), base)
     run = RunEnvironment(client, f"test-portkey-{int(time.time())}", "test-portkey-profile")
     try:
         run.create_network()
-        run.start("backend", backend, UPSTREAM_PORT, {"STREAM_CHUNK_DELAY_MS": "5"})
-        run.wait_healthy("backend", "/healthz", timeout=60)
-        ip = run.services["backend"].network_ip(run.prefix)
-        assert ip is not None
-        yield Env(run, image, ip)
+        for name, script in PROVIDERS.items():
+            run.start(name, provider, UPSTREAM_PORT,
+                      {"CHAOS_LLM_SCRIPT": json.dumps({"name": name, **script})})
+        for name in PROVIDERS:
+            run.wait_healthy(name, "/healthz", timeout=60)
+        yield Env(run, image)
     finally:
         run.teardown()
 
 
-def chat(url: str, **extra: Any) -> requests.Response:
-    return requests.post(f"{url}/v1/chat/completions", json={**CHAT, **extra}, timeout=TIMEOUT)
+def chat(url: str, rid: str, **extra: Any) -> requests.Response:
+    return requests.post(f"{url}/v1/chat/completions", json={**CHAT, "user": rid, **extra},
+                         timeout=TIMEOUT)
 
 
-def stream_events(url: str) -> list[str]:
+def stream_events(url: str, rid: str) -> list[str]:
     """The data: payloads of one streamed chat completion, read as they arrive."""
-    with requests.post(f"{url}/v1/chat/completions", json={**CHAT, "stream": True},
+    with requests.post(f"{url}/v1/chat/completions",
+                       json={**CHAT, "user": rid, "stream": True},
                        timeout=TIMEOUT, stream=True) as response:
         assert response.status_code == 200, response.text[:500]
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -93,47 +116,61 @@ def stream_events(url: str) -> list[str]:
 @pytest.mark.parametrize("profile", sorted(PROFILE.profiles))
 def test_a_profile_starts_healthy_routes_chat_and_names_its_version(env: Env,
                                                                       profile: str) -> None:
-    extra = {PROFILE.fallback_env: env.url()} if profile == "hardened" and \
-        PROFILE.fallback_env else {}
+    extra = {FALLBACK: env.url("provider-b")} if profile == "hardened" else {}
     url, waited = env.gateway(f"portkey-{profile}", profile,
-                              {PROFILE.upstream_env: env.url(), **extra})
+                              {PROFILE.upstream_env: env.url("provider-a"), **extra})
     print(f"portkey:{profile} healthy after {waited:.2f} s")
 
-    answer = chat(url)  # no x-portkey-* header: the profile supplies the routing
+    answer = chat(url, f"{profile}-plain")  # no x-portkey-* header: the profile routes it
     assert answer.status_code == 200, answer.text[:500]
     body = answer.json()
     assert body["choices"][0]["message"]["content"]
     assert body["choices"][0]["finish_reason"] == "stop"
-    assert body["usage"]["completion_tokens"] > 0
+    assert body["usage"]["completion_tokens"] == 12
+    [attempt] = env.attempts("provider-a", f"{profile}-plain")
+    assert attempt["model"] == "gpt-4o-mini" and attempt["stream"] is False
 
-    events = stream_events(url)
+    events = stream_events(url, f"{profile}-stream")
     assert events[-1] == "[DONE]", events[-3:]
     chunks = [json.loads(e) for e in events[:-1]]
     content = [c["choices"][0]["delta"].get("content") for c in chunks if c.get("choices")]
-    assert sum(1 for text in content if text) >= 3, chunks[:3]
-    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert sum(1 for text in content if text) == 12, chunks[:3]
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c.get("choices")][-1] == "stop"
+    [attempt] = env.attempts("provider-a", f"{profile}-stream")
+    assert attempt["stream"] is True and attempt["ended"] == "complete"
 
     version, why = read_version(env.run.container(f"portkey-{profile}"), PROFILE.version)
     assert version == "1.15.2", why
 
 
-def test_hardened_falls_back_when_the_primary_refuses_and_stock_does_not(env: Env) -> None:
-    dead = env.url(9)  # nothing listens there: connection refused
+def test_hardened_retries_then_falls_back_on_503_and_stock_does_neither(env: Env) -> None:
     hardened, _ = env.gateway("portkey-fallback", "hardened",
-                              {PROFILE.upstream_env: dead,
-                               PROFILE.fallback_env or "FALLBACK_URLS": env.url()})
-    answer = chat(hardened)
+                              {PROFILE.upstream_env: env.url("down"),
+                               FALLBACK: env.url("provider-b")})
+    answer = chat(hardened, "fb-plain")
     assert answer.status_code == 200, answer.text[:500]
-    assert answer.headers.get("x-portkey-last-used-option-index") == "config.targets[1]"
-    assert stream_events(hardened)[-1] == "[DONE]"
+    assert len(env.attempts("down", "fb-plain")) == 3  # retry.attempts 2: 1 + 2 on the primary
+    assert len(env.attempts("provider-b", "fb-plain")) == 1
+    assert stream_events(hardened, "fb-stream")[-1] == "[DONE]"
+    assert len(env.attempts("provider-b", "fb-stream")) == 1
 
-    stock, _ = env.gateway("portkey-single", "stock", {PROFILE.upstream_env: dead})
-    assert chat(stock).status_code >= 500
+    stock, _ = env.gateway("portkey-single", "stock", {PROFILE.upstream_env: env.url("down")})
+    assert chat(stock, "single").status_code == 503
+    assert len(env.attempts("down", "single")) == 1
+
+
+def test_hardened_neither_retries_nor_falls_back_on_400(env: Env) -> None:
+    hardened, _ = env.gateway("portkey-no-retry", "hardened",
+                              {PROFILE.upstream_env: env.url("picky"),
+                               FALLBACK: env.url("provider-b")})
+    assert chat(hardened, "bad-1", model="reject-me").status_code == 400
+    assert len(env.attempts("picky", "bad-1")) == 1
+    assert env.attempts("provider-b", "bad-1") == []
 
 
 def test_a_bad_upstream_stops_the_container_with_a_message(env: Env) -> None:
     container = env.run.client.containers.run(
-        env.image, detach=True, environment={"UPSTREAM_URL": "backend:8080"},
+        env.image, detach=True, environment={"UPSTREAM_URL": "provider-a:8080"},
         labels=env.run.labels)
     try:
         assert container.wait(timeout=30)["StatusCode"] == 2
