@@ -35,6 +35,10 @@ switches below off too:
   between body bytes. A stall after bytes reached the client, or a stream cut mid-way,
   ends with an in-band error event (`event: error` + `data: {"error": {...}}`, Anthropic's
   error event on /v1/messages), never a clean end that reads as a success.
+- GATEWAY_LLM_RETRIES (default off): LLM inference POSTs (/v1/chat/completions,
+  /v1/completions, /v1/messages, /v1/embeddings) are retried on the same provider like
+  idempotent requests (GATEWAY_MAX_TRIES, backoff, 502/503/504 and connection failures;
+  a 429 only with GATEWAY_RETRY_AFTER=off). Off: one try per provider, then the next.
 - GATEWAY_TPM (tokens per minute, default off): the gateway's own token rate limit over
   prompt (characters / 4) + max_tokens of each LLM request (a JSON body with messages or
   prompt), a token bucket refilled continuously; over it: 429 rate_limit_exceeded with
@@ -176,7 +180,8 @@ def outgoing_request(request: web.Request, upstream_url: str, body: bytes | None
         prior = request.headers.get("X-Forwarded-For")
         headers["X-Forwarded-For"] = f"{prior}, {request.remote}" if prior else request.remote
     url = URL(upstream_url + request.raw_path, encoded=True)
-    return OutgoingRequest(request.method, url, headers, body)
+    return OutgoingRequest(request.method, url, headers, body,
+                           request.app[CONFIG_KEY].llm_retries_enabled)
 
 
 # ---------------------------------------------------------------- response side

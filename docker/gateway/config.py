@@ -124,6 +124,7 @@ class GatewayConfig:
     fallback_on: tuple[str, ...] = DEFAULT_FALLBACK_ON  # a tuple: the startup log is JSON
     first_token_timeout_s: float = 0.0  # 0: only the idle timeout bounds the first token
     stream_idle_timeout_s: float = 0.0  # 0: the per-try timeout is the body's idle timeout
+    llm_retries_enabled: bool = False  # on: LLM inference POSTs retried like idempotent ones
     tpm: int = 0  # the gateway's own tokens-per-minute limit (prompt + max_tokens); 0: none
 
     @property
@@ -166,5 +167,6 @@ class GatewayConfig:
             first_token_timeout_s=(_optional_seconds(env, "GATEWAY_FIRST_TOKEN_TIMEOUT")
                                    if resilience else 0.0),
             stream_idle_timeout_s=_optional_seconds(env, "GATEWAY_STREAM_IDLE_TIMEOUT"),
+            llm_retries_enabled=retries and _switch(env, "GATEWAY_LLM_RETRIES", default=False),
             tpm=_limit(env, "GATEWAY_TPM", 1) if resilience and env.get("GATEWAY_TPM") else 0,
         )

@@ -36,6 +36,8 @@ DEADLINE_HEADER = "X-Request-Timeout-Ms"  # the client's own budget (like grpc-t
 DEADLINE_MARGIN_S = 0.1  # answer this much before the client gives up
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 MAX_BACKOFF_S = 1.0
+LLM_INFERENCE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/messages",
+                                 "/v1/embeddings"})
 MAX_ERROR_BODY_BYTES = 1024 * 1024
 
 
@@ -88,10 +90,13 @@ class OutgoingRequest:
     url: URL
     headers: CIMultiDict[str]
     body: bytes | None
+    llm_retries: bool = False  # GATEWAY_LLM_RETRIES: LLM inference POSTs may be repeated
 
     @property
     def idempotent(self) -> bool:
         """Only these may be retried: a repeated POST could charge a card twice."""
+        if self.llm_retries and self.method == "POST" and self.url.path in LLM_INFERENCE_PATHS:
+            return True  # no side effect but the bill: LLM gateways retry these
         return self.method in IDEMPOTENT_METHODS or "Idempotency-Key" in self.headers
 
 

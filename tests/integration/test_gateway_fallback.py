@@ -279,6 +279,21 @@ def test_retries_on_the_same_provider_first_then_the_next_and_the_breaker_skips(
     assert metric(gw, 'gateway_provider_skips_total{reason="breaker"}') == 1
 
 
+def test_llm_retries_repeat_a_chat_post_on_the_same_provider_only_when_on(
+    start: Starter, providers: tuple[Provider, Provider]
+) -> None:
+    primary, fallback = providers
+    primary.script = [{"status": 502}, {"status": 502}]
+    once = gateway(start, primary, fallback)
+    assert served_by(chat(once)) == "b" and (primary.count, fallback.count) == (1, 1)
+
+    primary.script = [{"status": 502}]
+    retrying = gateway(start, primary, fallback, GATEWAY_LLM_RETRIES="on")
+    reply = chat(retrying)
+    assert served_by(reply) == "a" and reply.headers["X-Gateway-Retries"] == "1"
+    assert (primary.count, fallback.count) == (3, 1)
+
+
 # ---------------------------------------------------------------- streams
 
 
