@@ -1,9 +1,10 @@
 """The Portkey profile (docker/gateways/portkey): stock and hardened start healthy behind
-the profile wiring, route a non-streaming and a streaming chat completion to the project's
-LLM provider (docker/llm-provider) with no Portkey header from the client, and name
-version 1.15.2. Hardened retries a 503 on the same provider then falls back to
-FALLBACK_URLS, and neither retries nor falls back on a 400; stock does neither. What
-reached each provider is read from its journal (the upstream witness), not from Portkey.
+the profile wiring, route a non-streaming and a streaming chat completion (and Anthropic's
+/v1/messages, which reaches the provider as Anthropic's API) to the project's LLM provider
+(docker/llm-provider) with no Portkey header from the client, and name version 1.15.2.
+Hardened retries a 503 on the same provider then falls back to FALLBACK_URLS, and neither
+retries nor falls back on a 400; stock does neither. What reached each provider is read
+from its journal (the upstream witness), not from Portkey.
 
 The providers are addressed by their IPs on the run's network: Portkey's custom-host guard
 refuses private addresses unless trusted, and the wiring trusts exactly the scenario's
@@ -38,6 +39,8 @@ FALLBACK = PROFILE.fallback_env or "FALLBACK_URLS"
 UPSTREAM_PORT = 8080
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}],
         "user": "rid-portkey-1"}
+MESSAGE = {"model": "claude-3-5-haiku", "max_tokens": 20,
+           "messages": [{"role": "user", "content": "hello"}]}
 TIMEOUT = (2.0, 15.0)
 # provider name -> its script (CHAOS_LLM_SCRIPT): "down" answers every request 503,
 # "picky" refuses model reject-* with 400 and serves the rest.
@@ -59,11 +62,16 @@ class Env:
         assert ip is not None
         return f"http://{ip}:{port}"
 
-    def attempts(self, provider: str, rid: str) -> list[dict[str, Any]]:
-        """The provider's journal records of one request id (every attempt that reached it)."""
+    def journal(self, provider: str) -> list[dict[str, Any]]:
+        """Every request that reached the provider (its /journal, the upstream witness)."""
         answer = requests.get(f"{self.run.services[provider].host_url}/journal",
                               params={"after": 0, "limit": 10000}, timeout=5)
-        return [a for a in answer.json()["attempts"] if a.get("rid") == rid]
+        attempts: list[dict[str, Any]] = answer.json()["attempts"]
+        return attempts
+
+    def attempts(self, provider: str, rid: str) -> list[dict[str, Any]]:
+        """The provider's journal records of one request id (every attempt that reached it)."""
+        return [a for a in self.journal(provider) if a.get("rid") == rid]
 
     def gateway(self, name: str, profile: str, env: dict[str, str]) -> tuple[str, float]:
         """Start one gateway container; (its URL, seconds until its health path answered)."""
@@ -138,6 +146,21 @@ def test_a_profile_starts_healthy_routes_chat_and_names_its_version(env: Env,
     assert [c["choices"][0]["finish_reason"] for c in chunks if c.get("choices")][-1] == "stop"
     [attempt] = env.attempts("provider-a", f"{profile}-stream")
     assert attempt["stream"] is True and attempt["ended"] == "complete"
+
+    # Anthropic's API on /v1/messages reaches the provider as Anthropic's API.
+    message = requests.post(f"{url}/v1/messages", json={**MESSAGE, "metadata": {}},
+                            headers={"anthropic-version": "2023-06-01"}, timeout=TIMEOUT)
+    assert message.status_code == 200, message.text[:500]
+    assert message.json()["stop_reason"] == "end_turn"
+    with requests.post(f"{url}/v1/messages", json={**MESSAGE, "stream": True},
+                       timeout=TIMEOUT, stream=True) as response:
+        assert response.status_code == 200, response.text[:500]
+        kinds = [line[len("event:"):].strip() for line in response.iter_lines(decode_unicode=True)
+                 if line and line.startswith("event:")]
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop", kinds
+    seen = [(a["api"], a["stream"], a["status"])
+            for a in env.journal("provider-a") if a["model"] == MESSAGE["model"]]
+    assert seen[-2:] == [("anthropic", False, 200), ("anthropic", True, 200)], seen
 
     version, why = read_version(env.run.container(f"portkey-{profile}"), PROFILE.version)
     assert version == "1.15.2", why

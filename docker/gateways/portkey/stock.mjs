@@ -2,17 +2,30 @@
 // needs. Portkey reads a config per request (the x-portkey-config header; docs:
 // https://portkey.ai/docs/product/ai-gateway/configs); wiring.mjs sets this one on requests
 // that carry none. No retry, no fallback, no timeout: none of them is on by default.
+const target = (name, provider, url) => ({
+  name,
+  // The adapter of the API the client speaks: "openai" for POST /v1/chat/completions,
+  // "anthropic" for POST /v1/messages (the openai adapter refuses /v1/messages:
+  // "messages is not supported by openai"). The model name is passed through as sent.
+  provider,
+  // A self-hosted endpoint for that API (docs: "custom_host" in the config object,
+  // https://portkey.ai/docs/api-reference/config-object). Both adapters' base URLs include
+  // /v1 and append /chat/completions or /messages, so the provider sees the client's path.
+  custom_host: `${url}/v1`,
+  // The config refuses a provider without api_key; the harness's providers take any.
+  api_key: "chaos-no-key",
+});
+
 export default function config({ upstream }) {
   return {
-    // The OpenAI adapter: the scenarios speak the OpenAI API (POST /v1/chat/completions),
-    // and the model name (gpt-4o-mini) is passed through as the client sent it.
-    provider: "openai",
-    // A self-hosted OpenAI-compatible endpoint (docs: "custom_host" in the config object,
-    // https://portkey.ai/docs/api-reference/config-object; product/ai-gateway/universal-api
-    // "local or private models"). The adapter's base URL includes /v1 and it appends
-    // /chat/completions, so the path the provider sees is the client's.
-    custom_host: `${upstream}/v1`,
-    // The config refuses a provider without api_key; the harness's providers take any.
-    api_key: "chaos-no-key",
+    // Only to pick the adapter by the request's path (docs: conditional routing,
+    // https://portkey.ai/docs/product/ai-gateway/conditional-routing; 1.15.2 reads
+    // url.pathname in a condition's query). One target either way: UPSTREAM_URL.
+    strategy: {
+      mode: "conditional",
+      conditions: [{ query: { "url.pathname": { $eq: "/v1/messages" } }, then: "anthropic" }],
+      default: "openai",
+    },
+    targets: [target("openai", "openai", upstream), target("anthropic", "anthropic", upstream)],
   };
 }
