@@ -50,8 +50,10 @@ def classify_response(status: int, headers: Mapping[str, str], body: bytes,
         if content_type.startswith("text/event-stream"):
             stats = StreamStats(0.0)
             reader = EventReader()
-            for event in reader.feed(body) + reader.feed(b"\n\n"):
+            for event in reader.feed(body):
                 stats.add(event, 0.0)
+            for event in reader.close():
+                stats.add(event, 0.0, final=True)
             return classify_stream(status, headers, stats, retry_header)
         if not _framed(status, headers, body):
             return TRUNCATED, "response ended before its headers were complete"
@@ -70,7 +72,8 @@ def classify_stream(status: int, headers: Mapping[str, str], stats: StreamStats,
     """Classify a 2xx SSE answer that ended cleanly (its body framing complete), from what
     its events said: an error event or object, a chunk that is no JSON, no terminator."""
     if stats.error:
-        return INBAND_ERROR, f"{status} stream error event after {stats.tokens} tokens: {stats.error}"
+        # the error's text first: "after N tokens: text" would read as a secret to the masker
+        return INBAND_ERROR, f"{status} stream error event ({stats.error}) after {stats.tokens} tokens"
     if stats.malformed:
         return OTHER, f"SSE data that is not JSON after {stats.tokens} tokens"
     if not stats.done:

@@ -134,8 +134,6 @@ def _on_request(request_type: str, name: str, response_time: float, response_len
     elif status > 0:
         body = response.content or b""
         outcome, detail = classify_response(status, response.headers, body, RETRY_HEADER)
-        if context.get("stream") and outcome == "ok" and b"data: [DONE]" not in body:
-            outcome, detail = "truncated", "a streaming request got no SSE terminator"
         if context.get("chat") and b"{" in body[:1]:
             answer = answer_fields(body)
             llm.update((k, answer[k]) for k in ("tokens", "finish_reason") if k in answer)
@@ -199,6 +197,9 @@ def send(client: Any) -> None:
         payload, context["prompt_tokens"], context["max_tokens"] = body_for(llm_spec, RNG)
         context["stream"] = context["stream"] or bool(llm_spec.get("stream"))
     context["chat"] = bool(llm_spec) or (isinstance(payload, dict) and "messages" in payload)
+    # read as it arrives: `stream: true` (which also requires the SSE terminator), an llm
+    # item that streams, or a JSON body asking for a stream
+    streaming = context["stream"] or (isinstance(payload, dict) and payload.get("stream") is True)
     rid, body = REQUEST_IDS.stamp(headers, payload)
     context["rid"] = rid
     kwargs: dict[str, Any] = {
@@ -212,7 +213,7 @@ def send(client: Any) -> None:
         return
     COUNTS["in_flight"] += 1
     try:
-        if context["stream"]:
+        if streaming:
             send_streaming(client, spec["method"], spec["path"], kwargs)
         else:
             client.request(spec["method"], spec["path"], **kwargs)
@@ -245,15 +246,18 @@ def send_streaming(client: HttpSession, method: str, path: str, kwargs: dict[str
                 now = time.perf_counter()
                 for event in reader.feed(chunk):
                     stats.add(event, now)
-            for event in reader.feed(b"\n\n"):  # a last event without its blank line
-                stats.add(event)
+            for event in reader.close():  # a last event without its blank line
+                stats.add(event, final=True)
             context["outcome"] = classify_stream(response.status_code, response.headers, stats,
                                                  RETRY_HEADER)
         else:  # an error answer, or JSON to a streaming request: classified as a whole
             body = b"".join(_chunks(response))
             size = len(body)
-            context["outcome"] = classify_response(response.status_code, response.headers, body,
-                                                   RETRY_HEADER)
+            outcome = classify_response(response.status_code, response.headers, body,
+                                        RETRY_HEADER)
+            if context.get("stream") and outcome[0] == "ok" and b"data: [DONE]" not in body:
+                outcome = ("truncated", "a streaming request got no SSE terminator")
+            context["outcome"] = outcome
             answer = answer_fields(body) if body[:1] == b"{" else {}
             stats.tokens = answer.get("tokens") or 0
             stats.finish_reason = answer.get("finish_reason")

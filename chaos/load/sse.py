@@ -58,6 +58,11 @@ class EventReader:
                 out.append(event)
         return out
 
+    def close(self) -> list[Event]:
+        """At the end of the body: the event left without its blank line, if any (the
+        caller decides whether to trust it, see StreamStats.add(final=True))."""
+        return self.feed(b"\n\n")
+
     def _line(self, line: str) -> Event | None:
         if not line:
             if not self._data:
@@ -95,10 +100,15 @@ class StreamStats:
         self.events = 0
         self._last: float | None = None
 
-    def add(self, event: Event, now: float | None = None) -> None:
+    def add(self, event: Event, now: float | None = None, final: bool = False) -> None:
+        """One event; `final`: the one EventReader.close() found unfinished at the end of
+        the body, kept only when it is whole (the terminator, or JSON), else dropped as
+        the SSE parser drops it: a stream cut inside an event lacks its terminator."""
+        data = event.data
+        if final and data.strip() != OPENAI_DONE and not _is_json(data):
+            return
         self.events += 1
         now = time.perf_counter() if now is None else now
-        data = event.data
         if event.event == "message_stop":
             self.done = True
         if data.strip() == OPENAI_DONE:
@@ -107,8 +117,9 @@ class StreamStats:
         try:
             body = json.loads(data)
         except ValueError:
-            if event.event == "error":
-                self.error = self.error or (data[:200] or "error event")
+            error = _error_inside(data)
+            if error is not None or event.event == "error":
+                self.error = self.error or error or (data[:200] or "error event")
             else:
                 self.malformed += 1
             return
@@ -164,10 +175,32 @@ class StreamStats:
                 "tokens": self.tokens, "finish_reason": self.finish_reason, "done": self.done}
 
 
+def _is_json(data: str) -> bool:
+    try:
+        json.loads(data)
+    except ValueError:
+        return False
+    return True
+
+
+def _error_inside(data: str) -> str | None:
+    """An error told after a cut: a gateway whose upstream died mid-event appends its error
+    event to the partial line, so the event's data is `{"choi` + `event: error` and a data
+    line of JSON with an error object. The error it carries, else None."""
+    for line in data.split("\n"):
+        try:
+            body = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(body, dict) and ("error" in body or body.get("type") == "error"):
+            return _error_text(body.get("error", body))
+    return "error event after a cut event" if "event: error" in data else None
+
+
 def _error_text(error: Any) -> str:
     if isinstance(error, dict):
         parts = [str(error.get(k)) for k in ("type", "code", "message") if error.get(k)]
-        return ": ".join(parts)[:200] or "error object"
+        return ": ".join(dict.fromkeys(parts))[:200] or "error object"  # each part once
     return str(error)[:200] or "error object"
 
 

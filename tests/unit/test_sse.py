@@ -142,3 +142,23 @@ def test_the_old_count_bounds_keep_counting_what_they_counted() -> None:
     assert COUNT_BOUNDS[TRUNCATED] == (TRUNCATED, TRUNCATED_SUCCESS)
     assert COUNT_BOUNDS[INBAND_ERROR] == (INBAND_ERROR,) and INBAND_ERROR in HANDLED
     assert TRUNCATED_SUCCESS not in HANDLED and STREAM_STALLED not in HANDLED
+
+
+def test_a_stream_cut_inside_an_event() -> None:
+    """The reference gateway's answer to an upstream cut mid-event: its error event lands on
+    the partial line. And a clean end inside an event (no error told) lacks its terminator."""
+    partial = _chunk("tok1") + b'data: {"choices": [{"delta": {"con'
+    told = partial + b'event: error\ndata: {"error": {"type": "upstream_disconnected"}}\n\n'
+    assert classify_response(200, SSE, told)[0] == INBAND_ERROR
+    assert classify_stream(200, SSE, _read(told, step=9))[0] == INBAND_ERROR
+    reader = EventReader()
+    stats = StreamStats(0.0)
+    for event in reader.feed(partial):
+        stats.add(event, 0.1)
+    for event in reader.close():
+        stats.add(event, 0.2, final=True)
+    assert (stats.tokens, stats.malformed) == (1, 0)
+    assert classify_stream(200, SSE, stats)[0] == TRUNCATED_SUCCESS
+    assert classify_response(200, SSE, partial)[0] == TRUNCATED_SUCCESS
+    # a terminator without its blank line still ends the stream
+    assert classify_response(200, SSE, _chunk("tok1") + b"data: [DONE]")[0] == OK
