@@ -513,7 +513,8 @@ async def healthz(_request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    text = request.app[METRICS_KEY].render(request.app[BREAKER_KEY])
+    chain = [(p.name, p.breaker) for p in request.app.get(CHAIN_KEY, [])]
+    text = request.app[METRICS_KEY].render(request.app[BREAKER_KEY], chain)
     return web.Response(text=text, content_type="text/plain", charset="utf-8",
                         headers={"Cache-Control": "no-store"})
 

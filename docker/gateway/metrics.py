@@ -32,12 +32,22 @@ class GatewayMetrics:
     provider_skips: Counter[str] = field(default_factory=Counter)  # cooldown | breaker
     tpm_rejections: int = 0
 
-    def render(self, breaker: CircuitBreaker) -> str:
-        """The /metrics body: state gauge first, then counters, each with HELP/TYPE."""
+    def render(self, breaker: CircuitBreaker,
+               providers: list[tuple[str, CircuitBreaker]] | None = None) -> str:
+        """The /metrics body: state gauge first, then counters, each with HELP/TYPE.
+
+        providers: (name, breaker) of every provider in the fallback chain, when there
+        is more than the primary (whose breaker gateway_breaker_state is)."""
         lines: list[str] = []
         _family(lines, "gateway_breaker_state", "gauge",
                 "Circuit breaker state: 0 closed, 1 open, 2 half_open.")
         lines.append(f"gateway_breaker_state {int(breaker.state)}")
+        if providers and len(providers) > 1:
+            _family(lines, "gateway_provider_breaker_state", "gauge",
+                    "Each fallback-chain provider's breaker: 0 closed, 1 open, 2 half_open.")
+            for name, each in providers:
+                lines.append(f'gateway_provider_breaker_state{{provider="{name}"}} '
+                             f"{int(each.state)}")
         _family(lines, "gateway_breaker_transitions_total", "counter",
                 "Circuit breaker transitions by target state.")
         for state in BREAKER_STATES:

@@ -277,6 +277,10 @@ def test_retries_on_the_same_provider_first_then_the_next_and_the_breaker_skips(
     plain = chat(gw)  # a POST without a key: one try per provider; here the primary is open
     assert served_by(plain) == "b" and primary.count == 3
     assert metric(gw, 'gateway_provider_skips_total{reason="breaker"}') == 1
+    port = primary.port
+    assert metric(gw, f'gateway_provider_breaker_state{{provider="127.0.0.1:{port}"}}') == 1
+    port = fallback.port
+    assert metric(gw, f'gateway_provider_breaker_state{{provider="127.0.0.1:{port}"}}') == 0
 
 
 def test_llm_retries_repeat_a_chat_post_on_the_same_provider_only_when_on(
@@ -452,4 +456,20 @@ def test_retry_after_forms() -> None:
     soon = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
     assert 25 <= upstream.retry_after_seconds(CIMultiDict({"Retry-After": soon})) <= 31
     assert upstream.retry_after_seconds(CIMultiDict({"Retry-After": "soon"})) == 1.0
+
+
+def test_token_bucket_refills_at_tpm_per_minute() -> None:
+    limits = _load_sibling("llm_limits", GATEWAY_APP.parent)
+    now = [0.0]
+    bucket = limits.TokenBucket(600, clock=lambda: now[0])  # 10 tokens/s
+    assert bucket.take(500) is None
+    refusal = bucket.take(200)
+    assert refusal is not None and refusal.retry_after_s == pytest.approx(10.0)
+    assert bucket.headers(refusal)["Retry-After"] == "10"
+    now[0] = 10.0
+    assert bucket.take(200) is None, "after the wait it said, the request fits"
+    assert bucket.take(601).too_large
+    assert limits.estimate_tokens(json.dumps(
+        {"messages": [{"role": "user", "content": "x" * 40}], "max_tokens": 5}).encode()) == 15
+    assert limits.estimate_tokens(b'{"query": 1}') is None
 
