@@ -15,33 +15,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chaos.llm.journal import PROVIDERS_FILE
+from chaos.scenario.llm_bounds import provider_names
 from chaos.witness.poll import Source, WitnessPoller
 
 if TYPE_CHECKING:
-    from chaos.scenario.model import Scenario, Service
+    from chaos.scenario.model import Scenario
     from chaos.stack.base import Stack
 
 JOURNAL_PATH = "/journal"
-PROVIDER_BUILD = "docker/llm-provider"
-
-
-def provider_name(name: str, service: Service) -> str | None:
-    """The provider's name (its llm.name, default the service name); None: not a provider."""
-    spec = getattr(service, "llm", None)
-    if spec is not None:
-        return str(getattr(spec, "name", None) or name)
-    build = (service.build or "").rstrip("/")
-    return name if build == PROVIDER_BUILD or build.endswith("/" + PROVIDER_BUILD) else None
 
 
 def providers(scenario: Scenario) -> dict[str, str]:
     """Service name -> provider name, for every LLM provider of the scenario."""
-    found = {}
-    for name, service in scenario.services.items():
-        provider = provider_name(name, service)
-        if provider is not None:
-            found[name] = provider
-    return found
+    return provider_names(scenario)
 
 
 class ProviderPoller(WitnessPoller):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chaos.scenario.llm_bounds import check_llm_bounds
 from chaos.scenario.model import ContainerFault, LlmFault, NetFault, Scenario, ToxicFault
 from chaos.scenario.references import (
     check_dependencies,
@@ -153,6 +154,7 @@ def _check_rate_limits(doc: MarkedDocument, faults: list[Any], phase: int) -> No
 
 
 def _check_assertions(scenario: Scenario, doc: MarkedDocument) -> None:
+    check_llm_bounds(scenario, doc)  # served_by's provider names, the journals' bounds
     names = {p.name for p in scenario.phases}
     for i, assertion in enumerate(scenario.assertions):
         if assertion.phase is not None and assertion.phase not in names:

@@ -19,11 +19,15 @@ judged by chaos.verdict.llm_checks from the load's LLM records and the providers
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chaos.scenario.units import MAX_DURATION_S, ComparisonField, shown
+
+if TYPE_CHECKING:
+    from chaos.scenario.model import Scenario
+    from chaos.scenario.yaml_marks import MarkedDocument
 
 QUANTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0, "max": 100.0}
 
@@ -65,3 +69,36 @@ NoRetryOn = list[int]
 NO_RETRY_ON_FIELD: Any = Field(
     None, max_length=20, description="HTTP statuses after which no request may be "
     "re-attempted on any provider (the provider journals), e.g. [400]")
+
+
+PROVIDER_BUILD = "docker/llm-provider"
+JOURNAL_BOUNDS = ("fallback_used", "served_by", "retry_after_honoured", "no_retry_on")
+
+
+def provider_names(scenario: Scenario) -> dict[str, str]:
+    """Service name -> provider name (its llm.name, default the service name) of every LLM
+    provider: a service with `llm:`, or one built from docker/llm-provider."""
+    found = {}
+    for name, service in scenario.services.items():
+        spec = getattr(service, "llm", None)
+        build = (service.build or "").rstrip("/")
+        if spec is not None:
+            found[name] = str(getattr(spec, "name", None) or name)
+        elif build == PROVIDER_BUILD or build.endswith("/" + PROVIDER_BUILD):
+            found[name] = name
+    return found
+
+
+def check_llm_bounds(scenario: Scenario, doc: MarkedDocument) -> None:
+    """served_by names providers the scenario has; journal bounds need a provider."""
+    known = sorted(set(provider_names(scenario).values()))
+    for i, assertion in enumerate(scenario.assertions):
+        for key in JOURNAL_BOUNDS:
+            if getattr(assertion, key) is not None and not known:
+                raise doc.error(("assertions", i, key), f"{key} is read from the LLM "
+                                "providers' journals, and no service has llm: (or build: "
+                                f"{PROVIDER_BUILD})")
+        for name in assertion.served_by or {}:
+            if name not in known:
+                raise doc.error(("assertions", i, "served_by", name),
+                                f"unknown provider {shown(name)} (known: {', '.join(known)})")

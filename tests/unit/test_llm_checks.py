@@ -259,3 +259,43 @@ def test_llm_bounds_cannot_be_scoped_to_one_request(tmp_path: Path) -> None:
         load_scenario(path)
     assert "ttft cannot be bounded for one request" in str(err.value)
     assert ":11" in str(err.value)
+
+
+LOADED = """\
+name: llm
+services:
+  gateway: {build: docker/gateway, port: 8000}
+  provider-a: {build: docker/llm-provider, port: 8080, llm: {name: primary}}
+load:
+  target: gateway
+  requests:
+    - {name: chat, path: /}
+phases:
+  - {name: fault, duration: 1s}
+assertions:
+  - {phase: fault, served_by: {primary: ">= 0.5"}}
+"""
+
+
+def _load(tmp_path: Path, text: str) -> Scenario:
+    from chaos.scenario.loader import load_scenario
+
+    path = tmp_path / "s.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_scenario(path)
+
+
+def test_served_by_names_the_providers_of_the_scenario(tmp_path: Path) -> None:
+    from chaos.errors import ScenarioError
+
+    assert _load(tmp_path, LOADED).assertions[0].served_by is not None  # llm.name counts
+    with pytest.raises(ScenarioError) as err:
+        _load(tmp_path, LOADED.replace("{primary:", "{provider-a:"))
+    assert "unknown provider 'provider-a' (known: primary)" in str(err.value)
+    assert err.value.line == 12 and err.value.exit_code == 2
+    with pytest.raises(ScenarioError) as none:
+        _load(tmp_path, LOADED.replace("  provider-a: {build: docker/llm-provider, port: 8080, "
+                                       "llm: {name: primary}}\n", "")
+              .replace("served_by: {primary: \">= 0.5\"}", "no_retry_on: [400]"))
+    assert "no_retry_on is read from the LLM providers' journals, and no service has llm:" \
+        in str(none.value)
