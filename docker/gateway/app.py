@@ -433,10 +433,10 @@ async def serve_chain(request: web.Request, chain: list[Provider], body: bytes |
             upstream = outcome.response
             assert upstream is not None
             kind = classify_status(upstream.status, None)
-            if kind is None and needs_peek(upstream.status, upstream.headers) \
+            if kind is None and needs_peek(upstream.status, upstream.headers, request.path) \
                     and _moves(config, has_next, "content_policy"):
                 try:
-                    reply = await peek_body(upstream, config.try_timeout_s)
+                    peeked, complete = await peek_body(upstream)
                 except (TimeoutError, aiohttp.ClientError) as exc:
                     outcome.response, outcome.error = None, UpstreamError(
                         "timeout" if isinstance(exc, TimeoutError) else "connect",
@@ -447,6 +447,12 @@ async def serve_chain(request: web.Request, chain: list[Provider], body: bytes |
                     last_failure = _later(answer_failure, request, outcome, provider.breaker,
                                           retries, passed)
                 else:
+                    if not complete:  # too big to hold: relayed as it comes, unjudged
+                        request[BREAKER_IN_USE] = provider.breaker
+                        return await relay_stream(request, upstream, retries, started, peeked,
+                                                  passed)
+                    reply = BufferedReply(upstream.status, upstream.reason,
+                                          CIMultiDict(upstream.headers), peeked)
                     kind = classify_status(reply.status, reply.body)
                     if not _moves(config, has_next, kind):
                         return relay_buffered(reply, retries, passed)

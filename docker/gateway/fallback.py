@@ -21,7 +21,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 # isort: split
 # Sibling modules: the Dockerfile copies them flat into /app next to app.py.
 from breaker import CircuitBreaker
-from upstream import BufferedReply, Outcome, UpstreamClient, UpstreamError
+from upstream import LLM_INFERENCE_PATHS, BufferedReply, Outcome, UpstreamClient, UpstreamError
 
 MAX_PEEK_BYTES = 1024 * 1024  # bodies read to classify them (errors, non-stream answers)
 CONTENT_POLICY_CODES = frozenset({"content_policy_violation", "content_filter"})
@@ -99,38 +99,47 @@ def _finish_reason(body: bytes) -> str | None:
     return None
 
 
-def needs_peek(status: int, headers: CIMultiDictProxy[str]) -> bool:
-    """Answers whose class depends on their body: a 400, or a 200 JSON (non-stream) one."""
+def needs_peek(status: int, headers: CIMultiDictProxy[str], path: str) -> bool:
+    """Answers whose class depends on their body: a 400, or a 2xx JSON (non-stream) answer
+    of an LLM inference call."""
     if status == 400:
         return True
     content_type = headers.get("Content-Type", "").lower()
-    return 200 <= status < 300 and content_type.startswith("application/json")
+    return 200 <= status < 300 and content_type.startswith("application/json") \
+        and path in LLM_INFERENCE_PATHS
 
 
-async def peek_body(response: aiohttp.ClientResponse, budget_s: float) -> BufferedReply:
-    """Read a whole (bounded) body into memory; the reply can be relayed or dropped."""
+async def peek_body(response: aiohttp.ClientResponse, budget_s: float | None = None
+                    ) -> tuple[bytes, bool]:
+    """(body, complete): read a body into memory, at most MAX_PEEK_BYTES (then it is not
+    complete and the caller relays the rest as a stream). budget_s bounds the whole read;
+    without it only the session's idle timeout does (a slow link's big answer survives).
+    A failure closes the response and is raised."""
     body = bytearray()
     try:
-        async with asyncio.timeout(budget_s if budget_s > 0 else None):
-            async for chunk in response.content.iter_any():
+        async with asyncio.timeout(budget_s if budget_s else None):
+            while len(body) <= MAX_PEEK_BYTES:
+                chunk = await response.content.readany()
+                if not chunk:
+                    response.release()
+                    return bytes(body), True
                 body += chunk
-                if len(body) > MAX_PEEK_BYTES:
-                    break
     except (TimeoutError, aiohttp.ClientError):
         response.close()
         raise
-    response.release()
-    return BufferedReply(response.status, response.reason, CIMultiDict(response.headers),
-                         bytes(body))
+    return bytes(body), False
 
 
 async def hold_reply(response: aiohttp.ClientResponse, budget_s: float) -> BufferedReply:
     """An error answer kept in memory (a partial body is still worth relaying)."""
     try:
-        return await peek_body(response, budget_s)
+        body, complete = await peek_body(response, budget_s)
     except (TimeoutError, aiohttp.ClientError):
-        return BufferedReply(response.status, response.reason, CIMultiDict(response.headers),
-                             b"")
+        body = b""
+    else:
+        if not complete:
+            response.close()
+    return BufferedReply(response.status, response.reason, CIMultiDict(response.headers), body)
 
 
 # ---------------------------------------------------------------- the first-token gate

@@ -101,7 +101,8 @@ class Provider:
         if not body.get("stream"):
             answer = {"object": "chat.completion", "provider": self.name,
                       "choices": [{"index": 0, "message": {"role": "assistant",
-                                                           "content": "tok1 tok2"},
+                                                           "content": do.get("content",
+                                                                             "tok1 tok2")},
                                    "finish_reason": do.get("finish_reason", "stop")}]}
             return web.json_response(answer, headers=headers)
         response = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream"})
@@ -254,6 +255,10 @@ def test_content_policy_falls_back(start: Starter,
     assert served_by(filtered) == "b"
     assert filtered.json()["choices"][0]["finish_reason"] == "stop"
     assert (primary.count, fallback.count) == (2, 2)
+
+    big = "tok " * 400_000  # 1.6 MB: more than the gateway holds back to judge, relayed whole
+    primary.script = [{"content": big}]
+    assert chat(gw).json()["choices"][0]["message"]["content"] == big
 
     alone = gateway(start, primary, None)  # no fallback: the provider's answer as it is
     primary.script = [{"finish_reason": "content_filter"}]
