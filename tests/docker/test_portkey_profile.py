@@ -49,6 +49,7 @@ PROVIDERS: dict[str, dict[str, Any]] = {
     "provider-b": {"tokens": 12},
     "down": {"rules": [{"when": {"model": "*"}, "do": {"status": 503}}]},
     "picky": {"rules": [{"when": {"model": "reject-*"}, "do": {"status": 400}}]},
+    "slow": {"tokens": 200, "token_delay": "50ms"},
 }
 
 
@@ -189,6 +190,29 @@ def test_hardened_neither_retries_nor_falls_back_on_400(env: Env) -> None:
     assert chat(hardened, "bad-1", model="reject-me").status_code == 400
     assert len(env.attempts("picky", "bad-1")) == 1
     assert env.attempts("provider-b", "bad-1") == []
+
+
+def test_finding_a_client_that_leaves_mid_stream_does_not_stop_the_provider(env: Env) -> None:
+    """Portkey 1.15.2 reads a stream from the provider to its end after its own client
+    left (the provider's journal: ended complete, every token sent); the same holds for a
+    request sent to Portkey's :8787 directly, without the wiring. A provider that bills
+    by token is paid for answers nobody reads. Pinned so a release that cancels the
+    upstream read shows up here."""
+    url, _ = env.gateway("portkey-leave", "stock", {PROFILE.upstream_env: env.url("slow")})
+    with requests.post(f"{url}/v1/chat/completions",
+                       json={**CHAT, "user": "leaver", "stream": True},
+                       timeout=TIMEOUT, stream=True) as response:
+        events = (line for line in response.iter_lines(decode_unicode=True)
+                  if line.startswith("data:"))
+        assert [next(events) for _ in range(3)]  # three chunks arrived, then the client leaves
+    left = time.monotonic()
+    deadline = left + 12  # 200 tokens at 50 ms: 10 s if the provider kept streaming
+    attempts: list[dict[str, Any]] = []
+    while not attempts and time.monotonic() < deadline:
+        time.sleep(0.2)  # the journal records an attempt once it has ended
+        attempts = env.attempts("slow", "leaver")
+    [attempt] = attempts
+    assert attempt["ended"] == "complete" and attempt["tokens"] == 200, attempt
 
 
 def test_a_bad_upstream_stops_the_container_with_a_message(env: Env) -> None:
