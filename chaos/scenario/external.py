@@ -29,6 +29,10 @@ def external_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], s
         elif service.env:
             found.append((("services", name, "env"), "a service given by url: is already "
                           "running; the harness cannot set its environment"))
+        elif service.llm is not None and service.llm.model_fields_set - {"name"}:
+            found.append((("services", name, "llm"), "a provider given by url: is already "
+                          "running; the harness cannot hand it a script (keep only llm.name, "
+                          "and install rules with an llm fault)"))
     for i, phase in enumerate(scenario.phases):
         for j, fault in enumerate(phase.faults):
             if isinstance(fault, ContainerFault):

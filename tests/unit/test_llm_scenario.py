@@ -149,3 +149,16 @@ def test_the_provider_takes_the_script_the_harness_hands_it(tmp_path: Path) -> N
     assert isinstance(fault, LlmFault)
     installed = script.Script().install(rules_json(fault.llm))
     assert installed == "r1"
+
+
+def test_a_provider_given_by_url_takes_no_script(tmp_path: Path) -> None:
+    text = BASE.replace("    build: docker/llm-provider\n    port: 8080\n",
+                        "    url: http://127.0.0.1:18080\n", 1).replace(
+        "    build: docker/gateway\n    port: 8000\n    env: {UPSTREAM_URL: \"${proxy.provider-a}\"}\n",
+        "    url: http://127.0.0.1:18000\n", 1)
+    with pytest.raises(ScenarioError, match="cannot hand it a script") as caught:
+        load_scenario(_write(tmp_path, text))
+    assert caught.value.key == "services.provider-a.llm"
+    named_only = text.replace(text[text.index("    llm:\n"):text.index("  gateway:")],
+                              "    llm: {name: pa}\n")
+    assert load_scenario(_write(tmp_path, named_only)).services["provider-a"].llm is not None
