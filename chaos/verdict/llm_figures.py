@@ -18,11 +18,21 @@ from typing import Any
 from chaos.verdict.histogram import LatencyHistogram
 
 LLM_KEYS = ("ttft_ms", "itl_ms", "tokens", "finish_reason")
+_NUMBERS = (int, float)
 
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
         and math.isfinite(value) and value >= 0 else None
+
+
+def gaps(raw: dict[str, Any]) -> list[float]:
+    """A record's inter-token gaps in seconds (itl_ms; what is not a number is left out)."""
+    found = raw.get("itl_ms")
+    if not isinstance(found, list):
+        return []
+    # one pass, thousands a record: a finite number >= 0 (NaN fails the comparison), not bool
+    return [g / 1000.0 for g in found if type(g) in _NUMBERS and 0 <= g < math.inf]
 
 
 @dataclass
@@ -41,7 +51,7 @@ class TokenTally:
     with_retry_after: int = 0  # of those 429s
     retry_after_recorded: bool = False  # some record carried the retry_after field
 
-    def add(self, raw: dict[str, Any]) -> None:
+    def add(self, raw: dict[str, Any], itl: list[float] | None = None) -> None:
         self.requests += 1
         status = raw.get("status")
         if isinstance(status, int) and status > 0:
@@ -60,10 +70,7 @@ class TokenTally:
         if ttft is not None:
             self.streamed += 1
             self.ttft.add(ttft / 1000.0)
-        for gap in raw.get("itl_ms") or []:
-            value = _number(gap)
-            if value is not None:
-                self.itl.add(value / 1000.0)
+        self.itl.add_many(gaps(raw) if itl is None else itl)
         self.itl_more += int(_number(raw.get("itl_more")) or 0)
 
     def merge(self, other: TokenTally) -> None:
@@ -110,11 +117,12 @@ class TokenFigures:
         tally = self.phases.get(str(raw.get("phase", "")))
         if tally is None:
             return  # warm-up or cool-down traffic: not judged, not drawn
-        tally.add(raw)
+        itl = gaps(raw)
+        tally.add(raw, itl)
         if any(key in raw for key in LLM_KEYS):
-            self._per_second(raw)
+            self._per_second(raw, itl)
 
-    def _per_second(self, raw: dict[str, Any]) -> None:
+    def _per_second(self, raw: dict[str, Any], itl: list[float]) -> None:
         start = _number(float(raw["t"]) - self.t0) if isinstance(raw.get("t"), int | float) \
             else None
         if start is None or int(start) >= self.seconds:
@@ -123,10 +131,7 @@ class TokenFigures:
         ttft = _number(raw.get("ttft_ms"))
         if ttft is not None:
             second.ttft.add(ttft / 1000.0)
-        for gap in raw.get("itl_ms") or []:
-            value = _number(gap)
-            if value is not None:
-                second.itl.add(value / 1000.0)
+        second.itl.add_many(itl)
         tokens = _number(raw.get("tokens")) or 0.0
         if tokens:  # spread over the stream: from its first token to its end
             first = start + (ttft or 0.0) / 1000.0

@@ -130,3 +130,22 @@ def test_per_second_token_figures(tmp_path: Path) -> None:
     assert rows[11]["itl_p99_ms"] == 100.0
     assert abs(rows[11]["tokens_per_s"] + rows[12]["tokens_per_s"] - 10) < 0.2
     assert findings.tokens.phases["fault"].streamed == 2
+
+
+def test_gaps_added_in_bulk_give_the_percentiles_of_adding_them_one_by_one() -> None:
+    import random
+
+    from chaos.verdict.histogram import EXACT_LIMIT, LatencyHistogram
+    from chaos.verdict.llm_figures import gaps
+
+    rng = random.Random(7)
+    values = [round(rng.uniform(1, 900), 1) / 1000 for _ in range(EXACT_LIMIT + 500)]
+    one, bulk = LatencyHistogram(), LatencyHistogram()
+    for value in values:
+        one.add(value)
+    bulk.add_many(values[:5000])
+    bulk.add_many(values[5000:])
+    for q in (50, 95, 99, 100, 0):
+        assert one.percentile(q) == bulk.percentile(q)
+    assert bulk.count == len(values)
+    assert gaps({"itl_ms": [10, 2.5, True, "x", float("nan"), -1, None]}) == [0.01, 0.0025]
