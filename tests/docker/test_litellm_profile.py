@@ -1,11 +1,15 @@
 """The LiteLLM profile (docker/gateways/litellm): stock and hardened start healthy offline
-(read-only root, no database, no UI), route a non-streaming and a streaming chat completion
-to an OpenAI-compatible upstream, and name the pinned version 1.105.7; hardened falls back
-to FALLBACK_URLS when UPSTREAM_URL refuses connections, stock answers an error.
+(read-only root, no database, no UI) with no credentials from the client, route a
+non-streaming and a streaming chat completion to the project's LLM provider
+(docker/llm-provider) with the request id (OpenAI's `user`) passed through, and name the
+pinned version 1.105.7. Hardened retries a 503 on the same provider then falls back to
+FALLBACK_URLS; it does not retry a 400 but does fall back on it (LiteLLM's fallbacks
+fire on every error class); stock retries a 503 twice (LiteLLM's default) and has no
+fallback. What reached each provider is read from its journal (the upstream witness),
+not from LiteLLM.
 
-The upstream is the reference backend's OpenAI-style /v1/chat/completions on the run's
-network. About 90 s once the image is built (LiteLLM takes 15-30 s to start on 2 cores);
-the first build downloads about 170 MB of wheels and takes about 2 min.
+About 2 min once the images are built (LiteLLM takes 12-30 s to start on 2 cores); the
+first build downloads about 170 MB of wheels and takes about 2 min more.
 """
 
 from __future__ import annotations
@@ -31,16 +35,37 @@ pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
 FOLDER = ROOT / "docker" / "gateways" / "litellm"
 PROFILE = load_profile(FOLDER / "gateway.yaml")
-VERSION = "1.105.7"
+FALLBACK = PROFILE.fallback_env or "FALLBACK_URLS"
 UPSTREAM_PORT = 8080
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}],
         "user": "rid-litellm-1"}
 TIMEOUT = (2.0, 30.0)
+VERSION = "1.105.7"
+# provider name -> its script (CHAOS_LLM_SCRIPT): "down" answers every request 503,
+# "picky" answers every request 400 (a bad request: never worth a retry).
+PROVIDERS: dict[str, dict[str, Any]] = {
+    "provider-a": {"tokens": 12},
+    "provider-b": {"tokens": 12},
+    "down": {"rules": [{"when": {"model": "*"}, "do": {"status": 503}}]},
+    "picky": {"rules": [{"when": {"model": "*"}, "do": {"status": 400}}]},
+}
 
 
 class Env:
     def __init__(self, run: RunEnvironment, image: str) -> None:
         self.run, self.image = run, image
+
+    def url(self, provider: str, port: int = UPSTREAM_PORT) -> str:
+        """A provider's base URL as the gateway reaches it (its IP on the run's network)."""
+        ip = self.run.services[provider].network_ip(self.run.prefix)
+        assert ip is not None
+        return f"http://{ip}:{port}"
+
+    def attempts(self, provider: str, rid: str) -> list[dict[str, Any]]:
+        """The provider's journal records of one request id (every attempt that reached it)."""
+        answer = requests.get(f"{self.run.services[provider].host_url}/journal",
+                              params={"after": 0, "limit": 10000}, timeout=5)
+        return [a for a in answer.json()["attempts"] if a.get("rid") == rid]
 
     def gateway(self, name: str, profile: str, env: dict[str, str]) -> tuple[str, float]:
         """Start one gateway container; (its URL, seconds until its health path answered)."""
@@ -60,27 +85,29 @@ def env() -> Iterator[Env]:
     image = ensure_image(client, spec_for_build_dir(FOLDER), base)
     print(f"\nlitellm image {image}: ready in {time.monotonic() - started:.1f} s, "
           f"{client.images.get(image).attrs['Size'] / 1e6:.0f} MB")
-    backend = ensure_image(client, spec_for_build_dir(ROOT / "docker" / "backend"), base)
+    provider = ensure_image(client, spec_for_build_dir(ROOT / "docker" / "llm-provider"), base)
     run = RunEnvironment(client, f"test-litellm-{int(time.time())}", "test-litellm-profile")
     try:
         run.create_network()
-        run.start("backend", backend, UPSTREAM_PORT, {"STREAM_CHUNK_DELAY_MS": "5"})
-        run.wait_healthy("backend", "/healthz", timeout=60)
+        for name, script in PROVIDERS.items():
+            run.start(name, provider, UPSTREAM_PORT,
+                      {"CHAOS_LLM_SCRIPT": json.dumps({"name": name, **script})})
+        for name in PROVIDERS:
+            run.wait_healthy(name, "/healthz", timeout=60)
         yield Env(run, image)
     finally:
         run.teardown()
 
 
-UPSTREAM = f"http://backend:{UPSTREAM_PORT}"
+def chat(url: str, rid: str, **extra: Any) -> requests.Response:
+    return requests.post(f"{url}/v1/chat/completions", json={**CHAT, "user": rid, **extra},
+                         timeout=TIMEOUT)
 
 
-def chat(url: str, **extra: Any) -> requests.Response:
-    return requests.post(f"{url}/v1/chat/completions", json={**CHAT, **extra}, timeout=TIMEOUT)
-
-
-def stream_events(url: str) -> list[str]:
+def stream_events(url: str, rid: str) -> list[str]:
     """The data: payloads of one streamed chat completion, read as they arrive."""
-    with requests.post(f"{url}/v1/chat/completions", json={**CHAT, "stream": True},
+    with requests.post(f"{url}/v1/chat/completions",
+                       json={**CHAT, "user": rid, "stream": True},
                        timeout=TIMEOUT, stream=True) as response:
         assert response.status_code == 200, response.text[:500]
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -91,52 +118,79 @@ def stream_events(url: str) -> list[str]:
 @pytest.mark.parametrize("profile", sorted(PROFILE.profiles))
 def test_a_profile_starts_healthy_routes_chat_and_names_its_version(env: Env,
                                                                       profile: str) -> None:
-    assert PROFILE.fallback_env == "FALLBACK_URLS"
-    extra = {PROFILE.fallback_env: UPSTREAM} if profile == "hardened" else {}
+    extra = {FALLBACK: env.url("provider-b")} if profile == "hardened" else {}
     url, waited = env.gateway(f"litellm-{profile}", profile,
-                              {PROFILE.upstream_env: UPSTREAM, **extra})
+                              {PROFILE.upstream_env: env.url("provider-a"), **extra})
     print(f"litellm:{profile} healthy after {waited:.2f} s")
 
-    answer = chat(url)  # no Authorization header: the clients carry no gateway wiring
+    answer = chat(url, f"{profile}-plain")  # no Authorization: clients carry no wiring
     assert answer.status_code == 200, answer.text[:500]
     body = answer.json()
     assert body["choices"][0]["message"]["content"]
     assert body["choices"][0]["finish_reason"] == "stop"
-    assert body["usage"]["completion_tokens"] > 0
+    assert body["usage"]["completion_tokens"] == 12
+    [attempt] = env.attempts("provider-a", f"{profile}-plain")
+    assert attempt["model"] == "gpt-4o-mini" and attempt["stream"] is False
 
-    events = stream_events(url)
+    events = stream_events(url, f"{profile}-stream")
     assert events[-1] == "[DONE]", events[-3:]
     chunks = [json.loads(e) for e in events[:-1]]
     content = [c["choices"][0]["delta"].get("content") for c in chunks if c.get("choices")]
-    assert sum(1 for text in content if text) >= 3, chunks[:3]
-    assert [c["choices"][0].get("finish_reason") for c in chunks
-            if c.get("choices")][-1] == "stop"
+    assert sum(1 for text in content if text) == 12, chunks[:3]
+    assert [c["choices"][0].get("finish_reason") for c in chunks if c.get("choices")][-1] == "stop"
+    [attempt] = env.attempts("provider-a", f"{profile}-stream")
+    assert attempt["stream"] is True and attempt["ended"] == "complete"
 
-    container = env.run.container(f"litellm-{profile}")
-    version, why = read_version(container, PROFILE.version)
+    version, why = read_version(env.run.container(f"litellm-{profile}"), PROFILE.version)
     assert version == VERSION, why
-    logs = container.logs().decode("utf-8", "replace")
+    logs = env.run.container(f"litellm-{profile}").logs().decode("utf-8", "replace")
     assert "Application startup complete" in logs, logs[-2000:]
     assert "Traceback" not in logs, logs[-3000:]
 
 
-def test_hardened_falls_back_when_the_primary_refuses_and_stock_does_not(env: Env) -> None:
-    dead = "http://backend:9"  # nothing listens there: connection refused
+def test_hardened_retries_then_falls_back_on_503_and_stock_only_retries(env: Env) -> None:
     hardened, _ = env.gateway("litellm-fallback", "hardened",
-                              {PROFILE.upstream_env: dead,
-                               PROFILE.fallback_env or "FALLBACK_URLS": UPSTREAM})
-    answer = chat(hardened)
+                              {PROFILE.upstream_env: env.url("down"),
+                               FALLBACK: env.url("provider-b")})
+    answer = chat(hardened, "fb-plain")
     assert answer.status_code == 200, answer.text[:500]
     assert answer.headers.get("x-litellm-model-group") == "gpt-4o-mini@fallback-1"
-    assert stream_events(hardened)[-1] == "[DONE]"
+    assert len(env.attempts("down", "fb-plain")) == 3  # ServiceUnavailableErrorRetries 2: 1 + 2
+    assert len(env.attempts("provider-b", "fb-plain")) == 1
+    assert stream_events(hardened, "fb-stream")[-1] == "[DONE]"
+    assert len(env.attempts("provider-b", "fb-stream")) == 1
 
-    stock, _ = env.gateway("litellm-single", "stock", {PROFILE.upstream_env: dead})
-    assert chat(stock).status_code >= 500
+    # Stock has no fallback, but LiteLLM's proxy retries by default (DEFAULT_MAX_RETRIES 2):
+    # three attempts on the provider, then its 503 is the client's answer.
+    stock, _ = env.gateway("litellm-single", "stock", {PROFILE.upstream_env: env.url("down")})
+    assert chat(stock, "single").status_code == 503
+    assert len(env.attempts("down", "single")) == 3
+
+
+def test_hardened_does_not_retry_a_400_but_falls_back_on_it(env: Env) -> None:
+    """retry_policy stops the retry; LiteLLM 1.105.7's fallbacks fire on every error class
+    (router.async_function_with_fallbacks_common_utils has no per-class switch for the
+    generic fallbacks), so the 400 is re-sent to the fallback and answered 200 there: a
+    finding the `no_retry_on: [400]` bound reports, not something the profile hides."""
+    hardened, _ = env.gateway("litellm-no-retry", "hardened",
+                              {PROFILE.upstream_env: env.url("picky"),
+                               FALLBACK: env.url("provider-b")})
+    answer = chat(hardened, "bad-1")
+    assert answer.status_code == 200, answer.text[:500]
+    assert answer.headers.get("x-litellm-attempted-retries") == "0"
+    assert answer.headers.get("x-litellm-attempted-fallbacks") == "1"
+    assert len(env.attempts("picky", "bad-1")) == 1
+    assert len(env.attempts("provider-b", "bad-1")) == 1
+
+    stock, _ = env.gateway("litellm-no-retry-stock", "stock",
+                           {PROFILE.upstream_env: env.url("picky")})
+    assert chat(stock, "bad-2").status_code == 400
+    assert len(env.attempts("picky", "bad-2")) == 1
 
 
 def test_a_bad_upstream_stops_the_container_with_a_message(env: Env) -> None:
     container = env.run.client.containers.run(
-        env.image, detach=True, environment={"UPSTREAM_URL": "backend:8080"},
+        env.image, detach=True, environment={"UPSTREAM_URL": "provider-a:8080"},
         labels=env.run.labels)
     try:
         assert container.wait(timeout=30)["StatusCode"] == 2
