@@ -24,17 +24,21 @@ switches below off too:
   = 429, overloaded = 529 or 503, server_error = other 5xx, timeout = connect or read
   timeout, first_token_timeout, connection = reset/refused, content_policy = 400
   content_policy_violation or 200 finish_reason content_filter (non-stream, or a stream's
-  finish before any token). Any other 4xx (400 context_length_exceeded included) is never
-  retried nor falls back: the client gets it as the provider sent it.
+  finish before any token; after one, the stream is the client's). Any other 4xx (400
+  context_length_exceeded included) is never retried nor falls back: the client gets it
+  as the provider sent it.
 - GATEWAY_FIRST_TOKEN_TIMEOUT (ms, default off): an SSE answer is held back until its first
   content token (whenever there is a fallback, or this is set); one that brings none within
   this time of its provider's turn is abandoned and the next provider tried, or answered
-  504 first_token_timeout with a JSON body. Off: the idle timeout bounds the wait. A
-  stream that dies before its first token falls back (or 502/504) the same way.
+  504 first_token_timeout with a JSON body. Off (or GATEWAY_TIMEOUTS=off): the idle
+  timeout bounds the wait. A stream that dies, or whose provider sends an error event,
+  before its first token falls back (or 502/504) the same way; the breaker counts it.
 - GATEWAY_STREAM_IDLE_TIMEOUT (ms, default: GATEWAY_TRY_TIMEOUT_MS): the longest gap
-  between body bytes. A stall after bytes reached the client, or a stream cut mid-way,
+  between body bytes. A stall after bytes reached the client, or a stream cut mid-way
+  (an LLM stream the upstream ended with neither a finish_reason nor [DONE] included),
   ends with an in-band error event (`event: error` + `data: {"error": {...}}`, Anthropic's
-  error event on /v1/messages), never a clean end that reads as a success.
+  error event on /v1/messages), never a clean end that reads as a success; no provider
+  is tried after a byte reached the client.
 - GATEWAY_LLM_RETRIES (default off): LLM inference POSTs (/v1/chat/completions,
   /v1/completions, /v1/messages, /v1/embeddings) are retried on the same provider like
   idempotent requests (GATEWAY_MAX_TRIES, backoff, 502/503/504 and connection failures;

@@ -165,7 +165,8 @@ class GatewayConfig:
             fallback_enabled=resilience and _switch(env, "GATEWAY_FALLBACK"),
             fallback_on=_fallback_on(env),
             first_token_timeout_s=(_optional_seconds(env, "GATEWAY_FIRST_TOKEN_TIMEOUT")
-                                   if resilience else 0.0),
+                                   if resilience and _switch(env, "GATEWAY_TIMEOUTS")
+                                   else 0.0),  # GATEWAY_TIMEOUTS=off: no timeout at all
             stream_idle_timeout_s=_optional_seconds(env, "GATEWAY_STREAM_IDLE_TIMEOUT"),
             llm_retries_enabled=retries and _switch(env, "GATEWAY_LLM_RETRIES", default=False),
             tpm=_limit(env, "GATEWAY_TPM", 1) if resilience and env.get("GATEWAY_TPM") else 0,

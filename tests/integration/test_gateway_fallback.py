@@ -448,6 +448,9 @@ def test_fallback_config_parses_and_refuses_typos() -> None:
     assert chained.tpm == 1000
     naive = config.GatewayConfig.from_env({"GATEWAY_RESILIENCE": "off", "GATEWAY_TPM": "9"})
     assert not naive.fallback_enabled and naive.tpm == 0
+    patient = config.GatewayConfig.from_env({"GATEWAY_TIMEOUTS": "off",
+                                             "GATEWAY_FIRST_TOKEN_TIMEOUT": "500"})
+    assert patient.first_token_timeout_s == 0.0
     for bad in ({"GATEWAY_FALLBACK_ON": "rate_limits"}, {"FALLBACK_URLS": "b:8080"},
                 {"GATEWAY_FALLBACK": "sometimes"}):
         with pytest.raises(ValueError):
