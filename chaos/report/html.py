@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from chaos import outcomes as o
 from chaos.capture import charts as evidence_charts
-from chaos.report import charts, derive, llm_chart, upstream
+from chaos.report import charts, derive, llm, llm_chart, upstream
 from chaos.report.harness_banner import harness_banner
 from chaos.report.text import clean
 from chaos.verdict import recovery
@@ -78,6 +78,7 @@ def _context(result: Result) -> dict[str, Any]:
         "tokens_chart": Markup(llm_chart.tokens_chart(result)),
         "token_latency_chart": Markup(llm_chart.token_latency_chart(result)),
         "llm_legend": Markup(llm_chart.legend()),
+        "llm_section": llm.section(result),
         "harness_banner": harness_banner(result),
         "legend": Markup(charts.legend()),
         "latency_legend": Markup(charts.latency_legend()),

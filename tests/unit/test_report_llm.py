@@ -61,3 +61,24 @@ def test_the_result_schema_takes_the_llm_fields(tmp_path: Path) -> None:
 
     result = llm_result(tmp_path)
     jsonschema.validate(json.loads(json.dumps(result.to_dict())), result_schema())
+
+
+def test_llm_section_names_providers_fallbacks_and_truncations(tmp_path: Path) -> None:
+    result = hand_built()
+    clients = [chat("r1", 11.0), chat("r2", 12.0), chat("r3", 13.0)]
+    attempts = [served("r1", 11.0, "provider-a", status=429, retry_after="1", took=0.01),
+                served("r1", 11.05, "provider-b"),
+                served("r2", 12.0, "provider-a", ended="cut", finish_reason=None),
+                served("r3", 13.0, "provider-a")]
+    requests = write(tmp_path, clients, attempts)
+    store_llm(result, analyse_llm(tmp_path, requests, T0, result.phases,
+                                  ["provider-a", "provider-b"]))
+    html = render_html(result)
+    table = html.split('id="llm-phases"')[1].split("</table>")[0]
+    assert "provider-a 1, provider-b 1" in table  # served the successes r3 and r1
+    assert "after 429: 1" in table
+    drill = html.split('id="llm-drilldown"')[1].split("</table>")[0]
+    assert "provider-a 429 → provider-b 200 stop" in drill
+    assert "truncated_success (client saw ok)" in drill
+    assert "provider-a 200 (cut)" in drill
+    assert 'id="llm-providers"' not in render_html(hand_built())
