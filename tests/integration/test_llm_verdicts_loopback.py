@@ -93,3 +93,19 @@ def test_llm_fallback_run_is_judged_from_the_provider_journals(tmp_path: Path) -
     assert result.llm_timeline
     html = (run_dir / "report.html").read_text()
     assert 'id="timeline-tokens"' in html and 'id="timeline-token-latency"' in html
+
+
+def test_the_no_fallback_mutant_fails_served_by_naming_the_journals(tmp_path: Path) -> None:
+    path = tmp_path / "llm-fallback.yaml"
+    path.write_text(SCENARIO, encoding="utf-8")
+    scenario = load_scenario(path, ["services.gateway.env.GATEWAY_FALLBACK=off"])
+    result = run_scenario(scenario, file=str(path), report_root=tmp_path / "reports",
+                          quiet=True, bus=EventBus(),
+                          stack_factory=lambda s, r, d, b: LoopbackStack(s, r, d, b))
+    assert result.verdict == "fail"
+    by_kind = {(a.phase, a.kind): a for a in result.assertions}
+    served = by_kind[("fault", "served_by.provider-b")]
+    assert served.status == "fail" and served.message.startswith("provider-b served 0 of ")
+    assert "the provider journals" in served.message
+    assert by_kind[("fault", "fallback_used")].status in ("fail", "inconclusive")
+    assert by_kind[("baseline", "served_by.provider-a")].status == "pass"
