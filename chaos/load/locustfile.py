@@ -17,6 +17,13 @@ request carries a fresh id (chaos.load.request_ids) in a header, and optionally 
 JSON body; the record keeps it ("rid"), with the method and, when the response carried
 load.retry_header as an integer, the gateway's own retry count ("hdr_retries").
 
+Streaming requests (`stream: true`, an `llm:` item that streams, or a JSON body asking for
+a stream) are read as they arrive (send_streaming, chaos.load.sse): the record gets the time
+to the first token, the gaps between tokens, the tokens, finish_reason and whether the
+terminator came, and Locust's request event fires once, at the end, with the whole
+stream's time. `llm:` items get a fresh chat body per request (chaos.load.llm_bodies); every
+record keeps the response's Retry-After.
+
 Arrivals (chaos.load.arrivals): with a rate and `arrival: open`, each Locust user is a
 scheduler that starts one request greenlet per arrival at fixed times, bounded by a pool
 of at most its share of `max_in_flight` requests in flight; an arrival that finds the pool full is
