@@ -90,6 +90,8 @@ def test_llm_fallback_run_is_judged_from_the_provider_journals(tmp_path: Path) -
     served = {r.get("served_by") for r in records if r.get("phase") == "fault"}
     assert "provider-b" in served
     assert result.llm["by_phase"]["fault"]["fallback"] > 0
+    # the witness's drill-down reads the rewritten records: served_by is in it too
+    assert any(row["request"].get("served_by") for row in result.drilldown)
     assert result.llm_timeline
     html = (run_dir / "report.html").read_text()
     assert 'id="timeline-tokens"' in html and 'id="timeline-token-latency"' in html
