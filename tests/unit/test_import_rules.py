@@ -16,7 +16,7 @@ import pytest
 import chaos
 
 PACKAGE = Path(chaos.__file__).parent
-LOWER = ("verdict", "observe", "capture", "runtime", "load", "witness")
+LOWER = ("verdict", "observe", "capture", "runtime", "load", "witness", "llm")
 # (importing package, imported package it must not reach)
 RULES = [*((layer, "report") for layer in LOWER), ("runtime", "proxy")]
 
