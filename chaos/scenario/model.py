@@ -366,6 +366,9 @@ class Request(Model):
     def _llm_or_json(cls, value: LlmRequest | None, info: ValidationInfo) -> LlmRequest | None:
         if value is not None and info.data.get("json_body") is not None:
             raise ValueError("llm builds each request's body: give json or llm, not both")
+        if value is not None and info.data.get("method", "POST") != "POST":
+            raise ValueError(f"llm sends a chat body: the method is POST, not "
+                             f"{info.data.get('method')}")
         return value
 
     @field_validator("headers")

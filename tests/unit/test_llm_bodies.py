@@ -71,6 +71,7 @@ def test_the_scenario_language(tmp_path: Path) -> None:
     ("llm: {max_tokens: [256, 16]}", "llm.yaml:12: load.requests[0].llm.max_tokens"),
     ("llm: {max_token: 16}", "llm.yaml:12: load.requests[0].llm.max_token"),
     ("llm: {api: azure}", "llm.yaml:12: load.requests[0].llm.api"),
+    ("llm: {stream: \"yes\"}", "llm.yaml:12: load.requests[0].llm.stream"),
 ])
 def test_bad_llm_items_name_file_line_and_key(tmp_path: Path, item: str, message: str) -> None:
     with pytest.raises(ScenarioError) as caught:
@@ -88,3 +89,13 @@ def test_token_counts_in_records_and_load_specs_survive_masking() -> None:
     assert masker.text(flow) == flow
     assert masker.text('"api_token": "abcdefghij"') == '"api_token": "****"'
     assert masker.text("max_tokens: sk-abcdefghijkl") == "max_tokens: ****"
+
+
+def test_an_llm_item_is_a_post(tmp_path: Path) -> None:
+    path = tmp_path / "get.yaml"
+    path.write_text(MINIMAL.replace("    - {name: get, path: /}",
+                                    "    - {name: chat, path: /v1/chat/completions, llm: {}}"))
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    assert "get.yaml:12: load.requests[0].llm: llm sends a chat body: the method is POST, " \
+           "not GET" in str(caught.value)
