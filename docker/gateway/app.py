@@ -26,7 +26,9 @@ switches below off too:
   content_policy_violation or 200 finish_reason content_filter (non-stream, or a stream's
   finish before any token; after one, the stream is the client's). Any other 4xx (400
   context_length_exceeded included) is never retried nor falls back: the client gets it
-  as the provider sent it.
+  as the provider sent it. bad_request (any other 400 with a body) is never in the
+  default: listing it is the mutant of a gateway that falls back on every 400
+  (scenarios/llm-context-length.yaml).
 - GATEWAY_FIRST_TOKEN_TIMEOUT (ms, default off): an SSE answer is held back until its first
   content token (whenever there is a fallback, or this is set); one that brings none within
   this time of its provider's turn is abandoned and the next provider tried, or answered
@@ -38,7 +40,11 @@ switches below off too:
   (an LLM stream the upstream ended with neither a finish_reason nor [DONE] included),
   ends with an in-band error event (`event: error` + `data: {"error": {...}}`, Anthropic's
   error event on /v1/messages), never a clean end that reads as a success; no provider
-  is tried after a byte reached the client.
+  is tried after a byte reached the client. So does an event whose data is not JSON (a
+  malformed chunk, not relayed; before the first token it is a server_error that falls
+  back), and a stream the provider finished (finish_reason / stop_reason) but ended
+  without its terminator gets one ([DONE], message_stop), so a complete answer reads as
+  complete. GATEWAY_STREAM_ERRORS=off: none of this, the stream is passed on as it came.
 - GATEWAY_LLM_RETRIES (default off): LLM inference POSTs (/v1/chat/completions,
   /v1/completions, /v1/messages, /v1/embeddings) are retried on the same provider like
   idempotent requests (GATEWAY_MAX_TRIES, backoff, 502/503/504 and connection failures;
@@ -74,6 +80,7 @@ from yarl import URL
 from breaker import CircuitBreaker
 from config import GatewayConfig
 from fallback import (
+    MalformedChunk,
     Provider,
     StreamEndedEarly,
     StreamWatch,
@@ -84,6 +91,7 @@ from fallback import (
     needs_peek,
     peek_body,
     provider_name,
+    terminator,
 )
 from llm_limits import TokenBucket, estimate_tokens
 from metrics import GatewayMetrics
@@ -277,9 +285,13 @@ async def relay_stream(request: web.Request, upstream: aiohttp.ClientResponse,
             if not chunk:
                 if watch is not None and watch.ended_early:
                     return await end_broken_stream(request, response, sse, StreamEndedEarly())
+                if watch is not None and watch.needs_terminator:
+                    await response.write(terminator(request.path))
                 break
             if watch is not None:
                 watch.feed(chunk)
+                if watch.malformed:  # not relayed: the stream ends with the error event
+                    return await end_broken_stream(request, response, sse, MalformedChunk())
             await response.write(chunk)
         completed = True
         await response.write_eof()
@@ -438,7 +450,8 @@ async def serve_chain(request: web.Request, chain: list[Provider], body: bytes |
             assert upstream is not None
             kind = classify_status(upstream.status, None)
             if kind is None and needs_peek(upstream.status, upstream.headers, request.path) \
-                    and _moves(config, has_next, "content_policy"):
+                    and (_moves(config, has_next, "content_policy")
+                         or (upstream.status == 400 and _moves(config, has_next, "bad_request"))):
                 try:
                     peeked, complete = await peek_body(upstream)
                 except (TimeoutError, aiohttp.ClientError) as exc:

@@ -63,7 +63,8 @@ def _optional_seconds(env: Mapping[str, str], name: str) -> float:
 # request was sent may have been processed, and a refused one is also a dead primary the
 # breaker handles; turn it on where that is fine.
 FALLBACK_CLASSES = frozenset({"rate_limit", "overloaded", "server_error", "timeout",
-                              "first_token_timeout", "connection", "content_policy"})
+                              "first_token_timeout", "connection", "content_policy",
+                              "bad_request"})
 DEFAULT_FALLBACK_ON = ("rate_limit", "overloaded", "server_error", "timeout",
                        "first_token_timeout", "content_policy")
 

@@ -65,6 +65,8 @@ def classify_status(status: int, body: bytes | None) -> str | None:
         return "content_policy"
     if 200 <= status < 300 and body and _finish_reason(body) == "content_filter":
         return "content_policy"
+    if status == 400 and body:
+        return "bad_request"  # context_length_exceeded & co: only ever moves when listed
     return None
 
 
@@ -202,6 +204,7 @@ async def first_token(response: aiohttp.ClientResponse, deadline: float | None) 
     session's idle timeout does. On any failure the upstream response is closed."""
     gate = Gate()
     pending = bytearray()
+    llm_seen = False  # an LLM chunk came: from then on a chunk that is not JSON is broken
     try:
         async with asyncio.timeout_at(_loop_time(deadline)):
             while True:
@@ -218,6 +221,11 @@ async def first_token(response: aiohttp.ClientResponse, deadline: float | None) 
                     data = _data_lines(event)
                     if not data:
                         continue
+                    if llm_seen and data.strip() != "[DONE]" and _json(data.encode()) is None:
+                        gate.failure = "server_error"  # a chunk that is not JSON
+                        gate.detail = "malformed chunk before the first token"
+                        return gate
+                    llm_seen = llm_seen or b'"choices"' in event or b'"type"' in event
                     content, failure = _event_class(data)
                     if failure is not None:  # left open: relayed as it is if no fallback
                         gate.failure = failure
@@ -261,6 +269,10 @@ class StreamEndedEarly(Exception):
     """An LLM stream ended cleanly at the transport with neither a finish nor [DONE]."""
 
 
+class MalformedChunk(Exception):
+    """An LLM stream sent an event whose data is not JSON (a chunk cut inside itself)."""
+
+
 class StreamWatch:
     """Follows a relayed SSE stream far enough to tell a finished LLM answer from one that
     merely stopped: a finish_reason / stop_reason, the terminator ([DONE], message_stop),
@@ -270,6 +282,8 @@ class StreamWatch:
     def __init__(self) -> None:
         self.llm = False  # OpenAI chunks or Anthropic events were seen
         self.finished = False
+        self.terminated = False  # [DONE] / message_stop, or the provider's own error event
+        self.malformed = False  # an event of an LLM stream whose data is not JSON
         self._pending = bytearray()
 
     def feed(self, chunk: bytes) -> None:
@@ -289,16 +303,20 @@ class StreamWatch:
         if b'"choices"' in event or b'"type"' in event:
             self.llm = True
         if b"[DONE]" in event or b"message_stop" in event:
-            self.finished = True
+            self.finished = self.terminated = True
+            return
+        data = _data_lines(event)
+        if self.llm and data and _json(data.encode()) is None:
+            self.malformed = True
             return
         if b"finish_reason" not in event and b"stop_reason" not in event \
                 and b'"error"' not in event:
             return
-        doc = _json(_data_lines(event).encode())
+        doc = _json(data.encode())
         if not isinstance(doc, dict):
             return
         if isinstance(doc.get("error"), dict):  # the provider's own in-band error: told
-            self.finished = True
+            self.finished = self.terminated = True
             return
         delta = doc.get("delta")
         if isinstance(delta, dict) and delta.get("stop_reason"):
@@ -311,3 +329,17 @@ class StreamWatch:
     @property
     def ended_early(self) -> bool:
         return self.llm and not self.finished
+
+    @property
+    def needs_terminator(self) -> bool:
+        """The provider finished the answer (a finish_reason / stop_reason) but ended the
+        stream without its terminator: the gateway adds it, so clients that wait for
+        [DONE] (or message_stop) see a complete answer, not a truncated one."""
+        return self.llm and self.finished and not self.terminated
+
+
+def terminator(path: str) -> bytes:
+    """The end-of-stream event of the stream's API."""
+    if path.rstrip("/").endswith("/messages"):
+        return b'event: message_stop\ndata: {"type": "message_stop"}\n\n'
+    return b"data: [DONE]\n\n"
