@@ -20,7 +20,7 @@ from typing import Any
 
 from chaos.errors import CellStopped, ScenarioError
 from chaos.matrix import html, plan, store
-from chaos.matrix.runner import run_cell
+from chaos.matrix.runner import not_applicable, run_cell
 
 EXIT_HARNESS, EXIT_INTERRUPTED = 3, 130
 
@@ -119,6 +119,8 @@ def _validate(cells: list[plan.Cell], sets: list[str]) -> None:
 
     problems: list[str] = []
     for cell in cells:
+        if cell.not_applicable:
+            continue
         try:
             check_scenario(cell.file, sets, (), cell.gateway)
         except ScenarioError as exc:
@@ -163,6 +165,11 @@ def cmd_matrix(args: argparse.Namespace, root: Path | None = None) -> int:
             kept = matrix.cell(cell.scenario, cell.gateway)
             if kept is not None and matrix.done(cell.scenario, cell.gateway, cell.inputs):
                 _say(f"{head}: {kept.verdict} (same inputs as before: kept)")
+                continue
+            if cell.not_applicable:
+                matrix.put(not_applicable(cell))
+                _save(matrix, folder)
+                _say(f"{head}: n/a ({cell.not_applicable})")
                 continue
             try:
                 record = run_cell(cell, folder, args.set, args.cell_timeout)

@@ -16,13 +16,13 @@ _ENV = Environment(loader=ChoiceLoader([PackageLoader("chaos.matrix", "templates
                                         PackageLoader("chaos.report", "templates")]),
                    autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
                    lstrip_blocks=True)
-WORDS = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "error": "ERROR"}
+WORDS = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "error": "ERROR", "n/a": "n/a"}
 
 
 def short_failure(cell: CellRecord, width: int = 90) -> str:
     """The first failing assertion in one line: phase kind observed vs bound, and its words."""
-    if cell.verdict == "error":
-        text = cell.error or "error"
+    if cell.verdict in ("error", "n/a"):
+        text = cell.error or cell.verdict
     elif cell.first_failure is None:
         return ""
     else:

@@ -22,6 +22,9 @@ def scorecard(matrix: Matrix, width: int = 70) -> str:
             if cell is None:
                 cells.append("not run")
                 continue
+            if cell.verdict == "n/a":
+                cells.append("n/a")  # an LLM gateway on plain HTTP load: said under the table
+                continue
             why = short_failure(cell, width)
             cells.append(f"**{WORDS[cell.verdict]}**" + (f": {_escape(why)}" if why else ""))
         rows.append(f"| `{scenario}` | " + " | ".join(cells) + " |")
@@ -31,6 +34,9 @@ def scorecard(matrix: Matrix, width: int = 70) -> str:
     versions = [f"- `{g}`: {columns[g].version or 'version not recorded'}"
                 for g in matrix.gateways if g in columns]
     date = matrix.updated_at[:10]
+    if any(c.verdict == "n/a" for c in matrix.cells):
+        versions.insert(0, "- n/a: an LLM gateway (`api: llm` in its gateway.yaml) routes only "
+                        "the LLM APIs, and that scenario's load sends other requests")
     return "\n".join([*rows, *score, "", f"Matrix `{matrix.id}`, {date}, harness "
                       f"`{matrix.harness}`. Versions that ran:", *versions, "",
                       matrix.score_definition, ""])

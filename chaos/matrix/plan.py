@@ -28,6 +28,7 @@ class Profile:
     folder: Path  # where gateway.yaml is
     build: Path  # its build folder (`build:` relative to gateway.yaml; default the same)
     profiles: tuple[str, ...]
+    api: str = "http"  # gateway.yaml's api: an `llm` gateway runs only LLM scenarios
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Cell:
     gateway: str  # NAME:PROFILE, the column
     folder: Path  # the profile's folder
     inputs: str  # sha256 of the inputs
+    not_applicable: str | None = None  # why this gateway cannot carry the scenario's load
 
     @property
     def slug(self) -> str:
@@ -55,7 +57,7 @@ def discover() -> dict[str, Profile]:
     for file in profile_files():
         profile = load_profile(file)
         found[profile.name] = Profile(profile.name, file.parent, build_folder(file, profile),
-                                      tuple(profile.profiles))
+                                      tuple(profile.profiles), profile.api)
     return found
 
 
@@ -138,5 +140,22 @@ def plan(files: list[Path], columns: list[tuple[str, Profile]], sets: list[str])
     """Cells in a deterministic order: row by row (scenarios as given or sorted), each row
     across the columns in the order given."""
     folders = {p.folder: folder_hash(p.folder, p.build) for _, p in columns}  # each once
-    return [Cell(f.stem, f, spec, profile.folder, inputs_hash(f, folders[profile.folder], sets))
+    return [Cell(f.stem, f, spec, profile.folder, inputs_hash(f, folders[profile.folder], sets),
+                 _not_applicable(f, profile))
             for f in files for spec, profile in columns]
+
+
+def _not_applicable(file: Path, profile: Profile) -> str | None:
+    """An `api: llm` gateway on a scenario whose load it does not route: the cell is n/a,
+    in words, not a run that fails on 404s (chaos.scenario.gateways.not_routed)."""
+    if profile.api != "llm":
+        return None
+    from chaos.scenario.gateways import load_profile, not_routed
+    from chaos.scenario.yaml_marks import load_marked
+
+    try:
+        data = load_marked(file.read_text(encoding="utf-8"), str(file)).data
+    except (OSError, ScenarioError):
+        return None  # the cell's own validation reports a file it cannot read
+    spec = load_profile(profile.folder / "gateway.yaml")
+    return not_routed(spec, data) if isinstance(data, dict) else None

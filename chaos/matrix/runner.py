@@ -99,6 +99,15 @@ def _record(cell: Cell, matrix_dir: Path, started: float, code: int | None,
         finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
 
 
+def not_applicable(cell: Cell) -> CellRecord:
+    """The record of a cell that is not run: its gateway cannot carry the scenario's load."""
+    return CellRecord(
+        scenario=cell.scenario, file=str(cell.file), gateway=cell.gateway, verdict="n/a",
+        exit_code=None, error=cell.not_applicable, score=None, report=None,
+        gateway_version=None, duration_s=0.0, inputs=cell.inputs,
+        finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+
+
 def run_cell(cell: Cell, matrix_dir: Path, sets: list[str], timeout_s: float) -> CellRecord:
     """Run one cell to its record. Raises CellStopped (after stopping the run) on Ctrl-C/SIGTERM,
     with the interrupted cell's record as its argument."""

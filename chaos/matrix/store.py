@@ -18,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from chaos.errors import ScenarioError
 
 SCHEMA_VERSION = 1
-Verdict = Literal["pass", "fail", "inconclusive", "error"]
+Verdict = Literal["pass", "fail", "inconclusive", "error", "n/a"]
 FINISHED = ("pass", "fail", "inconclusive")  # a cell with one of these and its hash is kept
+KEPT = (*FINISHED, "n/a")  # n/a: the gateway cannot carry the scenario's load (error says why)
 SCORE_DEFINITION = (
     "Resilience score: the mean of the run scores (0-100, each run's own score in its "
     "report) of the profile's cells that reached a verdict (pass, fail or inconclusive); "
@@ -99,7 +100,7 @@ class Matrix(_Model):
     def done(self, scenario: str, gateway: str, inputs: str) -> bool:
         """A finished cell with the same inputs: not run again."""
         cell = self.cell(scenario, gateway)
-        return cell is not None and cell.inputs == inputs and cell.verdict in FINISHED
+        return cell is not None and cell.inputs == inputs and cell.verdict in KEPT
 
     def put(self, record: CellRecord) -> None:
         self.cells = [c for c in self.cells if (c.scenario, c.gateway) !=

@@ -37,9 +37,10 @@ _LOWER_WORDS = tuple(_WORDS.lower().split("|"))
 SECRET_NAME = re.compile(_WORDS, re.IGNORECASE)
 # NAME (a word containing a secret word), optional closing quote, = or :, then the value:
 # a quoted string, or an optional credential scheme (Bearer, Basic, ...) and a run of
-# characters up to whitespace, a comma, a brace or a quote.
+# characters up to whitespace, a comma, a brace or a quote. "portkey:" is the Portkey
+# gateway's name (gateway specs such as portkey:stock, image tags), not a key.
 _ASSIGNMENT = re.compile(
-    rf"""(?P<head>\b[\w-]*(?:{_WORDS})[\w-]*["']?[ \t]*[=:][ \t]*)"""
+    rf"""(?P<head>\b(?!portkey\b)[\w-]*(?:{_WORDS})[\w-]*["']?[ \t]*[=:][ \t]*)"""
     r"""(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'"""
     r"""|(?:(?:Bearer|Basic|Digest|Token|Bot|ApiKey)[ \t]+)?[^\s,}\]"'#]+)""",
     re.IGNORECASE,
@@ -47,7 +48,7 @@ _ASSIGNMENT = re.compile(
 
 # In service logs a secret's value runs to the next whitespace (``token=a,b`` hides
 # ``a,b``): a log line has no syntax a comma could belong to, so over-masking is safe there.
-_LOG_ASSIGNMENT = re.compile(r"(?i)((?:token|key|secret|password)[A-Z_]*\s*[=:]\s*)(?!\*{4}(?:\s|$))(\S+)")
+_LOG_ASSIGNMENT = re.compile(r"(?i)((?<!\bport)(?:token|key|secret|password)[A-Z_]*\s*[=:]\s*)(?!\*{4}(?:\s|$))(\S+)")
 
 T = TypeVar("T")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +28,9 @@ FALLBACK_KEY = "FALLBACK_URLS"  # the scenario's ordered fallback providers, com
 SPEC = re.compile(r"^([a-z][a-z0-9_-]{0,39}):([a-z][a-z0-9_-]{0,39})$")
 _ENV = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 _PATH = r"^/[^\x00-\x20\x7f]*$"
+# What an `api: llm` gateway routes: OpenAI's and Anthropic's inference and model APIs.
+LLM_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/embeddings",
+             "/v1/models")
 
 
 class _Strict(BaseModel):
@@ -53,6 +56,9 @@ class GatewayProfile(_Strict):
         None, pattern=_ENV,
         description="the env var its entrypoint reads the comma-separated fallbacks from")
     profile_env: str | None = Field(None, pattern=_ENV)
+    api: Literal["http", "llm"] = Field(
+        "http", description="http: any HTTP traffic; llm: an LLM gateway that routes only the "
+        "LLM APIs (LLM_PATHS), so only scenarios whose load sends nothing else run on it")
     profiles: dict[str, str] = Field(min_length=1)
     metrics: str | None = Field(None, pattern=_PATH)
     breaker: BreakerMetric | None = None
@@ -150,7 +156,29 @@ def apply_gateway(doc: MarkedDocument, cli: str | None = None) -> None:
     data["gateway"] = spec
 
 
+def not_routed(profile: GatewayProfile, data: dict[str, Any]) -> str | None:
+    """Why an `api: llm` gateway cannot carry this scenario's load (None: it can): the first
+    load request that is not an LLM API call."""
+    if profile.api != "llm":
+        return None
+    load = data.get("load")
+    requests = load.get("requests") if isinstance(load, dict) else None
+    for index, request in enumerate(requests if isinstance(requests, list) else []):
+        if not isinstance(request, dict) or "llm" in request:
+            continue
+        path = str(request.get("path", ""))
+        if not path.split("?")[0].startswith(LLM_PATHS):
+            method = request.get("method", "GET")
+            return (f"{profile.name} is an LLM gateway (api: llm in its gateway.yaml): it routes "
+                    f"only {', '.join(LLM_PATHS)}, and load.requests[{index}] sends {method} "
+                    f"{path}; run this scenario on an HTTP gateway")
+    return None
+
+
 def _rewrite(data: dict[str, Any], profile: GatewayProfile, name: str, file: Path) -> None:
+    reason = not_routed(profile, data)
+    if reason is not None:
+        raise ScenarioError(reason)
     target, services, service = _load_target(data)
     new_env = {profile.upstream_env: service["env"][UPSTREAM_KEY]}
     if profile.fallback_env and FALLBACK_KEY in service["env"]:

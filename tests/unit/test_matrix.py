@@ -259,3 +259,33 @@ def test_a_signal_stops_the_cell_and_leaves_matrix_json_whole(project: Path,
     assert stopped.error and stopped.error.startswith("interrupted")
     assert list((project / "reports" / "matrix-t" / "b-fails" / "reference-default").glob(
         "*/result.json"))
+
+
+def test_an_llm_gateway_on_plain_http_load_is_n_a_in_words_and_never_run(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`api: llm` profiles route only the LLM APIs: a scenario whose load sends anything
+    else is an n/a cell saying why (not a run failing on 404s), kept on resume, unscored;
+    `chaos run --gateway` of it is exit 2 naming the request."""
+    folder = project / "docker" / "gateways" / "alpha"
+    (folder / "gateway.yaml").write_text(PROFILE.format(name="alpha") + "api: llm\n")
+    chat = _scenario("c-chat", "pass").replace(
+        "- {name: get, path: /}", "- {name: chat, method: POST, path: /v1/chat/completions}")
+    (project / "scenarios" / "c-chat.yaml").write_text(chat)
+    args = ["matrix", "--gateway", "alpha:stock", "--gateway", "beta:stock", "--id", "t"]
+    assert main(args) == 0
+    ran = {(Path(c[0]).stem, c[c.index("--gateway") + 1]) for c in _calls(project)}
+    assert ("a-passes", "alpha:stock") not in ran and ("c-chat", "alpha:stock") in ran
+    cell = _matrix(project).cell("a-passes", "alpha:stock")
+    assert cell is not None and cell.verdict == "n/a"
+    assert "alpha is an LLM gateway" in (cell.error or "") and "GET /" in (cell.error or "")
+    column = next(c for c in _matrix(project).columns if c.gateway == "alpha:stock")
+    assert column.scored_cells == 1 and column.errors == 0
+    assert main(args) == 0 and len(_calls(project)) == len(ran), "n/a is kept on resume"
+    capsys.readouterr()
+    assert main(["matrix", "--markdown", "t"]) == 0
+    table = capsys.readouterr().out
+    assert "| `a-passes` | n/a |" in table and "- n/a: an LLM gateway" in table
+    page = (project / "reports" / "matrix-t" / "index.html").read_text()
+    assert 'data-verdict="n/a"' in page
+    assert main(["run", "scenarios/a-passes.yaml", "--gateway", "alpha:stock"]) == 2
+    assert "alpha is an LLM gateway" in capsys.readouterr().err

@@ -180,9 +180,17 @@ def test_shapes_are_masked_under_any_name(text: str, hidden: str) -> None:
     "the bearer of bad news",
     "task-scheduler started 12 workers",
     "phase fault: 3 resets, 502 after 3 attempts",
+    "service gateway ready (gateway-chaos/portkey:7c9a2672202a, 1.1s)",
+    "chaos run llm-ttft-stall --gateway portkey:hardened",
 ])
 def test_ordinary_text_is_left_alone(text: str) -> None:
     assert mask_shapes(text) == text and Masker().log(text) == text
+
+
+def test_a_key_next_to_portkey_is_still_masked() -> None:
+    """Portkey's name holds "key": the gateway spec is not a secret, its API key is."""
+    assert "abcd1234" not in Masker().log("PORTKEY_API_KEY=abcd1234 portkey:stock")
+    assert "portkey:stock" in Masker().log("PORTKEY_API_KEY=abcd1234 portkey:stock")
 
 
 def test_console_masks_shapes_when_the_scenario_has_no_secret_values() -> None:
