@@ -5,7 +5,8 @@ non-streaming and a streaming chat completion to the project's LLM provider
 pinned version 1.105.7. Hardened retries a 503 on the same provider then falls back to
 FALLBACK_URLS; it does not retry a 400 but does fall back on it (LiteLLM's fallbacks
 fire on every error class); stock retries a 503 twice (LiteLLM's default) and has no
-fallback. What reached each provider is read from its journal (the upstream witness),
+fallback. Anthropic /v1/messages calls reach the OpenAI-compatible provider as chat
+completions. What reached each provider is read from its journal (the upstream witness),
 not from LiteLLM.
 
 About 2 min once the images are built (LiteLLM takes 12-30 s to start on 2 cores); the
@@ -186,6 +187,33 @@ def test_hardened_does_not_retry_a_400_but_falls_back_on_it(env: Env) -> None:
                            {PROFILE.upstream_env: env.url("picky")})
     assert chat(stock, "bad-2").status_code == 400
     assert len(env.attempts("picky", "bad-2")) == 1
+
+
+def test_anthropic_messages_reach_the_provider_as_chat_completions(env: Env) -> None:
+    """The profile's upstreams are OpenAI-compatible: an Anthropic /v1/messages call for
+    claude-3-5-haiku is answered in Anthropic's shapes after a /v1/chat/completions call
+    upstream (the entrypoint's LITELLM_USE_CHAT_COMPLETIONS_URL_FOR_ANTHROPIC_MESSAGES; without
+    it LiteLLM calls /v1/responses and the client gets a 404)."""
+    url, _ = env.gateway("litellm-anthropic", "stock",
+                         {PROFILE.upstream_env: env.url("provider-a")})
+    body = {"model": "claude-3-5-haiku", "max_tokens": 64,
+            "messages": [{"role": "user", "content": "hello"}]}
+    answer = requests.post(f"{url}/v1/messages", json=body, timeout=TIMEOUT)
+    assert answer.status_code == 200, answer.text[:500]
+    message = answer.json()
+    assert (message["type"], message["stop_reason"]) == ("message", "end_turn")
+    assert message["content"][0]["text"].split() == [f"tok{i}" for i in range(1, 13)]
+    with requests.post(f"{url}/v1/messages", json={**body, "stream": True}, timeout=TIMEOUT,
+                       stream=True) as response:
+        assert response.status_code == 200, response.text[:500]
+        events = [line.split(":", 1)[1].strip() for line in
+                  response.iter_lines(decode_unicode=True) if line.startswith("event:")]
+    assert events[0] == "message_start" and events[-1] == "message_stop", events
+    assert events.count("content_block_delta") >= 1
+    seen = requests.get(f"{env.run.services['provider-a'].host_url}/journal",
+                        params={"after": 0, "limit": 10000}, timeout=5).json()["attempts"]
+    calls = [(a["path"], a["stream"]) for a in seen if a.get("model") == "claude-3-5-haiku"]
+    assert calls == [("/v1/chat/completions", False), ("/v1/chat/completions", True)]
 
 
 def test_a_bad_upstream_stops_the_container_with_a_message(env: Env) -> None:

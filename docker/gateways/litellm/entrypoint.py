@@ -42,7 +42,11 @@ OFFLINE = {
 # key, and the scenario library's clients carry no gateway credentials (the gateway sits on
 # the run's private network). This starts it without authentication, as its start-up error
 # text says to for such a setup.
-WIRING = {"LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true"}
+# And the upstreams are OpenAI-compatible chat providers: LiteLLM 1.105 turns an Anthropic
+# /v1/messages call for an openai/ deployment into OpenAI's Responses API (/v1/responses),
+# which such providers need not serve; this makes it use /v1/chat/completions instead.
+WIRING = {"LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
+          "LITELLM_USE_CHAT_COMPLETIONS_URL_FOR_ANTHROPIC_MESSAGES": "true"}
 
 
 class ConfigProblem(Exception):
