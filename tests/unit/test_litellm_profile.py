@@ -43,6 +43,7 @@ def test_the_profile_loads_with_both_configs_and_reads_fallback_urls() -> None:
     profile = load_profile(FOLDER / "gateway.yaml")
     assert (profile.name, profile.port, profile.health) == ("litellm", 8000, "/health/readiness")
     assert (profile.upstream_env, profile.fallback_env) == ("UPSTREAM_URL", "FALLBACK_URLS")
+    assert profile.api == "llm"  # it routes only the LLM APIs
     assert sorted(profile.profiles) == ["hardened", "stock"]
 
 
