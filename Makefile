@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SCENARIO ?= backend-crash
 ARGS ?=
 
-.PHONY: help venv setup browser chaos matrix scorecard test test-fast test-integration lint bench clean schema
+.PHONY: help venv setup browser chaos matrix scorecard test test-fast test-integration library lint bench clean schema
 
 help:
 	@echo "make chaos SCENARIO=backend-crash   run scenarios/<name>.yaml (ARGS='--set k=v' to override)"
@@ -16,6 +16,7 @@ help:
 	@echo "make test                           all tests: unit, integration, Docker (sets everything up)"
 	@echo "make test-fast                      tests/unit only: pure and fast, no Docker"
 	@echo "make test-integration               tests/integration: local processes on 127.0.0.1, no Docker"
+	@echo "make library                         the whole scenario library, every LLM scenario too (CI runs 3 of them)"
 	@echo "make setup | lint | clean"
 
 $(STAMP): pyproject.toml
@@ -61,6 +62,11 @@ test-fast: $(STAMP)
 
 test-integration: $(STAMP)
 	$(BIN)/pytest -q tests/integration
+
+# The scenario library against the reference gateway, each scenario and its mutant, the
+# whole LLM library included (CI and `make test` run a representative 3 of scenarios/llm-*).
+library: setup
+	CHAOS_FULL_LIBRARY=1 $(BIN)/pytest -q tests/docker/test_library.py
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_proxy
