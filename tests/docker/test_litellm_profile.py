@@ -5,7 +5,8 @@ non-streaming and a streaming chat completion to the project's LLM provider
 pinned version 1.105.7. Hardened retries a 503 on the same provider then falls back to
 FALLBACK_URLS; it does not retry a 400 but does fall back on it (LiteLLM's fallbacks
 fire on every error class); stock retries a 503 twice (LiteLLM's default) and has no
-fallback. Anthropic /v1/messages calls reach the OpenAI-compatible provider as chat
+fallback. Hardened abandons a stream whose first token is late (stream_timeout) and
+falls back; stock waits. Anthropic /v1/messages calls reach the OpenAI-compatible provider as chat
 completions. What reached each provider is read from its journal (the upstream witness),
 not from LiteLLM.
 
@@ -43,12 +44,14 @@ CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"
 TIMEOUT = (2.0, 30.0)
 VERSION = "1.105.7"
 # provider name -> its script (CHAOS_LLM_SCRIPT): "down" answers every request 503,
-# "picky" answers every request 400 (a bad request: never worth a retry).
+# "picky" answers every request 400 (a bad request: never worth a retry), "slow" sends its
+# first token after 8 s.
 PROVIDERS: dict[str, dict[str, Any]] = {
     "provider-a": {"tokens": 12},
     "provider-b": {"tokens": 12},
     "down": {"rules": [{"when": {"model": "*"}, "do": {"status": 503}}]},
     "picky": {"rules": [{"when": {"model": "*"}, "do": {"status": 400}}]},
+    "slow": {"tokens": 12, "first_token_delay": "8s"},
 }
 
 
@@ -187,6 +190,29 @@ def test_hardened_does_not_retry_a_400_but_falls_back_on_it(env: Env) -> None:
                            {PROFILE.upstream_env: env.url("picky")})
     assert chat(stock, "bad-2").status_code == 400
     assert len(env.attempts("picky", "bad-2")) == 1
+
+
+def test_hardened_abandons_a_stream_without_a_first_token_and_falls_back(env: Env) -> None:
+    """stream_timeout 5 s: the stream from "slow" is given up (the provider sees the gateway
+    hang up before its first token) and provider-b serves it; stock waits the 8 s out."""
+    hardened, _ = env.gateway("litellm-first-token", "hardened",
+                              {PROFILE.upstream_env: env.url("slow"),
+                               FALLBACK: env.url("provider-b")})
+    started = time.monotonic()
+    assert stream_events(hardened, "ft-1")[-1] == "[DONE]"
+    took = time.monotonic() - started
+    assert 5.0 <= took < 8.0, took
+    [abandoned] = env.attempts("slow", "ft-1")
+    assert (abandoned["ended"], abandoned["tokens"]) == ("gateway_closed", 0), abandoned
+    assert len(env.attempts("provider-b", "ft-1")) == 1
+
+    stock, _ = env.gateway("litellm-first-token-stock", "stock",
+                           {PROFILE.upstream_env: env.url("slow")})
+    started = time.monotonic()
+    assert stream_events(stock, "ft-2")[-1] == "[DONE]"
+    assert time.monotonic() - started >= 8.0
+    [attempt] = env.attempts("slow", "ft-2")
+    assert attempt["ended"] == "complete"
 
 
 def test_anthropic_messages_reach_the_provider_as_chat_completions(env: Env) -> None:
