@@ -55,7 +55,7 @@ browser:
 	  { echo "install Debian's chromium for the report browser tests"; exit 1; }
 
 test: setup browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not docker" tests/unit
