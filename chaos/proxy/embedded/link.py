@@ -38,6 +38,9 @@ import time
 from typing import TYPE_CHECKING
 
 from chaos.proxy.embedded.endpoint import SPLICE, Endpoint, SplicePipe
+from chaos.proxy.embedded.http1 import INF
+from chaos.proxy.embedded.http_spec import HTTP_TYPES
+from chaos.proxy.embedded.http_toxics import Gate, can_attach, http_toxics
 from chaos.proxy.embedded.toxics import BEHAVIOURS, Behaviour, Toxic
 
 if TYPE_CHECKING:
@@ -65,6 +68,7 @@ class Pipe:
         self.fed_on_write = tap if at_write else None  # fed as delivered, not as read
         self.fed_on_read = None if at_write else tap
         self.stream = stream
+        self.response = stream == "downstream"
         self.src = src
         self.dst = dst
         self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=QUEUE_CHUNKS)
@@ -76,10 +80,12 @@ class Pipe:
         self.copied = 0
         self.held = 0  # bytes read into the toxic chain and not (yet) written out of it
         self.pipe: SplicePipe | None = None
+        self.seen = False  # a byte was read in this direction
 
     def refresh(self, toxics: list[Toxic]) -> None:
         """Follow the proxy's toxic list; toxicity is drawn once per toxic here."""
-        mine = [t for t in toxics if t.direction == self.stream]
+        # HTTP- and stream-aware toxics act on exchanges: the connection's Gate has them.
+        mine = [t for t in toxics if t.direction == self.stream and t.type not in HTTP_TYPES]
         live = {t.uid for t in mine}
         names = {t.name for t in mine}
         for uid in [u for u in self.draws if u not in live]:
@@ -133,13 +139,19 @@ class Pipe:
                     # out first, or a steady stream would keep the queue full forever.
                     await self.queue.join()
                     continue
+                gate = self.conn.gate
                 if self.pipe is not None and self._direct():
-                    if tap is None:
+                    if tap is None and gate is None:
                         moved = await self._splice_chunk(SPLICE_CHUNK)
-                    elif (opaque := tap.opaque()) > 0:
+                    elif (opaque := min(tap.opaque() if tap is not None else INF,
+                                        gate.opaque(self.response) if gate is not None
+                                        else INF)) > 0:
                         moved = await self._splice_chunk(min(opaque, SPLICE_CHUNK))
                         if moved > 0:
-                            tap.skip(moved, time.time())
+                            if tap is not None:
+                                tap.skip(moved, time.time())
+                            if gate is not None:
+                                await gate.skipped(self.response, moved)
                             drained = False
                     else:
                         moved = -2  # framing next: through recv and the parser
@@ -147,25 +159,38 @@ class Pipe:
                         break
                     if moved != -2:
                         continue  # moved, or -1: a toxic came while waiting; decide again
+                if self.conn.want_gate and not self.response:
+                    self.conn.attach_gate()  # between messages (tap idle) or never
                 data = await self.src.recv(CHUNK, drained)
                 if self.fed_on_read is not None:
                     self.fed_on_read.feed(data, time.time())
                 if not data:
                     break
                 drained = len(data) < CHUNK
-                if self._direct():
-                    self.copied += len(data)
-                    if not self.bulk and (len(data) == CHUNK or self.copied >= BULK_BYTES):
-                        self._go_bulk()
-                    await self.write(data)
+                self.seen = True
+                gate = self.conn.gate
+                if gate is None:
+                    await self.forward(data)
+                elif self.response:
+                    await gate.response_bytes(data, self.forward)
                 else:
-                    self.held += len(data)
-                    await self.queue.put((data, time.monotonic()))
+                    await gate.request_bytes(data, self.forward)
         except Exception as exc:  # OSError mostly; anything else must not strand the peer
             self.conn.failed(self.stream, exc)
             return
         self.conn.source_eof(self)
         await self.queue.put(None)
+
+    async def forward(self, data: bytes) -> None:
+        """Pass ``data`` on: straight out when nothing is in the way, else via the toxics."""
+        if self._direct():
+            self.copied += len(data)
+            if not self.bulk and (len(data) == CHUNK or self.copied >= BULK_BYTES):
+                self._go_bulk()
+            await self.write(data)
+        else:
+            self.held += len(data)
+            await self.queue.put((data, time.monotonic()))
 
     def _go_bulk(self) -> None:
         self.bulk = True
@@ -248,6 +273,9 @@ class Connection:
         self.tasks: list[asyncio.Task[None]] = []
         self.finished: set[str] = set()
         self.closed = False
+        self.gate: Gate | None = None
+        self.want_gate = False
+        self.toxics: list[Toxic] = []
 
     def start(self, toxics: list[Toxic]) -> None:
         self.refresh(toxics)
@@ -259,6 +287,19 @@ class Connection:
         for pipe in (self.up, self.down):
             if not self.closed:
                 pipe.refresh(toxics)
+        self.toxics = toxics
+        if self.gate is not None:
+            self.gate.toxics = http_toxics(toxics)
+        elif http_toxics(toxics):
+            self.want_gate = True
+            if can_attach(self):
+                self.attach_gate()
+
+    def attach_gate(self) -> None:
+        """HTTP toxics apply from here on: only ever at a point between messages."""
+        if self.gate is None and can_attach(self):
+            self.want_gate = False
+            self.gate = Gate(self, self.toxics, self.proxy.http_counts)
 
     def eof(self, pipe: Pipe) -> None:
         """The source of ``pipe`` closed and its toxics let the close through."""

@@ -96,6 +96,7 @@ class Proxy:
         self.dial_timeout = dial_timeout
         self.enabled = False
         self.toxics: dict[str, Toxic] = {}
+        self.http_counts: dict[str, int] = {}  # requests each HTTP toxic matched, since created
         self.connections: set[Connection] = set()
         self.stats = ProxyStats()
         self.attempts: AttemptRing | None = AttemptRing() if tap else None  # None: tap off
@@ -231,6 +232,7 @@ class Proxy:
         if toxic.name in self.toxics:
             raise ApiError(TOXIC_EXISTS, 409)
         self.toxics[toxic.name] = toxic
+        self.http_counts.pop(toxic.name, None)
         self._push()
         log.info("proxy %s: toxic %s added %s", self.name, toxic.name, toxic.to_json())
         return toxic

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chaos.proxy.embedded.errors import bad_request, check_name
+from chaos.proxy.embedded.http_spec import HTTP_TYPES, validate_http
 
 log = logging.getLogger("chaos.proxy.embedded")
 
@@ -62,7 +63,7 @@ class Toxic:
     type: str
     stream: str
     toxicity: float
-    attributes: dict[str, int]
+    attributes: dict[str, Any]
     uid: int = field(default_factory=lambda: next(_uids))
 
     @property
@@ -100,11 +101,14 @@ def _whole(kind: str, key: str, value: object, spec: Attr) -> int:
     return number
 
 
-def validate_attributes(kind: str, raw: object, base: dict[str, int] | None = None
-                        ) -> dict[str, int]:
+def validate_attributes(kind: str, raw: object, base: dict[str, Any] | None = None
+                        ) -> dict[str, Any]:
     """Merge ``raw`` over ``base`` (or the defaults) and check what it gives.
 
-    As Go's JSON decoder does, a ``null`` value or an unknown key changes nothing."""
+    As Go's JSON decoder does, a ``null`` value or an unknown key changes nothing.
+    The HTTP- and stream-aware types are checked by ``http_spec.py``."""
+    if kind in HTTP_TYPES:
+        return validate_http(kind, raw, base)
     spec = SPECS[kind]
     if raw is None:
         raw = {}
@@ -144,8 +148,9 @@ def parse_toxic(body: object) -> Toxic:
     if not isinstance(stream, str) or stream.lower() not in STREAMS:
         raise bad_request("stream was invalid, can be either upstream or downstream")
     kind = body.get("type")
-    if not isinstance(kind, str) or kind not in SPECS:
-        raise bad_request(f"invalid toxic type: {kind!r} (known: {', '.join(sorted(SPECS))})")
+    if not isinstance(kind, str) or (kind not in SPECS and kind not in HTTP_TYPES):
+        known = ", ".join(sorted(SPECS) + sorted(HTTP_TYPES))
+        raise bad_request(f"invalid toxic type: {kind!r} (known: {known})")
     name = body.get("name") or f"{kind}_{stream}"
     if not isinstance(name, str):
         raise bad_request(f"toxic name must be a string, got {_json_type(name)}")
