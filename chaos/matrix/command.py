@@ -85,8 +85,9 @@ def _open(args: argparse.Namespace, cells: list[plan.Cell]) -> tuple[store.Matri
     columns = list(dict.fromkeys(c.gateway for c in cells))
     if (folder / "matrix.json").exists():
         matrix = store.load(folder / "matrix.json")
-        matrix.scenarios = list(dict.fromkeys([*rows, *matrix.scenarios]))
-        matrix.gateways = list(dict.fromkeys([*columns, *matrix.gateways]))
+        # a resumed matrix keeps its rows and columns in place; new ones go after them
+        matrix.scenarios = list(dict.fromkeys([*matrix.scenarios, *rows]))
+        matrix.gateways = list(dict.fromkeys([*matrix.gateways, *columns]))
         matrix.harness, matrix.sets = plan.harness_hash(), args.set
     else:
         matrix = store.Matrix(id=matrix_id, harness=plan.harness_hash(), started_at=_now(),
