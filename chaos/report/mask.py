@@ -48,7 +48,8 @@ _ASSIGNMENT = re.compile(
 
 # In service logs a secret's value runs to the next whitespace (``token=a,b`` hides
 # ``a,b``): a log line has no syntax a comma could belong to, so over-masking is safe there.
-_LOG_ASSIGNMENT = re.compile(r"(?i)((?<!\bport)(?:token|key|secret|password)[A-Z_]*\s*[=:]\s*)(?!\*{4}(?:\s|$))(\S+)")
+_LOG_ASSIGNMENT = re.compile(r"(?i)((?<!\bport)(?:token|key|secret|password)[A-Z_]*\s*[=:]\s*)"
+                             r"(?!\*{4}(?:\s|$))(\S+)")
 
 T = TypeVar("T")
 
