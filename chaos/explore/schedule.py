@@ -27,11 +27,11 @@ from chaos import outcomes as o
 from chaos.explore.strategies import DrawnFault, Schedule
 from chaos.scenario.model import (
     Assertion,
+    ByteToxic,
     ContainerFault,
     Fault,
     Phase,
     Scenario,
-    Toxic,
     ToxicFault,
 )
 from chaos.scenario.units import Comparison
@@ -48,7 +48,7 @@ def window_names(count: int) -> list[str]:
 def _fault(drawn: DrawnFault) -> ToxicFault | ContainerFault:
     if drawn.is_container:
         return _container(drawn.target, drawn.kind)
-    toxic = Toxic.model_validate({"type": drawn.kind, "stream": drawn.stream,
+    toxic = ByteToxic.model_validate({"type": drawn.kind, "stream": drawn.stream,
                                   "toxicity": drawn.toxicity,
                                   "attributes": dict(drawn.attributes)})
     return ToxicFault.model_validate({"proxy": drawn.target, "toxic": toxic})

@@ -19,7 +19,7 @@ def inject_toxic(fault: ToxicFault, ctx: FaultContext, index: int) -> Injected:
     name = toxic_name(fault, index)
     added = ctx.proxies.add_toxic(
         fault.proxy, toxic.type, stream=toxic.stream, toxicity=toxic.toxicity,
-        attributes=dict(toxic.attributes), name=name,
+        attributes=toxic.api_attributes(), name=name,
     )
 
     def undo() -> None:
@@ -29,7 +29,7 @@ def inject_toxic(fault: ToxicFault, ctx: FaultContext, index: int) -> Injected:
         """Remove and add again: every open connection draws its toxicity anew."""
         ctx.proxies.remove_toxic(fault.proxy, added)
         ctx.proxies.add_toxic(fault.proxy, toxic.type, stream=toxic.stream,
-                              toxicity=toxic.toxicity, attributes=dict(toxic.attributes),
+                              toxicity=toxic.toxicity, attributes=toxic.api_attributes(),
                               name=added)
 
     return Injected(fault.describe(), undo=undo, every=fault.redraw_every, again=redraw)

@@ -41,10 +41,13 @@ from urllib.parse import urlsplit
 
 import requests
 
-from chaos.errors import EnvironmentProblem
+from chaos.errors import EnvironmentProblem, ScenarioError
+from chaos.scenario.http_toxics import HTTP_TOXIC_TYPES
 
 if TYPE_CHECKING:
     import docker
+
+    from chaos.scenario.model import Scenario
 
 
 REAL_IMAGE = "ghcr.io/shopify/toxiproxy:latest"
@@ -222,6 +225,26 @@ def choose(client: docker.DockerClient | None = None, *, images: ImageStore | No
                                   kind="binary")
 
     return ProviderChoice(noted(EMBEDDED), None, None, kind="embedded")
+
+
+def refuse_http_toxics(scenario: Scenario, choice: ProviderChoice) -> None:
+    """An HTTP- or stream-aware toxic (``http_abort``, ``sse_cut``, ...) exists only in the
+    embedded server: on a real Toxiproxy server (an image, a binary, or a user's server at
+    TOXIPROXY_URL, which may be either) the scenario is refused before anything starts."""
+    if choice.kind == "embedded":
+        return
+    for i, phase in enumerate(scenario.phases):
+        for j, fault in enumerate(phase.faults):
+            toxic = getattr(fault, "toxic", None)
+            kind = getattr(toxic, "type", None)
+            if kind in HTTP_TOXIC_TYPES:
+                raise ScenarioError(
+                    f"toxic type {kind} is HTTP-aware and only the project's embedded "
+                    f"Toxiproxy server applies it; the run's Toxiproxy ({choice.name}) is a "
+                    "real Toxiproxy server, which forwards bytes and cannot see requests "
+                    "or events; run without TOXIPROXY_URL, the toxiproxy image or "
+                    "toxiproxy-server binary to use the embedded server",
+                    f"scenario {scenario.name}", key=f"phases[{i}].faults[{j}].toxic.type")
 
 
 API_HOST_ENV = "TOXIPROXY_API_HOST"  # read by docker/toxiproxy's command (the embedded server)

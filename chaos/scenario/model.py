@@ -23,6 +23,15 @@ from pydantic import (
 )
 
 from chaos.outcomes import COUNT_BOUNDS
+from chaos.scenario.http_toxics import (
+    HttpAbortAttributes,
+    HttpLatencyAttributes,
+    HttpResetAttributes,
+    SseAttributes,
+    SseCorruptAttributes,
+    SseCutAttributes,
+    SseErrorAttributes,
+)
 from chaos.scenario.llm_bounds import (
     NO_RETRY_ON_FIELD,
     STATUS_KEY,
@@ -159,7 +168,9 @@ class ProxySpec(Model):
                                "on (point your gateway's upstream at it); default a free port")
 
 
-class Toxic(Model):
+class ByteToxic(Model):
+    """A Toxiproxy toxic: what every Toxiproxy server applies to a connection's bytes."""
+
     type: Literal["latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer",
                   "limit_data", "noop"]
     stream: Literal["upstream", "downstream"] = "downstream"
@@ -169,7 +180,7 @@ class Toxic(Model):
     name: str | None = Field(None, pattern=NAME_PATTERN)
 
     @model_validator(mode="after")
-    def _known_attributes(self) -> Toxic:
+    def _known_attributes(self) -> ByteToxic:
         """A misspelt attribute (`latncy: 500`) would silently make a toxic that does nothing."""
         known = TOXIC_ATTRIBUTES[self.type]
         for key in self.attributes:
@@ -179,6 +190,87 @@ class Toxic(Model):
         if self.type == "slicer" and self.attributes.get("average_size") == 0:
             raise ValueError("slicer average_size must be at least 1 (0 stalls the proxy)")
         return self
+
+    def api_attributes(self) -> dict[str, Any]:
+        return dict(self.attributes)
+
+
+class _HttpToxic(Model):
+    """An HTTP- or stream-aware toxic (chaos/scenario/http_toxics.py): the embedded server
+    only; ``toxicity`` is drawn per matched request, ``stream`` is shown, not used."""
+
+    stream: Literal["upstream", "downstream"] = "downstream"
+    toxicity: float = Field(1.0, ge=0.0, le=1.0)
+    name: str | None = Field(None, pattern=NAME_PATTERN)
+
+    def api_attributes(self) -> dict[str, Any]:
+        attributes: BaseModel = getattr(self, "attributes")  # noqa: B009 - each subclass types it
+        return attributes.model_dump(exclude_none=True)
+
+
+class HttpAbortToxic(_HttpToxic):
+    type: Literal["http_abort"]
+    attributes: HttpAbortAttributes = Field(
+        default_factory=lambda: HttpAbortAttributes.model_validate({}))
+
+
+class HttpResetToxic(_HttpToxic):
+    type: Literal["http_reset"]
+    attributes: HttpResetAttributes = Field(
+        default_factory=lambda: HttpResetAttributes.model_validate({}))
+
+
+class HttpLatencyToxic(_HttpToxic):
+    type: Literal["http_latency"]
+    attributes: HttpLatencyAttributes = Field(
+        default_factory=lambda: HttpLatencyAttributes.model_validate({}))
+
+
+class SseStallToxic(_HttpToxic):
+    type: Literal["sse_stall"]
+    attributes: SseAttributes = Field(
+        default_factory=lambda: SseAttributes.model_validate({}))
+
+
+class SseCutToxic(_HttpToxic):
+    type: Literal["sse_cut"]
+    attributes: SseCutAttributes = Field(
+        default_factory=lambda: SseCutAttributes.model_validate({}))
+
+
+class SseCorruptToxic(_HttpToxic):
+    type: Literal["sse_corrupt"]
+    attributes: SseCorruptAttributes = Field(
+        default_factory=lambda: SseCorruptAttributes.model_validate({}))
+
+
+class SseErrorToxic(_HttpToxic):
+    type: Literal["sse_error"]
+    attributes: SseErrorAttributes = Field(
+        default_factory=lambda: SseErrorAttributes.model_validate({}))
+
+
+_HTTP_TOXICS: dict[str, type[_HttpToxic]] = {
+    "http_abort": HttpAbortToxic, "http_reset": HttpResetToxic,
+    "http_latency": HttpLatencyToxic, "sse_stall": SseStallToxic, "sse_cut": SseCutToxic,
+    "sse_corrupt": SseCorruptToxic, "sse_error": SseErrorToxic,
+}
+
+
+def _toxic_kind(value: Any) -> str:
+    """The union member's tag: a class name, never a key a scenario could hold."""
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    cls = _HTTP_TOXICS.get(kind) if isinstance(kind, str) else None
+    return cls.__name__ if cls is not None else "ByteToxic"
+
+
+Toxic = Annotated[
+    Annotated[ByteToxic, Tag("ByteToxic")] | Annotated[HttpAbortToxic, Tag("HttpAbortToxic")]
+    | Annotated[HttpResetToxic, Tag("HttpResetToxic")]
+    | Annotated[HttpLatencyToxic, Tag("HttpLatencyToxic")]
+    | Annotated[SseStallToxic, Tag("SseStallToxic")] | Annotated[SseCutToxic, Tag("SseCutToxic")]
+    | Annotated[SseCorruptToxic, Tag("SseCorruptToxic")]
+    | Annotated[SseErrorToxic, Tag("SseErrorToxic")], Discriminator(_toxic_kind)]
 
 
 TOXIC_ATTRIBUTES: dict[str, tuple[str, ...]] = {
@@ -212,7 +304,7 @@ class ToxicFault(Timed):
         "keep-alive connections draw their toxicity anew (a pool cannot settle on clean ones)")
 
     def describe(self) -> str:
-        attrs = ", ".join(f"{k}={v}" for k, v in self.toxic.attributes.items())
+        attrs = ", ".join(f"{k}={v}" for k, v in self.toxic.api_attributes().items())
         share = "" if self.toxic.toxicity == 1 else f" toxicity={self.toxic.toxicity:g}"
         again = f" redrawn every {self.redraw_every:g}s" if self.redraw_every else ""
         return (f"{self.toxic.type}({attrs}) {self.toxic.stream} on proxy {self.proxy}{share}"

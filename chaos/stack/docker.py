@@ -118,6 +118,7 @@ class DockerStack(BaseStack):
         self.provider = self.choice.name
         self.has_tap = {"embedded": True, "url": None}.get(self.choice.kind, False)
         refuse_tap(self.scenario, self.has_tap, self.provider)  # use: tap on a real server
+        provider.refuse_http_toxics(self.scenario, self.choice)  # http_abort & co: embedded only
         if not self.external:
             return
         conflicts = external_conflicts(self.scenario)

@@ -27,6 +27,7 @@ from chaos.observe.watchdog import url_check
 from chaos.proxy.client import ToxiproxyClient
 from chaos.proxy.embedded import ServerThread
 from chaos.proxy.external import proxy_name
+from chaos.proxy.provider import ProviderChoice, refuse_http_toxics
 from chaos.runtime.environment import RunEnvironment
 from chaos.runtime.health import ready_timeout
 from chaos.scenario.model import Scenario
@@ -57,6 +58,7 @@ class ExternalStack(BaseStack):
             names = {name: proxy_name(self.run_id, name) for name in self.scenario.proxies}
             self.proxies = ToxiproxyClient(self.api, names=names)
             self.provider = f"TOXIPROXY_URL {self.api}"
+            refuse_http_toxics(self.scenario, ProviderChoice(self.provider, None, None, kind="url"))
             self.has_tap = None  # the user's server: its attempts endpoint tells
             self.watchdog.watch("toxiproxy", url_check(self.proxy_part, self.api))
         else:
