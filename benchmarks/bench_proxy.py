@@ -18,7 +18,11 @@ peer (``benchmarks.peer``), then measures, in one run:
   in alternating rounds: bulk (a ``--tap-megabytes`` Content-Length upload
   answered with as many bytes) as the median of per-round tap-on/tap-off
   ratios, and a small keep-alive request/response as the median over blocks of
-  the tap-on p50 minus the tap-off p50 of the same block.
+  the tap-on p50 minus the tap-off p50 of the same block;
+* an HTTP-aware toxic's cost for traffic it does not match: two proxy processes
+  (both with the tap), one with an ``http_abort`` toxic whose ``match`` never
+  matches, the same HTTP bulk and small-request measures side by side in
+  alternating rounds (median of per-round ratios; median of per-block p50 deltas).
 
 Each measure is taken for every event loop the proxy can run on (``--loop``):
 the standard asyncio loop and uvloop (the one the project's image runs).
@@ -336,6 +340,40 @@ def measure_tap(args: argparse.Namespace, loop: str, peer_port: int) -> list[Lin
     ]
 
 
+NEVER_MATCH = {"name": "never", "type": "http_abort",
+               "attributes": {"status": 503, "match": {"header": {"X-Never": "1"}}}}
+
+
+def measure_http_toxic(args: argparse.Namespace, loop: str, peer_port: int) -> list[Line]:
+    """No toxic against an ``http_abort`` that never matches, HTTP traffic, alternating."""
+    with _proxy(loop, peer_port) as (_api_off, port_off, _pid_off), \
+            _proxy(loop, peer_port) as (api_on, port_on, _pid_on):
+        requests.post(f"{api_on}/proxies/bench/toxics", json=NEVER_MATCH,
+                      timeout=5).raise_for_status()
+        http_bulk(port_off, 16)  # warm both
+        http_bulk(port_on, 16)
+        pairs = paired(lambda: http_bulk(port_off, args.tap_megabytes),
+                       lambda: http_bulk(port_on, args.tap_megabytes), args.tap_repeat)
+        print(f"[{loop}] HTTP bulk rounds, no toxic/unmatched http_abort MB/s (ratio): "
+              + ", ".join(f"{off:.0f}/{on:.0f} ({on / off:.0%})" for off, on in pairs),
+              flush=True)
+        per_block = max(50, args.rounds // args.tap_blocks)
+        blocks = paired(lambda: http_ping_pong(port_off, per_block),
+                        lambda: http_ping_pong(port_on, per_block), args.tap_blocks)
+    off_mb, on_mb, ratio = bulk_figures(pairs)
+    added = added_p50(blocks)
+    off_all = [t for off, _ in blocks for t in off]
+    on_all = [t for _, on in blocks for t in on]
+    return [
+        Line(f"[{loop}] unmatched http_abort: HTTP bulk MB/s, median of {len(pairs)} pair "
+             "ratios", f"{off_mb:.0f}", f"{on_mb:.0f}", f"{ratio:.1%} of no toxic", ">= 95%",
+             ratio >= 0.95),
+        Line(f"[{loop}] unmatched http_abort: HTTP small req/resp p50 (ms), {len(blocks)} "
+             "blocks", f"{pct(off_all, 0.5):.3f}", f"{pct(on_all, 0.5):.3f}",
+             f"{added:+.3f} ms", "added <= 0.05 ms", added <= 0.05),
+    ]
+
+
 def run(args: argparse.Namespace) -> list[Line]:
     loops = args.loop or ["asyncio", "uvloop"]
     if "uvloop" in loops and importlib.util.find_spec("uvloop") is None:
@@ -352,9 +390,14 @@ def run(args: argparse.Namespace) -> list[Line]:
               f"loops: {', '.join(loops)}", flush=True)
         lines = []
         for loop in loops:
+            if args.only_http_toxic:
+                lines += measure_http_toxic(args, loop, peer_port)
+                continue
             lines += measure(args, loop, peer_port)
             if not args.no_tap_bench:
                 lines += measure_tap(args, loop, peer_port)
+            if not args.no_http_toxic_bench:
+                lines += measure_http_toxic(args, loop, peer_port)
         return lines
 
 
@@ -387,6 +430,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tap-blocks", type=int, default=6,
                         help="alternating blocks of --rounds/blocks small HTTP exchanges")
     parser.add_argument("--no-tap-bench", action="store_true", help="skip the tap on/off part")
+    parser.add_argument("--no-http-toxic-bench", action="store_true",
+                        help="skip the unmatched http_abort against no toxic part")
+    parser.add_argument("--only-http-toxic", action="store_true",
+                        help="only the unmatched http_abort against no toxic part")
     parser.add_argument("--loop", action="append", choices=["asyncio", "uvloop"],
                         help="measure only this loop (repeatable; default: both)")
     args = parser.parse_args(argv)

@@ -50,6 +50,7 @@ from chaos.proxy.embedded.http1 import (
     Head,
     Reader,
 )
+from chaos.proxy.embedded.http1 import _head_end as head_end
 from chaos.proxy.embedded.http_spec import HTTP_TYPES
 from chaos.proxy.embedded.sse_toxics import END, RESET, STALL, SseFault
 from chaos.proxy.embedded.toxic_spec import Toxic
@@ -58,6 +59,26 @@ if TYPE_CHECKING:
     from chaos.proxy.embedded.link import Connection
 
 Forward = Callable[[bytes], Awaitable[None]]
+
+
+class Out:
+    """What one read makes the gate forward, sent as one write: a small exchange costs
+    the pipe one send, as it does without the gate."""
+
+    def __init__(self, forward: Forward, conn: Connection) -> None:
+        self.forward = forward
+        self.conn = conn
+        self.parts: list[bytes] = []
+
+    async def __call__(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    async def flush(self) -> None:
+        parts = self.parts
+        if parts and not self.conn.closed:
+            data = parts[0] if len(parts) == 1 else b"".join(parts)
+            parts.clear()
+            await self.forward(data)
 
 
 def http_toxics(toxics: list[Toxic]) -> list[Toxic]:
@@ -231,17 +252,26 @@ class Gate:
 
     # --- stepping: each piece ends where the reader's framing may change ---------------------
     @staticmethod
-    def _cut(reader: Reader, data: bytes, pos: int) -> int:
+    def _cut(reader: Reader, data: bytes, pos: int, held: int) -> int:
         state = reader.state
         if state in (BODY, CHUNK_DATA):
             return min(len(data), pos + reader.remaining)
         if state in (UNTIL_CLOSE, DEAD):
             return len(data)
+        if state == HEAD and not held and pos < len(data) and data[pos] not in b"\r\n":
+            stop = head_end(data, pos)  # the whole head in this read: one step
+            if stop >= 0:
+                return stop
         nl = data.find(b"\n", pos)
         return len(data) if nl < 0 else nl + 1
 
     # --- the request side ---------------------------------------------------------------------
     async def request_bytes(self, data: bytes, forward: Forward) -> None:
+        out = Out(forward, self.conn)
+        await self._requests(data, out)
+        await out.flush()
+
+    async def _requests(self, data: bytes, forward: Out) -> None:
         reader, pos = self.req, 0
         while pos < len(data) and not self.conn.closed:
             if self.dead:
@@ -249,7 +279,7 @@ class Gate:
                 await forward(data[pos:])
                 return
             state = reader.state
-            end = self._cut(reader, data, pos)
+            end = self._cut(reader, data, pos, len(self.req_buf))
             piece = data[pos:end]
             pos = end
             self.fired.clear()
@@ -274,21 +304,24 @@ class Gate:
             if "req_done" in self.fired:
                 self.sending = None
 
-    async def _flush_dead(self, forward: Forward) -> None:
+    async def _flush_dead(self, forward: Out) -> None:
         if self.req_buf:
             raw = bytes(self.req_buf)
             self.req_buf.clear()
             await forward(raw)
 
-    async def _request_head(self, ex: Exchange, raw: bytes, forward: Forward) -> None:
+    async def _request_head(self, ex: Exchange, raw: bytes, forward: Out) -> None:
         if ex.reset_at == "request":
+            await forward.flush()
             self.conn.toxic_close(True)
             return
         if ex.delay_request > 0:
+            await forward.flush()
             await asyncio.sleep(ex.delay_request)
         self.pending.append(ex)
         if ex.abort is not None:
             if len(self.pending) == 1:
+                await forward.flush()
                 await self._answer_front()
             return
         await forward(raw)
@@ -306,6 +339,11 @@ class Gate:
 
     # --- the response side ----------------------------------------------------------------------
     async def response_bytes(self, data: bytes, forward: Forward) -> None:
+        out = Out(forward, self.conn)
+        await self._responses(data, out)
+        await out.flush()
+
+    async def _responses(self, data: bytes, forward: Out) -> None:
         reader, pos = self.resp, 0
         while pos < len(data) and not self.conn.closed:
             if self.stalled:
@@ -318,7 +356,7 @@ class Gate:
                 await forward(data[pos:])
                 return
             state = reader.state
-            end = self._cut(reader, data, pos)
+            end = self._cut(reader, data, pos, len(self.resp_buf))
             piece = data[pos:end]
             pos = end
             self.fired.clear()
@@ -337,22 +375,24 @@ class Gate:
             if "resp_done" in self.fired:
                 await self._response_done(forward)
 
-    async def _response_head(self, raw: bytes, forward: Forward) -> None:
+    async def _response_head(self, raw: bytes, forward: Out) -> None:
         ex = self.answering
         if ex is None:
             await forward(raw)
             return
         if ex.delay_response > 0:
+            await forward.flush()
             await asyncio.sleep(ex.delay_response)
         await forward(raw)
         if ex.reset_at == "response":
+            await forward.flush()
             self.conn.toxic_close(True)
             return
         if ex.sse is not None:
             out, action = ex.sse.begin()
             await self._sse_out(ex, out, action, forward)
 
-    async def _response_piece(self, state: int, piece: bytes, forward: Forward) -> None:
+    async def _response_piece(self, state: int, piece: bytes, forward: Out) -> None:
         ex = self.answering
         if ex is None or ex.sse is None:
             await forward(piece)
@@ -367,7 +407,7 @@ class Gate:
         await self._sse_out(ex, out, action, forward)
 
     async def _sse_out(self, ex: Exchange, out: list[bytes], action: str | None,
-                       forward: Forward) -> None:
+                       forward: Out) -> None:
         for chunk in out:
             if not chunk:
                 continue
@@ -381,11 +421,13 @@ class Gate:
             if ex.rechunk:
                 await forward(b"0\r\n\r\n")
             else:
+                await forward.flush()
                 self.conn.toxic_close(False)
         else:
+            await forward.flush()
             self.conn.toxic_close(action == RESET)
 
-    async def _response_done(self, forward: Forward) -> None:
+    async def _response_done(self, forward: Out) -> None:
         ex = self.answering
         self.answering = None
         if ex is not None:
@@ -393,6 +435,7 @@ class Gate:
                 await forward(b"0\r\n\r\n")
             if self.pending and self.pending[0] is ex:
                 self.pending.popleft()
+        await forward.flush()
         await self._answer_front()
 
     # --- the splice path ------------------------------------------------------------------------
@@ -420,7 +463,9 @@ class Gate:
         if "req_done" in self.fired:
             self.sending = None
         if "resp_done" in self.fired:
-            await self._response_done(self.conn.down.forward)
+            out = Out(self.conn.down.forward, self.conn)
+            await self._response_done(out)
+            await out.flush()
 
 
 def can_attach(conn: Connection) -> bool:
