@@ -293,3 +293,22 @@ def test_property_unaffected_bytes_identical_and_in_order(
     finally:
         for name in ("abort", "slow"):
             requests.delete(f"{proxy['api']}/toxics/{name}", timeout=5)
+
+
+def test_a_toxic_added_to_an_open_keep_alive_connection_applies_from_the_next_request(
+        proxy: dict[str, Any]) -> None:
+    """A gateway's pooled connection, opened before the fault window, still meets it."""
+    sock, f = _connect(proxy)
+    sock.sendall(_request("/before"))
+    message = _read_message(f)
+    assert message is not None and _status(message[0]) == 200
+    time.sleep(0.05)  # the tap has seen the response's end
+    assert _toxic(proxy, "http_abort", status=503).status_code == 200
+    sock.sendall(_request("/during"))
+    message = _read_message(f)
+    assert message is not None and _status(message[0]) == 503
+    requests.delete(f"{proxy['api']}/toxics/http_abort_downstream", timeout=5)
+    sock.sendall(_request("/after"))
+    message = _read_message(f)
+    assert message is not None and message[1] == _request("/after")
+    sock.close()

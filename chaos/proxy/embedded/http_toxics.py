@@ -70,7 +70,7 @@ class Out:
         self.conn = conn
         self.parts: list[bytes] = []
 
-    async def __call__(self, data: bytes) -> None:
+    def add(self, data: bytes) -> None:
         self.parts.append(data)
 
     async def flush(self) -> None:
@@ -272,22 +272,22 @@ class Gate:
         await out.flush()
 
     async def _requests(self, data: bytes, forward: Out) -> None:
-        reader, pos = self.req, 0
+        reader, pos, now = self.req, 0, time.time()
         while pos < len(data) and not self.conn.closed:
             if self.dead:
                 await self._flush_dead(forward)
-                await forward(data[pos:])
+                forward.add(data[pos:])
                 return
             state = reader.state
             end = self._cut(reader, data, pos, len(self.req_buf))
             piece = data[pos:end]
             pos = end
             self.fired.clear()
-            reader.feed(piece, time.time())
+            reader.feed(piece, now)
             if self.dead:
                 self.req_buf += piece if state == HEAD else b""
                 if state != HEAD:
-                    await forward(piece)
+                    forward.add(piece)
                 continue
             if state == HEAD:
                 self.req_buf += piece
@@ -300,7 +300,7 @@ class Gate:
             else:
                 ex = self.sending
                 if ex is None or ex.abort is None:
-                    await forward(piece)
+                    forward.add(piece)
             if "req_done" in self.fired:
                 self.sending = None
 
@@ -308,7 +308,7 @@ class Gate:
         if self.req_buf:
             raw = bytes(self.req_buf)
             self.req_buf.clear()
-            await forward(raw)
+            forward.add(raw)
 
     async def _request_head(self, ex: Exchange, raw: bytes, forward: Out) -> None:
         if ex.reset_at == "request":
@@ -324,7 +324,7 @@ class Gate:
                 await forward.flush()
                 await self._answer_front()
             return
-        await forward(raw)
+        forward.add(raw)
 
     async def _answer_front(self) -> None:
         """Send the proxy's own answers that are next in line."""
@@ -344,7 +344,7 @@ class Gate:
         await out.flush()
 
     async def _responses(self, data: bytes, forward: Out) -> None:
-        reader, pos = self.resp, 0
+        reader, pos, now = self.resp, 0, time.time()
         while pos < len(data) and not self.conn.closed:
             if self.stalled:
                 return
@@ -352,22 +352,22 @@ class Gate:
                 if self.resp_buf:
                     raw = bytes(self.resp_buf)
                     self.resp_buf.clear()
-                    await forward(raw)
-                await forward(data[pos:])
+                    forward.add(raw)
+                forward.add(data[pos:])
                 return
             state = reader.state
             end = self._cut(reader, data, pos, len(self.resp_buf))
             piece = data[pos:end]
             pos = end
             self.fired.clear()
-            reader.feed(piece, time.time())
+            reader.feed(piece, now)
             if state == HEAD:
                 self.resp_buf += piece
                 if "head" in self.fired:
                     raw = bytes(self.resp_buf)
                     self.resp_buf.clear()
                     if self.interim or self.dead:
-                        await forward(raw)
+                        forward.add(raw)
                     else:
                         await self._response_head(raw, forward)
             else:
@@ -378,12 +378,12 @@ class Gate:
     async def _response_head(self, raw: bytes, forward: Out) -> None:
         ex = self.answering
         if ex is None:
-            await forward(raw)
+            forward.add(raw)
             return
         if ex.delay_response > 0:
             await forward.flush()
             await asyncio.sleep(ex.delay_response)
-        await forward(raw)
+        forward.add(raw)
         if ex.reset_at == "response":
             await forward.flush()
             self.conn.toxic_close(True)
@@ -395,13 +395,13 @@ class Gate:
     async def _response_piece(self, state: int, piece: bytes, forward: Out) -> None:
         ex = self.answering
         if ex is None or ex.sse is None:
-            await forward(piece)
+            forward.add(piece)
             return
         if ex.ended:
             return
         if state not in (BODY, CHUNK_DATA, UNTIL_CLOSE):
             if not ex.rechunk:  # framing of a body that keeps its own framing
-                await forward(piece)
+                forward.add(piece)
             return
         out, action = ex.sse.feed(piece)
         await self._sse_out(ex, out, action, forward)
@@ -411,7 +411,7 @@ class Gate:
         for chunk in out:
             if not chunk:
                 continue
-            await forward(b"%x\r\n%s\r\n" % (len(chunk), chunk) if ex.rechunk else chunk)
+            forward.add(b"%x\r\n%s\r\n" % (len(chunk), chunk) if ex.rechunk else chunk)
         if action is None:
             return
         if action == STALL:
@@ -419,7 +419,7 @@ class Gate:
         elif action == END:
             ex.ended = True
             if ex.rechunk:
-                await forward(b"0\r\n\r\n")
+                forward.add(b"0\r\n\r\n")
             else:
                 await forward.flush()
                 self.conn.toxic_close(False)
@@ -432,7 +432,7 @@ class Gate:
         self.answering = None
         if ex is not None:
             if ex.rechunk and not ex.ended:
-                await forward(b"0\r\n\r\n")
+                forward.add(b"0\r\n\r\n")
             if self.pending and self.pending[0] is ex:
                 self.pending.popleft()
         await forward.flush()
