@@ -433,9 +433,9 @@ class Gate:
         if ex is not None:
             if ex.rechunk and not ex.ended:
                 forward.add(b"0\r\n\r\n")
-            if self.pending and self.pending[0] is ex:
-                self.pending.popleft()
-        await forward.flush()
+        await forward.flush()  # all of it written before the next answer may go out
+        if ex is not None and self.pending and self.pending[0] is ex:
+            self.pending.popleft()
         await self._answer_front()
 
     # --- the splice path ------------------------------------------------------------------------
