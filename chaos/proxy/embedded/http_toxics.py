@@ -430,9 +430,8 @@ class Gate:
     async def _response_done(self, forward: Out) -> None:
         ex = self.answering
         self.answering = None
-        if ex is not None:
-            if ex.rechunk and not ex.ended:
-                forward.add(b"0\r\n\r\n")
+        if ex is not None and ex.rechunk and not ex.ended:
+            forward.add(b"0\r\n\r\n")
         await forward.flush()  # all of it written before the next answer may go out
         if ex is not None and self.pending and self.pending[0] is ex:
             self.pending.popleft()
