@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SCENARIO ?= backend-crash
 ARGS ?=
 
-.PHONY: help venv setup browser chaos matrix scorecard test test-fast test-integration library lint bench clean schema
+.PHONY: help venv setup browser chaos matrix scorecard test test-fast test-integration library test-gateways lint bench clean schema
 
 help:
 	@echo "make chaos SCENARIO=backend-crash   run scenarios/<name>.yaml (ARGS='--set k=v' to override)"
@@ -16,6 +16,7 @@ help:
 	@echo "make test                           all tests: unit, integration, Docker (sets everything up)"
 	@echo "make test-fast                      tests/unit only: pure and fast, no Docker"
 	@echo "make test-integration               tests/integration: local processes on 127.0.0.1, no Docker"
+	@echo "make test-gateways                   the LLM gateway profiles in detail (CI only starts and routes them)"
 	@echo "make library                         the whole scenario library, every LLM scenario too (CI runs 3 of them)"
 	@echo "make setup | lint | clean"
 
@@ -67,6 +68,11 @@ test-integration: $(STAMP)
 # whole LLM library included (CI and `make test` run a representative 3 of scenarios/llm-*).
 library: setup
 	CHAOS_FULL_LIBRARY=1 $(BIN)/pytest -q tests/docker/test_library.py
+
+# The LLM gateway profiles' behaviour in detail (LiteLLM, Portkey: retries, fallbacks and
+# timeouts per error class, against the llm-provider's journal); CI only starts and routes them.
+test-gateways: setup
+	CHAOS_GATEWAY_DETAILS=1 $(BIN)/pytest -q tests/docker/test_litellm_profile.py tests/docker/test_portkey_profile.py
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_proxy
