@@ -312,3 +312,28 @@ def test_a_toxic_added_to_an_open_keep_alive_connection_applies_from_the_next_re
     message = _read_message(f)
     assert message is not None and message[1] == _request("/after")
     sock.close()
+
+
+def test_a_toxic_added_while_a_stream_is_in_flight_applies_from_the_next_request(
+        proxy: dict[str, Any]) -> None:
+    """A pooled connection busy with a chunked event stream when the fault window opens
+    (a gateway under load) meets the toxic on its next request, not never."""
+    sock = socket.create_connection((LOOPBACK, proxy["port"]), timeout=2)
+    sock.sendall(_request("/sse"))
+    data = sock.recv(65536)
+    assert data.startswith(b"HTTP/1.1 200") and not data.endswith(b"0\r\n\r\n")
+    assert _toxic(proxy, "sse_stall", after=0).status_code == 200
+    while not data.endswith(b"0\r\n\r\n"):
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    assert len(_events(data)) == EVENTS  # the stream in flight is left alone
+    sock.sendall(_request("/sse"))
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except TimeoutError:
+        pass
+    assert data.startswith(b"HTTP/1.1 200") and _events(data) == []  # stalled
+    sock.close()

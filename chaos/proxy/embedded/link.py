@@ -159,8 +159,11 @@ class Pipe:
                         break
                     if moved != -2:
                         continue  # moved, or -1: a toxic came while waiting; decide again
-                if self.conn.want_gate and not self.response:
-                    self.conn.attach_gate()  # between messages (tap idle) or never
+                if self.conn.want_gate:
+                    # Between messages (tap idle) or never; the response side too, since
+                    # the request side is then blocked in recv until the next request (a
+                    # toxic added while a chunked stream was in flight would never apply).
+                    self.conn.attach_gate()
                 data = await self.src.recv(CHUNK, drained)
                 if self.fed_on_read is not None:
                     self.fed_on_read.feed(data, time.time())
