@@ -69,7 +69,11 @@ class When(_Strict):
     stream: bool | None = None
     header: dict[Annotated[str, Field(pattern=_HEADER_NAME)],
                  Annotated[str, Field(max_length=1000)]] = Field(
-        default_factory=dict, description="request headers that must have these values")
+        default_factory=dict, description="request headers that must have these values "
+        "(an LLM gateway rebuilds the upstream request: most client headers never arrive)")
+    min_prompt_tokens: int | None = Field(
+        None, ge=0, le=10_000_000, description="only prompts of at least this many tokens "
+        "(estimated as characters / 4, as the journal's prompt_tokens): context-length faults")
     requests: Annotated[str, BeforeValidator(_requests)] | None = Field(
         None, description='"N" = the first N, "A-B", "every K": counted from 1 over the '
         "requests matching the rest of when, since the rule set was installed")

@@ -143,7 +143,8 @@ async def _serve(request: web.Request, api: str) -> web.StreamResponse:
     if config.models is not None and model not in config.models:
         info["behaviour"] = "404 unknown model"
         return _error(api, 404, "not_found", {}, f"The model {model!r} does not exist")
-    rule = script.decide(Facts(api, model, stream, _headers_lower(request)))
+    rule = script.decide(Facts(api, model, stream, _headers_lower(request),
+                               info["prompt_tokens"]))
     do = rule.do if rule is not None else NORMAL
     info.update(rule=rule.ref if rule is not None else None, behaviour=do.text())
     planned = do.tokens or config.tokens

@@ -23,7 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-WHEN_KEYS = ("model", "api", "stream", "header", "requests", "window", "share")
+WHEN_KEYS = ("model", "api", "stream", "header", "min_prompt_tokens", "requests", "window",
+             "share")
 DO_KEYS = ("status", "error", "retry_after", "retry_after_format", "ratelimit_headers",
            "finish_reason", "first_token_delay", "token_delay", "stall_after", "stall_for",
            "cut_after", "cut_with", "error_after", "no_done", "malformed_after", "tokens")
@@ -128,6 +129,7 @@ class When:
     api: str | None = None
     stream: bool | None = None
     header: tuple[tuple[str, str], ...] = ()
+    min_prompt_tokens: int | None = None
     requests: Requests | None = None
     window: tuple[float, float] | None = None
     share: float | None = None
@@ -148,6 +150,12 @@ class When:
                     isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
                 raise ScriptError(f"{key}.header: expected a mapping of header name to value")
             found["header"] = tuple((k.lower(), v) for k, v in headers.items())
+        if "min_prompt_tokens" in raw:
+            least = raw["min_prompt_tokens"]
+            if isinstance(least, bool) or not isinstance(least, int) or least < 0:
+                raise ScriptError(f"{key}.min_prompt_tokens: expected a whole number >= 0, "
+                                  f"got {least!r}")
+            found["min_prompt_tokens"] = least
         if "requests" in raw:
             found["requests"] = Requests.parse(raw["requests"], f"{key}.requests")
         if "window" in raw:
@@ -305,6 +313,8 @@ class Rule:
             return False
         if any(facts.headers.get(name) != value for name, value in when.header):
             return False
+        if when.min_prompt_tokens is not None and facts.prompt_tokens < when.min_prompt_tokens:
+            return False
         return when.window is None or when.window[0] <= elapsed <= when.window[1]
 
 
@@ -316,6 +326,7 @@ class Facts:
     model: str
     stream: bool
     headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
+    prompt_tokens: int = 0  # estimated (characters / 4), as the journal records it
 
 
 @dataclass

@@ -56,6 +56,17 @@ def test_header_names_are_case_insensitive_values_exact() -> None:
     assert _answers(script, 1) == [None]
 
 
+def test_min_prompt_tokens_matches_long_prompts_only() -> None:
+    """Context-length faults key on the prompt's size, which survives a gateway that
+    rebuilds the request (a client header does not)."""
+    script = S.Script([{"when": {"min_prompt_tokens": 2500},
+                        "do": {"status": 400, "error": "context_length_exceeded"}}])
+    long, short = S.Facts("openai", "gpt-4o-mini", False, {}, 3000), _facts()
+    assert script.decide(long) is not None and script.decide(short) is None
+    with pytest.raises(S.ScriptError, match="min_prompt_tokens"):
+        S.Script([{"when": {"min_prompt_tokens": -1}, "do": {"status": 400}}])
+
+
 def test_requests_first_n() -> None:
     script = S.Script([{"when": {"requests": "2"}, "do": {"status": 429}}])
     assert _answers(script, 4) == ["script#0", "script#0", None, None]
