@@ -3,7 +3,9 @@ gateway, one library scenario that exercises its retries or its breaker-like eje
 run again with `chaos run --gateway NAME:PROFILE`, and must reach the verdict that the
 committed scorecard (docs/scorecard.json, the matrix.json the README's table was generated
 from) records for that cell. A failing cell must fail again on the kind of check the scorecard
-names first (in any phase). The whole matrix is `make matrix`, not CI. About 40 s per cell."""
+names first (in any phase). The LLM gateways (issue 20: LiteLLM, Portkey) get one LLM-library
+cell each, from docs/scorecard-llm.json. The whole matrix is `make matrix`, not CI. About
+40 s per cell."""
 
 from __future__ import annotations
 
@@ -19,19 +21,24 @@ pytestmark = pytest.mark.docker
 
 ROOT = Path(__file__).resolve().parents[2]
 SCORECARD = ROOT / "docs" / "scorecard.json"
+LLM_SCORECARD = ROOT / "docs" / "scorecard-llm.json"  # the LLM library on the LLM gateways
 # (scenario, NAME:PROFILE): the quickest library scenario that exercises the mechanism.
 CI_CELLS = [
     ("backend-reset", "nginx:hardened"),  # proxy_next_upstream retries
     ("backend-crash", "haproxy:hardened"),  # observe layer7 + on-error mark-down
     ("backend-reset", "caddy:hardened"),  # lb_try_duration retries, passive health
     ("backend-crash", "traefik:hardened"),  # the circuitBreaker middleware
+    ("llm-overload-burst", "litellm:hardened"),  # num_retries, then fallbacks
+    ("llm-overload-burst", "portkey:hardened"),  # retry on_status_codes, fallback strategy
 ]
 
 
 def recorded(scenario: str, gateway: str) -> dict[str, Any]:
-    cells = json.loads(SCORECARD.read_text(encoding="utf-8"))["cells"]
+    card = LLM_SCORECARD if scenario.startswith("llm-") and gateway.split(":")[0] in (
+        "litellm", "portkey") else SCORECARD
+    cells = json.loads(card.read_text(encoding="utf-8"))["cells"]
     found = [c for c in cells if c["scenario"] == scenario and c["gateway"] == gateway]
-    assert found, f"docs/scorecard.json has no cell {scenario} × {gateway}"
+    assert found, f"{card.name} has no cell {scenario} × {gateway}"
     return dict(found[0])
 
 
