@@ -28,7 +28,8 @@ CI_CELLS = [
     ("backend-crash", "haproxy:hardened"),  # observe layer7 + on-error mark-down
     ("backend-reset", "caddy:hardened"),  # lb_try_duration retries, passive health
     ("backend-crash", "traefik:hardened"),  # the circuitBreaker middleware
-    ("llm-overload-burst", "litellm:hardened"),  # num_retries, then fallbacks
+    ("llm-content-filter", "litellm:hardened"),  # content_policy_fallbacks (overload-burst
+    # passed 4 of 5 reruns on litellm:hardened: too close to its bound to gate CI on)
     ("llm-overload-burst", "portkey:hardened"),  # retry on_status_codes, fallback strategy
 ]
 
