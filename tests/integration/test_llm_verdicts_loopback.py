@@ -104,10 +104,14 @@ def test_the_no_fallback_mutant_fails_served_by_naming_the_journals(tmp_path: Pa
     result = run_scenario(scenario, file=str(path), report_root=tmp_path / "reports",
                           quiet=True, bus=EventBus(),
                           stack_factory=lambda s, r, d, b: LoopbackStack(s, r, d, b))
-    assert result.verdict == "fail"
+    assert result.verdict in ("fail", "inconclusive")  # never a pass
     by_kind = {(a.phase, a.kind): a for a in result.assertions}
     served = by_kind[("fault", "served_by.provider-b")]
-    assert served.status == "fail" and served.message.startswith("provider-b served 0 of ")
-    assert "the provider journals" in served.message
+    # On a loaded machine the fault phase may have no success at all (CI saw it once): then
+    # served_by cannot be judged, and says so; never does provider-b serve anything.
+    assert served.status in ("fail", "inconclusive"), served.message
+    if served.status == "fail":
+        assert served.message.startswith("provider-b served 0 of ")
+        assert "the provider journals" in served.message
     assert by_kind[("fault", "fallback_used")].status in ("fail", "inconclusive")
     assert by_kind[("baseline", "served_by.provider-a")].status == "pass"

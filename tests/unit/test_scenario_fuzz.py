@@ -495,7 +495,8 @@ def test_worst_cases_stay_within_time_and_memory(tmp_path: Path) -> None:
     for path, line in zip(files, errors, strict=False):
         assert line.startswith(f"{path}:"), line[:300]
     assert all(line.startswith("--set: ") for line in errors[-2:]), errors[-2:]
-    assert int(rss) < 400_000, f"peak RSS {int(rss) // 1024} MB"
+    # 450 MB: the scenario model grew with the LLM and HTTP-toxic sections (CI: 391 MB)
+    assert int(rss) < 450_000, f"peak RSS {int(rss) // 1024} MB"
     assert elapsed < 25, f"{elapsed:.1f}s for {len(files) + 2} worst cases"
 
 
