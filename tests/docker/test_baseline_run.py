@@ -1,4 +1,7 @@
-"""chaos run --baseline: a rerun is no regression; a clearly better baseline is."""
+"""chaos run --baseline: a rerun is no regression; a clearly better baseline is.
+
+The three runs are backend-reset at half its phase lengths (--duration-scale 0.5): what is
+tested is the comparison, which scales with the runs, not the scenario's verdict."""
 
 from __future__ import annotations
 
@@ -16,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run(report_dir: Path, *args: str) -> tuple[int, str, dict]:
     proc = subprocess.run([sys.executable, "-m", "chaos.cli", "run", "backend-reset", "--quiet",
-                           "--report-dir", str(report_dir), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+                           "--duration-scale", "0.5", "--report-dir", str(report_dir), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     run_dir = next(p for p in report_dir.iterdir() if p.is_dir() and not p.is_symlink())
     return proc.returncode, proc.stdout + proc.stderr, json.loads(
         (run_dir / "result.json").read_text())

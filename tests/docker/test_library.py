@@ -13,6 +13,10 @@ are not part of this library run.
 The LLM library (scenarios/llm-*.yaml that run docker/llm-provider) is large; CI runs a
 representative three of it (a 429 fallback, a first-token stall, a mid-stream cut), the
 rest run with CHAOS_FULL_LIBRARY=1 (`make library`).
+
+A run that another Docker test already makes, with the same overrides and stronger checks,
+is not made twice (RUN_ELSEWHERE); a check here keeps that other test naming the scenario,
+the switch and the assertion, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -72,16 +76,28 @@ LLM_LIBRARY = {p.stem for p in SCENARIOS.glob("llm-*.yaml")
                if "docker/llm-provider" in p.read_text(encoding="utf-8")}
 LLM_IN_CI = {"llm-rate-limit-fallback", "llm-first-token-stall", "llm-midstream-cut"}
 FULL_LIBRARY = os.environ.get("CHAOS_FULL_LIBRARY", "") == "1"
+# (scenario, "pass" | "mutant") -> the Docker test that makes that very run, with more checks.
+RUN_ELSEWHERE = {
+    ("backend-crash", "pass"): "test_scenarios.py",  # + report files, cleanup, a bystander
+    ("backend-reset", "pass"): "test_scenarios.py",
+    ("backend-crash", "mutant"): "test_scenarios.py",  # GATEWAY_RESILIENCE=off: + resets > 0
+    ("backend-reset", "mutant"): "test_verdict_matrix.py",  # GATEWAY_RETRIES=off: + must_hold
+}
 
 
-def cases() -> list:
-    """Every library scenario, the LLM ones outside LLM_IN_CI skipped unless
-    CHAOS_FULL_LIBRARY=1."""
+def cases(run: str) -> list:
+    """Every library scenario for the `run` ("pass" or "mutant"), the LLM ones outside
+    LLM_IN_CI skipped unless CHAOS_FULL_LIBRARY=1, and those in RUN_ELSEWHERE skipped."""
     skip = pytest.mark.skipif(not FULL_LIBRARY, reason="LLM library: CHAOS_FULL_LIBRARY=1 "
                               "(make library) runs every scenario")
-    return [pytest.param(m, id=m.scenario,
-                         marks=[skip] if m.scenario in LLM_LIBRARY - LLM_IN_CI else [])
-            for m in LIBRARY]
+
+    def marks(m: Mutant) -> list:
+        if (m.scenario, run) in RUN_ELSEWHERE:
+            return [pytest.mark.skip(reason="the same run, with more checks, is made by "
+                                            f"tests/docker/{RUN_ELSEWHERE[m.scenario, run]}")]
+        return [skip] if m.scenario in LLM_LIBRARY - LLM_IN_CI else []
+
+    return [pytest.param(m, id=m.scenario, marks=marks(m)) for m in LIBRARY]
 
 
 def run_chaos(scenario: str, overrides: tuple[str, ...], report_dir: Path
@@ -121,7 +137,19 @@ def test_every_library_scenario_documents_a_mutant():
     assert set(IDS) >= LLM_LIBRARY, LLM_LIBRARY - set(IDS)  # each one documents its mutant
 
 
-@pytest.mark.parametrize("mutant", cases())
+def test_the_runs_made_elsewhere_are_made_there():
+    by_name = {m.scenario: m for m in LIBRARY}
+    for (scenario, run), test_file in RUN_ELSEWHERE.items():
+        text = (ROOT / "tests" / "docker" / test_file).read_text(encoding="utf-8")
+        assert f'"{scenario}"' in text, f"{test_file} no longer runs {scenario}"
+        if run == "mutant":
+            mutant = by_name[scenario]
+            switches = [item.split("=")[0].rsplit(".", 1)[-1] for item in mutant.overrides]
+            for needed in [*switches, mutant.fails]:
+                assert needed in text, f"{test_file} no longer checks {scenario}'s {needed}"
+
+
+@pytest.mark.parametrize("mutant", cases("pass"))
 def test_scenario_passes_against_the_reference_gateway(tmp_path, mutant):
     proc, result = run_chaos(mutant.scenario, (), tmp_path)
     detail = proc.stdout + proc.stderr
@@ -129,7 +157,7 @@ def test_scenario_passes_against_the_reference_gateway(tmp_path, mutant):
     assert result["verdict"] == "pass"
 
 
-@pytest.mark.parametrize("mutant", cases())
+@pytest.mark.parametrize("mutant", cases("mutant"))
 def test_documented_mutant_fails_on_the_named_assertion(tmp_path, mutant):
     proc, result = run_chaos(mutant.scenario, mutant.overrides, tmp_path)
     detail = proc.stdout + proc.stderr
