@@ -1,0 +1,88 @@
+"""TLS as the client saw it (issue 22): how long each handshake took, whether a failure
+came during it, and why a handshake was refused.
+
+One hook into urllib3 2.x (what requests, hence Locust's HttpUser, runs on):
+``urllib3.connection._ssl_wrap_socket_and_match_hostname``, the function an HTTPS
+connection calls after its TCP connect to run the handshake and check the host name.
+Its time and whether it raised land in a slot per greenlet, like chaos.load.connections;
+the locustfile takes them with ``take()`` for the request that opened the connection (a
+request on a reused connection made no handshake: nothing is in the slot).
+
+``refusal(error)`` reads why a handshake failed: a certificate that did not verify (the
+verifier's own words: "certificate has expired", "Hostname mismatch, ...", "unable to get
+local issuer certificate") or an alert or protocol error ("tlsv1 alert protocol version",
+"unsupported protocol"). A reset or a close during the handshake is not a refusal: the
+classifier keeps those as reset/closed and says "during the TLS handshake".
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3.connection
+from greenlet import getcurrent
+
+_ORIGINAL: dict[str, Any] = {}
+_OPENSSL_TEXT = re.compile(r"\]\s*(?P<text>.+?)\s*\(_ssl\.c:\d+\)")
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """One TLS handshake a request ran: its time (ms) and whether it raised."""
+
+    ms: float
+    failed: bool
+
+
+_SLOT: dict[Any, Handshake] = {}
+
+
+def take() -> Handshake | None:
+    """The handshake the current greenlet's last request ran (and forget it)."""
+    return _SLOT.pop(getcurrent(), None)
+
+
+def _timed_handshake(*args: Any, **kwargs: Any) -> Any:
+    started = time.perf_counter()
+    try:
+        wrapped = _ORIGINAL["wrap"](*args, **kwargs)
+    except BaseException:
+        _SLOT[getcurrent()] = Handshake((time.perf_counter() - started) * 1000.0, True)
+        raise
+    _SLOT[getcurrent()] = Handshake((time.perf_counter() - started) * 1000.0, False)
+    return wrapped
+
+
+def install() -> None:
+    """Put the hook in place (idempotent)."""
+    if _ORIGINAL:
+        return
+    _ORIGINAL["wrap"] = urllib3.connection._ssl_wrap_socket_and_match_hostname
+    urllib3.connection._ssl_wrap_socket_and_match_hostname = _timed_handshake
+
+
+def uninstall() -> None:
+    """Undo install() (for tests that share a process with other requests users)."""
+    if not _ORIGINAL:
+        return
+    urllib3.connection._ssl_wrap_socket_and_match_hostname = _ORIGINAL.pop("wrap")
+    _SLOT.clear()
+
+
+def refusal(chain: Iterable[BaseException]) -> str | None:
+    """Why the handshake was refused, if an error of the chain says it was: a certificate
+    verification failure or a TLS alert/protocol error. None for an EOF or a reset."""
+    for error in chain:
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {error.verify_message}"
+        if isinstance(error, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+            return None
+        if isinstance(error, ssl.SSLError):
+            match = _OPENSSL_TEXT.search(str(error))
+            return match["text"] if match else (error.reason or type(error).__name__)
+    return None
