@@ -4,6 +4,7 @@ and that every file lives in the run's tls folder and goes with remove()."""
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 import stat
@@ -105,3 +106,28 @@ def test_two_runs_never_trust_each_other(tmp_path: Path) -> None:
     issued = second.issue("gateway", (HOST,))
     with pytest.raises(ssl.SSLCertVerificationError):
         _handshake(first, issued)
+
+
+def test_a_service_folder_serves_good_files_and_swaps_them_atomically(ca: RunCA) -> None:
+    from chaos.tls.files import ServiceTls
+
+    folder = ServiceTls(ca, "backend", (HOST,))
+    names = sorted(p.name for p in folder.folder.iterdir())
+    assert names == ["ca.pem", "cert.pem", "key.pem", "tls.json"]  # no partial file left
+    good = (folder.folder / "cert.pem").read_bytes()
+    assert (folder.folder / "ca.pem").read_bytes() == ca.bundle.read_bytes()
+    assert json.loads((folder.folder / "tls.json").read_text()) == {"max_version": None}
+
+    inode = (folder.folder / "cert.pem").stat().st_ino
+    folder.serve("expired", "TLSv1")
+    assert (folder.folder / "cert.pem").stat().st_ino != inode  # a rename, not a rewrite
+    assert (folder.folder / "cert.pem").read_bytes() != good
+    assert json.loads((folder.folder / "tls.json").read_text()) == {"max_version": "TLSv1"}
+    expired = Issued("backend", "expired", folder.folder / "cert.pem", folder.folder / "key.pem",
+                     (HOST,))
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _handshake(ca, expired)
+
+    folder.serve("valid", None)
+    assert (folder.folder / "cert.pem").read_bytes() == good  # the same good one comes back
+    assert sorted(p.name for p in folder.folder.iterdir()) == names
