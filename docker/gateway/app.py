@@ -45,6 +45,10 @@ switches below off too:
   back), and a stream the provider finished (finish_reason / stop_reason) but ended
   without its terminator gets one ([DONE], message_stop), so a complete answer reads as
   complete. GATEWAY_STREAM_ERRORS=off: none of this, the stream is passed on as it came.
+  GATEWAY_STREAM_ERRORS=swallow: the mutant of a gateway that hides a provider's failure
+  (scenarios/sse-midstream-error.yaml): as off, and every in-band error event the provider
+  sends (`data: {"error": {...}}`, Anthropic's `event: error`) is dropped, so a stream the
+  provider failed mid-way ends cleanly, as if complete, with nothing telling the client.
 - GATEWAY_LLM_RETRIES (default off): LLM inference POSTs (/v1/chat/completions,
   /v1/completions, /v1/messages, /v1/embeddings) are retried on the same provider like
   idempotent requests (GATEWAY_MAX_TRIES, backoff, 502/503/504 and connection failures;
@@ -226,6 +230,45 @@ def answer_failure(request: web.Request, outcome: Outcome,
     return json_error(502, "bad_gateway", str(error), retries, fallbacks=fallbacks)
 
 
+class ErrorSwallower:
+    """GATEWAY_STREAM_ERRORS=swallow: relays an SSE body event by event, minus the
+    provider's in-band error events. A partial event is held until its blank line."""
+
+    def __init__(self) -> None:
+        self.dropped = 0
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        text = (self._pending + chunk).replace(b"\r\n", b"\n")
+        *events, self._pending = text.split(b"\n\n")
+        return b"".join(self._keep(event + b"\n\n") for event in events)
+
+    def flush(self) -> bytes:
+        rest, self._pending = self._pending, b""
+        return self._keep(rest) if rest.strip() else rest
+
+    def _keep(self, event: bytes) -> bytes:
+        if not is_error_event(event):
+            return event
+        self.dropped += 1
+        return b""
+
+
+def is_error_event(event: bytes) -> bool:
+    """An SSE event that reports a failure: `event: error`, or data that is a JSON object
+    with an `error` object (OpenAI) or `"type": "error"` (Anthropic)."""
+    lines = event.decode("utf-8", "replace").splitlines()
+    if any(line.strip() == "event: error" for line in lines):
+        return True
+    data = "\n".join(line[5:].lstrip() for line in lines if line.startswith("data:"))
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and (isinstance(doc.get("error"), dict)
+                                      or doc.get("type") == "error")
+
+
 def relay_buffered(reply: BufferedReply, retries: int, fallbacks: int = 0) -> web.Response:
     """Relay an upstream answer held in memory (a 502/503/504 retries did not fix, or one
     read whole to classify it)."""
@@ -263,8 +306,11 @@ async def relay_stream(request: web.Request, upstream: aiohttp.ClientResponse,
     # An LLM stream that ends with neither a finish nor [DONE] was cut, even if its
     # upstream closed it cleanly: the client must not read it as a success.
     watch = StreamWatch() if sse and config.stream_errors_enabled else None
+    swallow = ErrorSwallower() if sse and config.stream_errors_swallowed else None
     try:
         await response.prepare(request)
+        if swallow is not None:
+            prefix = swallow.feed(prefix)
         if prefix:
             await response.write(prefix)
             if watch is not None:
@@ -283,6 +329,10 @@ async def relay_stream(request: web.Request, upstream: aiohttp.ClientResponse,
             except (aiohttp.ClientError, TimeoutError) as exc:
                 return await end_broken_stream(request, response, sse, exc)
             if not chunk:
+                if swallow is not None:
+                    await response.write(swallow.flush())
+                    if swallow.dropped:
+                        request[OUTCOME_KEY] = "error_swallowed"
                 if watch is not None and watch.ended_early:
                     return await end_broken_stream(request, response, sse, StreamEndedEarly())
                 if watch is not None and watch.needs_terminator:
@@ -292,7 +342,10 @@ async def relay_stream(request: web.Request, upstream: aiohttp.ClientResponse,
                 watch.feed(chunk)
                 if watch.malformed:  # not relayed: the stream ends with the error event
                     return await end_broken_stream(request, response, sse, MalformedChunk())
-            await response.write(chunk)
+            if swallow is not None:
+                chunk = swallow.feed(chunk)
+            if chunk:
+                await response.write(chunk)
         completed = True
         await response.write_eof()
     except ConnectionResetError:

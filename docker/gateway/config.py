@@ -27,6 +27,15 @@ def _switch(env: Mapping[str, str], name: str, default: bool = True) -> bool:
     raise ValueError(f"{name} must be on or off, got {raw!r}")
 
 
+def _stream_errors(env: Mapping[str, str]) -> tuple[bool, bool]:
+    """GATEWAY_STREAM_ERRORS: on/off, or swallow (the mutant of a gateway that drops a
+    provider's in-band error event): (stream errors enabled, swallow)."""
+    raw = env.get("GATEWAY_STREAM_ERRORS")
+    if raw is not None and raw.strip().lower() == "swallow":
+        return False, True
+    return _switch(env, "GATEWAY_STREAM_ERRORS"), False
+
+
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     value = default if raw is None or raw.strip() == "" else int(raw)
@@ -113,6 +122,7 @@ class GatewayConfig:
     # Switches added for the scenario library: each one is a mechanism a scenario proves.
     timeouts_enabled: bool = True  # off: wait for the upstream as long as it takes
     stream_errors_enabled: bool = True  # off: a stream cut mid-way ends as if complete
+    stream_errors_swallowed: bool = False  # swallow: off, and provider error events dropped
     long_streams_enabled: bool = True  # off: the total timeout also bounds the body
     streaming_enabled: bool = True  # off: buffer the whole body within the per-try timeout
     retry_after_enabled: bool = True  # off: ignore 429 Retry-After and retry 429s at once
@@ -137,6 +147,7 @@ class GatewayConfig:
         env = os.environ if env is None else env
         resilience = _switch(env, "GATEWAY_RESILIENCE")
         retries = resilience and _switch(env, "GATEWAY_RETRIES")
+        stream_errors, swallowed = _stream_errors(env)
         return cls(
             host=env.get("HOST", "0.0.0.0"),
             port=_positive_int(env, "PORT", 8000),
@@ -154,7 +165,8 @@ class GatewayConfig:
             breaker_enabled=resilience and _switch(env, "GATEWAY_BREAKER"),
             error_mapping_enabled=resilience and _switch(env, "GATEWAY_ERROR_MAPPING"),
             timeouts_enabled=resilience and _switch(env, "GATEWAY_TIMEOUTS"),
-            stream_errors_enabled=resilience and _switch(env, "GATEWAY_STREAM_ERRORS"),
+            stream_errors_enabled=resilience and stream_errors,
+            stream_errors_swallowed=swallowed,
             long_streams_enabled=resilience and _switch(env, "GATEWAY_LONG_STREAMS"),
             streaming_enabled=resilience and _switch(env, "GATEWAY_STREAMING"),
             retry_after_enabled=resilience and _switch(env, "GATEWAY_RETRY_AFTER"),
