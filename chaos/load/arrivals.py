@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.scenario.model import Load
+from chaos.witness.records import parsed_lines
 
 DROPPED_FILE = "dropped.ndjson"
 STATUS_DIR = "load-status"
@@ -98,18 +99,9 @@ class Arrivals:
         return self.started < KEEP_UP * wanted - 1
 
 
-def _times(path: Path, key: str = "t") -> Iterable[float]:
-    try:
-        handle = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed below
-    except OSError:
-        return
-    with handle:
-        for line in handle:
-            try:
-                raw: dict[str, Any] = json.loads(line)
-                yield float(raw[key])
-            except (ValueError, KeyError, TypeError):
-                continue  # a torn last line
+def _times(path: Path) -> Iterable[float]:
+    """The ``t`` of each line (a torn last line skipped; nothing when the file is missing)."""
+    return parsed_lines(path, lambda raw: float(raw["t"]))
 
 
 def count_arrivals(records: Path, t0: float, windows: list[Any], rate: float | None,

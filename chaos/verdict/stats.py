@@ -8,7 +8,6 @@ however long a run lasts.
 from __future__ import annotations
 
 import bisect
-import json
 import math
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
@@ -19,6 +18,7 @@ from typing import Any
 from chaos.outcomes import OUTCOMES, SUCCESSES
 from chaos.verdict.histogram import LatencyHistogram
 from chaos.verdict.recovery import Slots
+from chaos.witness.records import parsed_lines
 
 
 @dataclass(frozen=True)
@@ -38,23 +38,19 @@ class Record:
 
 def read_records(path: Path, t0: float) -> Iterator[Record]:
     """Records from the locustfile's NDJSON; a torn last line (killed writer) is skipped."""
-    if not path.exists():
-        return
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            try:
-                raw: dict[str, Any] = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            yield Record(
-                t=float(raw["t"]) - t0, phase=str(raw.get("phase", "")),
-                outcome=str(raw.get("outcome", "other")),
-                latency_s=float(raw.get("latency_ms", 0.0)) / 1000.0,
-                status=int(raw.get("status", 0)), detail=str(raw.get("detail", "")),
-                request=str(raw.get("name", "")), rid=_str_or_none(raw.get("rid")),
-                method=_str_or_none(raw.get("method")),
-                hdr_retries=_int_or_none(raw.get("hdr_retries")),
-            )
+
+    def record(raw: dict[str, Any]) -> Record:
+        return Record(
+            t=float(raw["t"]) - t0, phase=str(raw.get("phase", "")),
+            outcome=str(raw.get("outcome", "other")),
+            latency_s=float(raw.get("latency_ms", 0.0)) / 1000.0,
+            status=int(raw.get("status", 0)), detail=str(raw.get("detail", "")),
+            request=str(raw.get("name", "")), rid=_str_or_none(raw.get("rid")),
+            method=_str_or_none(raw.get("method")),
+            hdr_retries=_int_or_none(raw.get("hdr_retries")),
+        )
+
+    return parsed_lines(path, record)
 
 
 def _str_or_none(value: Any) -> str | None:
