@@ -14,8 +14,12 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chaos.errors import ScenarioError
+
+if TYPE_CHECKING:
+    from chaos.scenario.gateways import GatewayProfile
 
 _SPEC = re.compile(r"^([a-z0-9][a-z0-9_.-]*):([a-z0-9][a-z0-9_.-]*)$")
 
@@ -28,7 +32,7 @@ class Profile:
     folder: Path  # where gateway.yaml is
     build: Path  # its build folder (`build:` relative to gateway.yaml; default the same)
     profiles: tuple[str, ...]
-    api: str = "http"  # gateway.yaml's api: an `llm` gateway runs only LLM scenarios
+    spec: GatewayProfile  # its gateway.yaml as read (api: llm runs only LLM scenarios)
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ def discover() -> dict[str, Profile]:
     for file in profile_files():
         profile = load_profile(file)
         found[profile.name] = Profile(profile.name, file.parent, build_folder(file, profile),
-                                      tuple(profile.profiles), profile.api)
+                                      tuple(profile.profiles), profile)
     return found
 
 
@@ -148,14 +152,13 @@ def plan(files: list[Path], columns: list[tuple[str, Profile]], sets: list[str])
 def _not_applicable(file: Path, profile: Profile) -> str | None:
     """An `api: llm` gateway on a scenario whose load it does not route: the cell is n/a,
     in words, not a run that fails on 404s (chaos.scenario.gateways.not_routed)."""
-    if profile.api != "llm":
-        return None
-    from chaos.scenario.gateways import load_profile, not_routed
+    if profile.spec.api != "llm":
+        return None  # an HTTP gateway carries any load: its scenario file is not read here
+    from chaos.scenario.gateways import not_routed
     from chaos.scenario.yaml_marks import load_marked
 
     try:
         data = load_marked(file.read_text(encoding="utf-8"), str(file)).data
     except (OSError, ScenarioError):
         return None  # the cell's own validation reports a file it cannot read
-    spec = load_profile(profile.folder / "gateway.yaml")
-    return not_routed(spec, data) if isinstance(data, dict) else None
+    return not_routed(profile.spec, data) if isinstance(data, dict) else None
