@@ -21,7 +21,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 # isort: split
 # Sibling modules: the Dockerfile copies them flat into /app next to app.py.
 from breaker import CircuitBreaker
-from upstream import LLM_INFERENCE_PATHS, BufferedReply, Outcome, UpstreamClient, UpstreamError
+from upstream import LLM_INFERENCE_PATHS, BufferedReply, UpstreamClient, UpstreamError
 
 MAX_PEEK_BYTES = 1024 * 1024  # bodies read to classify them (errors, non-stream answers)
 CONTENT_POLICY_CODES = frozenset({"content_policy_violation", "content_filter"})
@@ -254,15 +254,6 @@ def _loop_time(deadline: float | None) -> float | None:
         return None
     loop = asyncio.get_running_loop()
     return loop.time() + (deadline - time.monotonic())
-
-
-def failure_class(outcome: Outcome) -> str | None:
-    """The class of an outcome with no stream to hold back (error or buffered reply)."""
-    if outcome.error is not None:
-        return classify_error(outcome.error)
-    if outcome.reply is not None:
-        return classify_status(outcome.reply.status, outcome.reply.body)
-    return None
 
 
 class StreamEndedEarly(Exception):

@@ -203,12 +203,6 @@ class UpstreamClient:
         pause = retry_after_seconds(response.headers)
         self.hold_until = max(self.hold_until, time.monotonic() + min(max(pause, 0.0), 60.0))
 
-    def cooldown_s(self) -> float:
-        """Seconds this upstream still asked for quiet (0: none)."""
-        if not self.config.retry_after_enabled:
-            return 0.0
-        return max(0.0, self.hold_until - time.monotonic())
-
     async def send(self, request: OutgoingRequest, started: float,
                    client_started: float | None = None, defer_success: bool = False
                    ) -> Outcome:
