@@ -83,11 +83,16 @@ def _error_code(body: bytes) -> str | None:
     error = doc.get("error") if isinstance(doc, dict) else None
     if not isinstance(error, dict):
         return None
+    return _error_kind(error) or None
+
+
+def _error_kind(error: dict[str, object]) -> str:
+    """An error object's code, else its type; a content-policy one in either wins."""
     for key in ("code", "type"):
         value = error.get(key)
         if isinstance(value, str) and value in CONTENT_POLICY_CODES:
             return value
-    return str(error.get("code") or error.get("type") or "") or None
+    return str(error.get("code") or error.get("type") or "")
 
 
 def _finish_reason(body: bytes) -> str | None:
@@ -166,7 +171,7 @@ def _event_class(data: str) -> tuple[bool, str | None]:
         return True, None  # not an LLM chunk (a plain SSE feed): the first event counts
     error = doc.get("error")
     if isinstance(error, dict) or doc.get("type") == "error":
-        kind = str((error or {}).get("code") or (error or {}).get("type") or "")
+        kind = _error_kind(error if isinstance(error, dict) else {})
         if kind in CONTENT_POLICY_CODES:
             return False, "content_policy"
         if "rate_limit" in kind:
@@ -192,6 +197,25 @@ def _event_class(data: str) -> tuple[bool, str | None]:
     return True, None
 
 
+class SSEEvents:
+    """Complete SSE events out of a byte stream: CRLF line ends folded to LF (also one
+    split across chunks), a partial event held until its blank line."""
+
+    def __init__(self) -> None:
+        self.pending = bytearray()
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """The events this chunk completes, without their blank line."""
+        self.pending += chunk
+        if b"\r\n" in self.pending:
+            self.pending = self.pending.replace(b"\r\n", b"\n")
+        if b"\n\n" not in self.pending:
+            return []
+        *events, rest = self.pending.split(b"\n\n")
+        self.pending = rest
+        return [bytes(event) for event in events]
+
+
 def _data_lines(event: bytes) -> str:
     lines = event.decode("utf-8", "replace").splitlines()
     return "\n".join(line[5:].lstrip() for line in lines if line.startswith("data:"))
@@ -203,7 +227,7 @@ async def first_token(response: aiohttp.ClientResponse, deadline: float | None) 
     deadline (monotonic) bounds the wait (GATEWAY_FIRST_TOKEN_TIMEOUT); without one the
     session's idle timeout does. On any failure the upstream response is closed."""
     gate = Gate()
-    pending = bytearray()
+    events = SSEEvents()
     llm_seen = False  # an LLM chunk came: from then on a chunk that is not JSON is broken
     try:
         async with asyncio.timeout_at(_loop_time(deadline)):
@@ -213,11 +237,7 @@ async def first_token(response: aiohttp.ClientResponse, deadline: float | None) 
                     gate.ended = True
                     return gate
                 gate.prefix += chunk
-                pending += chunk
-                pending = pending.replace(b"\r\n", b"\n")
-                while b"\n\n" in pending:
-                    event, _, rest = bytes(pending).partition(b"\n\n")
-                    pending = bytearray(rest)
+                for event in events.feed(chunk):
                     data = _data_lines(event)
                     if not data:
                         continue
@@ -275,19 +295,13 @@ class StreamWatch:
         self.finished = False
         self.terminated = False  # [DONE] / message_stop, or the provider's own error event
         self.malformed = False  # an event of an LLM stream whose data is not JSON
-        self._pending = bytearray()
+        self._events = SSEEvents()
 
     def feed(self, chunk: bytes) -> None:
-        self._pending += chunk
-        if len(self._pending) > MAX_PEEK_BYTES:  # no event boundary in sight: give up
-            self._pending.clear()
+        if len(self._events.pending) + len(chunk) > MAX_PEEK_BYTES:
+            self._events.pending.clear()  # no event boundary in sight: give up
             return
-        if b"\n\n" not in self._pending and b"\r\n\r\n" not in self._pending:
-            return
-        text = bytes(self._pending).replace(b"\r\n", b"\n")
-        *events, rest = text.split(b"\n\n")
-        self._pending = bytearray(rest)
-        for event in events:
+        for event in self._events.feed(chunk):
             self._event(event)
 
     def _event(self, event: bytes) -> None:

@@ -481,3 +481,28 @@ def test_token_bucket_refills_at_tpm_per_minute() -> None:
         {"messages": [{"role": "user", "content": "x" * 40}], "max_tokens": 5}).encode()) == 15
     assert limits.estimate_tokens(b'{"query": 1}') is None
 
+
+
+def test_sse_events_fold_crlf_across_chunks_and_hold_a_partial_event() -> None:
+    fallback = _load_sibling("fallback", GATEWAY_APP.parent)
+    events = fallback.SSEEvents()
+    assert events.feed(b"data: a\r\n\r") == []
+    assert events.feed(b"\ndata: b\n") == [b"data: a"], "a CRLF split across two chunks"
+    assert events.feed(b"\r\ndata: c") == [b"data: b"], "an LF line, then a CRLF blank line"
+    assert bytes(events.pending) == b"data: c"
+    watch = fallback.StreamWatch()
+    for piece in (b'data: {"choices": [{"delta": {"content": "x"}}]}\n', b"\r\n",
+                  b'data: {"choices": [{"delta": {}, "finish_reason": "stop"}]}\n\r\n'):
+        watch.feed(piece)
+    assert watch.llm and watch.finished and not watch.ended_early
+
+
+def test_an_error_object_has_one_class_in_a_body_and_in_a_stream() -> None:
+    fallback = _load_sibling("fallback", GATEWAY_APP.parent)
+    for error, kind in (({"code": "rate_limit_exceeded", "type": "content_filter"}, "content_policy"),
+                        ({"code": "content_policy_violation", "type": "x"}, "content_policy"),
+                        ({"type": "overloaded_error"}, "overloaded")):
+        body = json.dumps({"error": error})
+        assert fallback._event_class(body) == (False, kind), error
+        if kind == "content_policy":
+            assert fallback.classify_status(400, body.encode()) == kind, error
