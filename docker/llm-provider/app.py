@@ -218,11 +218,9 @@ async def _flushed(request: web.Request) -> None:
 
 
 def _fault_at(do: Do, count: int) -> tuple[str, int] | None:
-    for name in ("stall_after", "cut_after", "error_after", "malformed_after"):
-        value = getattr(do, name)
-        if value is not None:
-            return name, min(value, count)
-    return None
+    """The stream fault and the token it acts before (at most the answer's count)."""
+    fault = do.stream_fault
+    return None if fault is None else (fault[0], min(fault[1], count))
 
 
 async def _stream(request: web.Request, answer: Answer, do: Do, count: int, finish: str,

@@ -33,6 +33,7 @@ SPEC_KEYS = ("name", "models", "tokens", "first_token_delay", "token_delay", "tp
 ERRORS = ("rate_limit_exceeded", "server_error", "overloaded", "context_length_exceeded",
           "content_policy_violation")
 RETRY_AFTER_FORMATS = ("seconds", "http-date", "ms")
+STREAM_FAULTS = ("stall_after", "cut_after", "error_after", "malformed_after")  # one a rule
 MAX_TOKENS = 4096
 MAX_DELAY_S = 600.0
 MAX_STALL_S = 300.0
@@ -202,9 +203,8 @@ class Do:
     def parse(cls, value: Any, key: str) -> Do:
         raw = _mapping(value, key, DO_KEYS)
         found: dict[str, Any] = {}
-        for name in ("status",):
-            if name in raw:
-                found[name] = _count(raw[name], f"{key}.{name}", 200, 599)
+        if "status" in raw:
+            found["status"] = _count(raw["status"], f"{key}.status", 200, 599)
         if "error" in raw:
             found["error"] = _text(raw["error"], f"{key}.error", ERRORS)
         for name in ("retry_after", "first_token_delay", "token_delay"):
@@ -222,14 +222,13 @@ class Do:
         for name in ("ratelimit_headers", "no_done"):
             if name in raw:
                 found[name] = _flag(raw[name], f"{key}.{name}")
-        for name in ("stall_after", "cut_after", "error_after", "malformed_after"):
+        for name in STREAM_FAULTS:
             if name in raw:
                 found[name] = _count(raw[name], f"{key}.{name}")
         if "tokens" in raw:
             found["tokens"] = _count(raw["tokens"], f"{key}.tokens", 1)
         do = cls(**found)
-        faults = [n for n in ("stall_after", "cut_after", "error_after", "malformed_after")
-                  if n in found]
+        faults = [n for n in STREAM_FAULTS if n in found]
         if len(faults) > 1:
             raise ScriptError(f"{key}: {' and '.join(faults)} do not combine (one stream fault)")
         if do.failing and (faults or do.finish_reason is not None):
@@ -242,6 +241,15 @@ class Do:
         if "cut_with" in raw and do.cut_after is None:
             raise ScriptError(f"{key}.cut_with: needs cut_after")
         return do
+
+    @property
+    def stream_fault(self) -> tuple[str, int] | None:
+        """The rule's stream fault (at most one): its name and after how many tokens."""
+        for name in STREAM_FAULTS:
+            after = getattr(self, name)
+            if after is not None:
+                return name, after
+        return None
 
     @property
     def failing(self) -> bool:
@@ -276,7 +284,7 @@ class Do:
             parts.append("ratelimit_headers")
         if self.finish_reason is not None:
             parts.append(f"finish_reason={self.finish_reason}")
-        for name in ("stall_after", "cut_after", "error_after", "malformed_after", "tokens"):
+        for name in (*STREAM_FAULTS, "tokens"):
             value = getattr(self, name)
             if value is not None:
                 parts.append(f"{name}={value}")
