@@ -1,7 +1,9 @@
 """Secret masking, applied to everything a run writes or prints.
 
 A service environment variable whose name contains TOKEN, KEY, SECRET or PASSWORD
-(any case) is a secret. Two rules, so that masking holds even where the name is gone:
+(any case) is a secret, unless the part of the name holding it is an ordinary word
+(ORDINARY_WORDS: ``portkey`` is a gateway, ``PORTKEY_API_KEY`` a secret by its KEY).
+Two rules, so that masking holds even where the name is gone:
 
 * by name: ``NAME=value``, ``NAME: value`` and ``"NAME": "value"`` (YAML, logs, command
   lines, JSON) show ``****`` for the value whenever NAME contains one of the words;
@@ -35,12 +37,18 @@ MIN_SHAPED_LENGTH = 8  # a URL password "pass" is hidden in its URL, not in ever
 _WORDS = "TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTHORIZATION|COOKIE"
 _LOWER_WORDS = tuple(_WORDS.lower().split("|"))
 SECRET_NAME = re.compile(_WORDS, re.IGNORECASE)
+# Words that hold a secret word and name no credential. A name part (the text between
+# underscores, dashes, dots, ...) that is one of them holds no secret, everywhere a name is
+# judged: PORTKEY_URL and portkey:stock (the Portkey gateway's spec) are not secret names,
+# PORTKEY_API_KEY is, by its KEY part.
+ORDINARY_WORDS = frozenset({"portkey"})
+_NAME_PARTS = re.compile(r"[^\W_]+")
 # NAME (a word containing a secret word), optional closing quote, = or :, then the value:
 # a quoted string, or an optional credential scheme (Bearer, Basic, ...) and a run of
-# characters up to whitespace, a comma, a brace or a quote. "portkey:" is the Portkey
-# gateway's name (gateway specs such as portkey:stock, image tags), not a key.
+# characters up to whitespace, a comma, a brace or a quote. NAME is a candidate:
+# is_secret_name decides.
 _ASSIGNMENT = re.compile(
-    rf"""(?P<head>\b(?!portkey\b)[\w-]*(?:{_WORDS})[\w-]*["']?[ \t]*[=:][ \t]*)"""
+    rf"""(?P<head>\b(?P<name>[\w-]*(?:{_WORDS})[\w-]*)["']?[ \t]*[=:][ \t]*)"""
     r"""(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'"""
     r"""|(?:(?:Bearer|Basic|Digest|Token|Bot|ApiKey)[ \t]+)?[^\s,}\]"'#]+)""",
     re.IGNORECASE,
@@ -48,14 +56,22 @@ _ASSIGNMENT = re.compile(
 
 # In service logs a secret's value runs to the next whitespace (``token=a,b`` hides
 # ``a,b``): a log line has no syntax a comma could belong to, so over-masking is safe there.
-_LOG_ASSIGNMENT = re.compile(r"(?i)((?<!\bport)(?:token|key|secret|password)[A-Z_]*\s*[=:]\s*)"
-                             r"(?!\*{4}(?:\s|$))(\S+)")
+_LOG_ASSIGNMENT = re.compile(
+    r"(?i)(?P<head>(?P<name>(?<![\w-])[\w-]*?(?:token|key|secret|password)[A-Z_]*)\s*[=:]\s*)"
+    r"(?!\*{4}(?:\s|$))(?P<value>\S+)")
 
 T = TypeVar("T")
 
 
 def is_secret_name(name: str) -> bool:
-    return bool(SECRET_NAME.search(name))
+    """A name with a part that holds a secret word and is no ordinary word."""
+    if not SECRET_NAME.search(name):
+        return False
+    lowered = name.lower()
+    if not any(word in lowered for word in ORDINARY_WORDS):
+        return True  # the common case, without splitting the name
+    return any(SECRET_NAME.search(part) and part.lower() not in ORDINARY_WORDS
+               for part in _NAME_PARTS.findall(name))
 
 
 def secret_values(envs: Iterable[dict[str, Any]]) -> list[str]:
@@ -87,7 +103,7 @@ class Masker:
         if maybe_shaped(lowered):
             text = mask_shapes(text)
         if any(word in lowered for word in _LOWER_WORDS):
-            text = _ASSIGNMENT.sub(_mask_assignment, text)
+            text = _mask_secret_names(_ASSIGNMENT, text, _mask_assignment)
         return text
 
     def yaml(self, text: str) -> str:
@@ -98,7 +114,7 @@ class Masker:
         """A service's log text: the rules of text(), then values run to whitespace."""
         text = self.text(text)
         if any(word in text.lower() for word in _LOWER_WORDS[:4]):
-            text = _LOG_ASSIGNMENT.sub(rf"\1{MASK}", text)
+            text = _mask_secret_names(_LOG_ASSIGNMENT, text, _mask_log_assignment)
         return text
 
     def env(self, env: dict[str, Any]) -> dict[str, Any]:
@@ -146,6 +162,27 @@ class Masker:
 # a whole number, or a [low, high] range of them, is no secret
 _TOKEN_COUNT = re.compile(r"(?i)^[\w-]*tokens[\"']?[ \t]*[=:]")
 _WHOLE_NUMBER = re.compile(r"^(\[|\[?-?\d{1,12})$")  # "[" opens a list over lines
+
+
+def _mask_secret_names(pattern: re.Pattern[str], text: str,
+                       mask: Callable[[re.Match[str]], str]) -> str:
+    """``pattern.sub(mask, text)`` over the candidates whose name is a secret name; after
+    one that is not, the search goes on from its value (``portkey:api_key: abc``)."""
+    out: list[str] = []
+    pos = 0
+    while (match := pattern.search(text, pos)) is not None:
+        if is_secret_name(match.group("name")):
+            out += [text[pos:match.start()], mask(match)]
+            pos = match.end()
+        else:
+            out.append(text[pos:match.end("head")])
+            pos = match.end("head")
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _mask_log_assignment(match: re.Match[str]) -> str:
+    return match.group("head") + MASK
 
 
 def _mask_assignment(match: re.Match[str]) -> str:

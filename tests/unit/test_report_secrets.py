@@ -193,6 +193,20 @@ def test_a_key_next_to_portkey_is_still_masked() -> None:
     assert "portkey:stock" in Masker().log("PORTKEY_API_KEY=abcd1234 portkey:stock")
 
 
+@pytest.mark.parametrize("rule", ["text", "log"])
+def test_a_name_part_that_is_an_ordinary_word_holds_no_secret(rule: str) -> None:
+    """One rule wherever a name is judged (by name in text and logs, environments): a
+    name part such as Portkey is no key, wherever it sits in the name; another part is."""
+    mask = getattr(Masker(), rule)
+    for text in ("portkey_url: http://gw:8787", "x_portkey=stock", "x-portkey: on"):
+        assert mask(text) == text
+    assert mask("portkey:api_key: abcd1234") == f"portkey:api_key: {MASK}"
+    assert mask("portkey_token=abcd1234") == f"portkey_token={MASK}"
+    assert Masker().env({"PORTKEY_URL": "http://gw:8787", "PORTKEY_API_KEY": "abcd1234"}) == {
+        "PORTKEY_URL": "http://gw:8787", "PORTKEY_API_KEY": MASK}
+    assert not is_secret_name("PORTKEY_URL") and is_secret_name("apikey")
+
+
 def test_console_masks_shapes_when_the_scenario_has_no_secret_values() -> None:
     import io
 
