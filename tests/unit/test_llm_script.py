@@ -4,11 +4,13 @@ share), installed rule sets before the script, and the keys it refuses."""
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
 import pytest
 
+from chaos.scenario import llm_provider as H
 from tests.fixtures.llm_provider import provider_modules
 
 S = provider_modules().script
@@ -171,3 +173,38 @@ def test_behaviour_texts_are_short() -> None:
 def test_the_config_refuses_an_unknown_top_level_key() -> None:
     with pytest.raises(S.ScriptError, match="script.tokenz"):
         S.Config.parse({"tokenz": 3})
+
+
+def test_the_provider_checks_the_language_the_scenario_loader_checks() -> None:
+    """Two checkers of one language (the provider's image cannot import chaos/): the keys,
+    error classes and stream faults must stay the same, and a block using every key, as
+    the harness hands it to the provider (script_env), must parse there."""
+    assert set(S.WHEN_KEYS) == set(H.When.model_fields)
+    assert set(S.DO_KEYS) == set(H.Do.model_fields)
+    assert set(S.SPEC_KEYS) == {*H.ProviderSpec.model_fields, "request_id"}  # script_env adds it
+    assert S.ERRORS == H.ERROR_CLASSES and S.STREAM_FAULTS == H.STREAM_FAULTS
+    assert S.MAX_STALL_S == H.MAX_STALL_S and S.MAX_TOKENS == H.MAX_TOKENS
+    rules: list[dict[str, Any]] = [
+        {"when": {"model": "gpt-*", "api": "openai", "stream": True, "header": {"X-A": "b"},
+                  "min_prompt_tokens": 10, "requests": "every 2", "window": ["1s", "2m"],
+                  "share": 0.5},
+         "do": {"stall_after": 2, "stall_for": "1500ms", "first_token_delay": "1s",
+                "token_delay": "10ms", "tokens": 4}},
+        {"do": {"status": 429, "error": "rate_limit_exceeded", "retry_after": "2s",
+                "retry_after_format": "http-date", "ratelimit_headers": True}},
+        {"do": {"cut_after": 3, "cut_with": "rst"}},
+        {"do": {"error_after": 1, "error": "overloaded"}},
+        {"do": {"malformed_after": 2, "no_done": True, "finish_reason": "length"}}]
+    assert {k for r in rules for k in r.get("when", {})} == set(S.WHEN_KEYS)
+    assert {k for r in rules for k in r["do"]} == set(S.DO_KEYS)
+    spec = H.ProviderSpec.model_validate(
+        {"models": ["gpt-4o-mini"], "tokens": 8, "first_token_delay": "20ms",
+         "token_delay": "5ms", "tpm": 1000, "rules": rules}, strict=False)
+    config = S.Config.parse(json.loads(H.script_env("llm", spec, "X-Chaos-Request-Id", None)))
+    assert (config.name, config.models, config.tpm, config.request_id_field) == (
+        "llm", ("gpt-4o-mini",), 1000, "user")
+    assert [r.do.text() for r in S.Script(config.rules).base.rules] == [
+        "first_token_delay=1s token_delay=10ms stall_for=1.5s stall_after=2 tokens=4",
+        "429 rate_limit_exceeded retry_after=2s retry_after_format=http-date ratelimit_headers",
+        "cut_after=3 cut_with=rst", "error_after=1",
+        "finish_reason=length malformed_after=2 no_done"]
