@@ -71,11 +71,6 @@ class TokenBucket:
         self._tokens = min(float(self.tpm), self._tokens + (now - self._at) * self.tpm / 60)
         self._at = now
 
-    @property
-    def remaining(self) -> int:
-        self._refill()
-        return int(self._tokens)
-
     def take(self, cost: int) -> Refusal | None:
         """Admit (None) or refuse with the wait until the bucket holds `cost`."""
         self._refill()

@@ -185,7 +185,7 @@ class UpstreamClient:
         if not self.config.timeouts_enabled:
             return float("inf")
         deadline = started + self.config.total_timeout_s
-        started = started if client_started is None else client_started
+        client_t0 = started if client_started is None else client_started
         raw = request.headers.get(DEADLINE_HEADER)
         if raw and self.config.client_deadline_enabled:
             try:
@@ -193,7 +193,7 @@ class UpstreamClient:
             except ValueError:
                 client_s = 0.0
             if client_s > 0:
-                deadline = min(deadline, started + max(0.05, client_s - DEADLINE_MARGIN_S))
+                deadline = min(deadline, client_t0 + max(0.05, client_s - DEADLINE_MARGIN_S))
         return deadline
 
     def _note_rate_limit(self, response: aiohttp.ClientResponse) -> None:
