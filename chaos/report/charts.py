@@ -15,6 +15,7 @@ open black); fault windows are hatched (an SVG pattern), not coloured.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from html import escape
 from typing import Any
 
@@ -123,11 +124,10 @@ def outcome_chart(result: Result) -> str:
                 f, parts, low + 6)
 
 
-def latency_chart(result: Result) -> str:
-    f = frame(result)
-    cols = _columns(result, f)
-    values = [float(c[k]) for c in cols for k in LATENCY_COLORS if c.get(k)]
-    parts = _backdrop(result, f, "timeline-latency")
+def log_scale(f: Frame, values: list[float]) -> tuple[Callable[[float], float],
+                                                     list[tuple[float, str]]]:
+    """A log ms axis over whole decades holding ``values`` (1-1000 ms when there are
+    none): the y of a value, and the ticks (y, label)."""
     if values:
         low = 10 ** math.floor(math.log10(max(min(values), 0.1)))
         high = 10 ** math.ceil(math.log10(max(max(values), low * 10)))
@@ -138,27 +138,44 @@ def latency_chart(result: Result) -> str:
     def y_of(ms: float) -> float:
         return f.base - PLOT_H * math.log10(max(ms, low) / low) / decades
 
-    ticks = [(y_of(low * 10 ** k), f"{low * 10 ** k:g}") for k in range(int(decades) + 1)]
-    parts.append(_value_axis(f, ticks, "ms (log)"))
+    return y_of, [(y_of(low * 10 ** k), f"{low * 10 ** k:g}") for k in range(int(decades) + 1)]
+
+
+def line_marks(cols: list[dict[str, Any]], key: str, f: Frame, y_of: Callable[[float], float],
+               color: str, dash: str, width: float, dot_class: str, line_class: str,
+               ) -> list[str]:
+    """One value per column drawn at the middle of its bucket: a polyline through each run
+    of columns that have it, a dot for a run of one."""
     half = f.bucket / 2
+    runs: list[list[str]] = [[]]
+    for col in cols:
+        value = col.get(key)
+        if value is None:
+            if runs[-1]:
+                runs.append([])
+            continue
+        runs[-1].append(f"{f.x(col['t'] + half):.1f},{y_of(float(value)):.1f}")
+    marks = []
+    dashes = f' stroke-dasharray="{dash}"' if dash else ""
+    for points in (r for r in runs if r):
+        if len(points) == 1:
+            x, y = points[0].split(",")
+            marks.append(f'<circle class="{dot_class}" cx="{x}" cy="{y}" r="1.8" fill="{color}"/>')
+        else:
+            marks.append(f'<polyline class="{line_class}" fill="none" stroke="{color}" '
+                         f'stroke-width="{width}"{dashes} points="{" ".join(points)}"/>')
+    return marks
+
+
+def latency_chart(result: Result) -> str:
+    f = frame(result)
+    cols = _columns(result, f)
+    parts = _backdrop(result, f, "timeline-latency")
+    y_of, ticks = log_scale(f, [float(c[k]) for c in cols for k in LATENCY_COLORS if c.get(k)])
+    parts.append(_value_axis(f, ticks, "ms (log)"))
     for key, color in LATENCY_COLORS.items():
-        runs: list[list[str]] = [[]]
-        for col in cols:
-            value = col.get(key)
-            if value is None:
-                if runs[-1]:
-                    runs.append([])
-                continue
-            runs[-1].append(f"{f.x(col['t'] + half):.1f},{y_of(float(value)):.1f}")
-        for points in (r for r in runs if r):
-            if len(points) == 1:
-                x, y = points[0].split(",")
-                parts.append(f'<circle class="latency" cx="{x}" cy="{y}" r="1.8" fill="{color}"/>')
-            else:
-                dash = f' stroke-dasharray="{LATENCY_DASHES[key]}"' if LATENCY_DASHES[key] else ""
-                parts.append(f'<polyline class="latency {key[:3]}" fill="none" stroke="{color}" '
-                             f'stroke-width="{2.2 if key == "p99_ms" else 1.6}"{dash} '
-                             f'points="{" ".join(points)}"/>')
+        parts.extend(line_marks(cols, key, f, y_of, color, LATENCY_DASHES[key],
+                                2.2 if key == "p99_ms" else 1.6, "latency", f"latency {key[:3]}"))
     parts.append(_time_axis(f))
     parts.extend(_hover(cols, f))
     return _svg("timeline-latency", "latency p50, p95 and p99 per second", f, parts)

@@ -9,7 +9,6 @@ purple). A run without LLM records has no rows, and neither chart is drawn.
 
 from __future__ import annotations
 
-import math
 from html import escape
 from typing import Any
 
@@ -19,6 +18,7 @@ from chaos.chart_frame import nice as _nice
 from chaos.chart_frame import svg as _svg
 from chaos.chart_frame import time_axis as _time_axis
 from chaos.chart_frame import value_axis as _value_axis
+from chaos.report.charts import line_marks, log_scale
 from chaos.verdict.result import Result
 
 TOKENS_COLOR = "#009E73"
@@ -97,34 +97,11 @@ def token_latency_chart(result: Result) -> str:
         return ""
     f = frame(result)
     cols = _columns(result, f)
-    values = [float(c[k]) for c in cols for k in LINES if c.get(k)]
-    low = 10 ** math.floor(math.log10(max(min(values), 0.1))) if values else 1.0
-    high = 10 ** math.ceil(math.log10(max(max(values), low * 10))) if values else 1000.0
-    decades = math.log10(high / low)
-
-    def y_of(ms: float) -> float:
-        return f.base - PLOT_H * math.log10(max(ms, low) / low) / decades
-
     parts = _backdrop(result, f, "timeline-token-latency")
-    parts.append(_value_axis(f, [(y_of(low * 10 ** k), f"{low * 10 ** k:g}")
-                                 for k in range(int(decades) + 1)], "ms (log)"))
-    half = f.bucket / 2
+    y_of, ticks = log_scale(f, [float(c[k]) for c in cols for k in LINES if c.get(k)])
+    parts.append(_value_axis(f, ticks, "ms (log)"))
     for key, (color, dash, _label) in LINES.items():
-        runs: list[list[str]] = [[]]
-        for col in cols:
-            if col.get(key) is None:
-                if runs[-1]:
-                    runs.append([])
-                continue
-            runs[-1].append(f"{f.x(col['t'] + half):.1f},{y_of(float(col[key])):.1f}")
-        for points in (r for r in runs if r):
-            if len(points) == 1:
-                x, y = points[0].split(",")
-                parts.append(f'<circle class="{key}" cx="{x}" cy="{y}" r="1.8" fill="{color}"/>')
-            else:
-                dashes = f' stroke-dasharray="{dash}"' if dash else ""
-                parts.append(f'<polyline class="{key}" fill="none" stroke="{color}" '
-                             f'stroke-width="1.8"{dashes} points="{" ".join(points)}"/>')
+        parts.extend(line_marks(cols, key, f, y_of, color, dash, 1.8, key, key))
     parts.append(_time_axis(f))
     parts.extend(_hover(cols, f))
     return _svg("timeline-token-latency", "time to first token p50 and p95, inter-token gap "
