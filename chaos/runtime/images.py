@@ -34,7 +34,7 @@ from chaos.runtime import labels as L
 from chaos.runtime.base_image import BaseImage
 from chaos.runtime.bootstrap import _log
 from chaos.runtime.ledger import Ledger
-from chaos.runtime.paths import project_root, state_dir
+from chaos.runtime.paths import project_root, shared_modules, state_dir
 
 IMAGE_LABEL = "gateway-chaos.image"
 RUN_IMAGE_REPO = "gateway-chaos-run"
@@ -71,10 +71,18 @@ def toxiproxy_spec() -> ImageSpec:
     return ImageSpec("toxiproxy", root / "docker" / "toxiproxy", extra)
 
 
+# The reference services' images get docker/shared/*.py (e.g. tls_serving.py) beside their
+# own modules, flat in the build context as their Dockerfiles `COPY *.py /app/`.
+SHARED_MODULES_FOR = ("backend", "gateway", "llm-provider")
+
+
 def spec_for_build_dir(build_dir: Path) -> ImageSpec:
     if not (build_dir / "Dockerfile").is_file():
         raise EnvironmentProblem(f"{build_dir} has no Dockerfile")
-    return ImageSpec(_repo_name(build_dir.name), build_dir)
+    extra: dict[str, Path] = {}
+    if build_dir.name in SHARED_MODULES_FOR and is_project_image(build_dir):
+        extra = {src.name: src for src in sorted(shared_modules().glob("*.py"))}
+    return ImageSpec(_repo_name(build_dir.name), build_dir, extra)
 
 
 def _repo_name(name: str) -> str:

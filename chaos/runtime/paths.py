@@ -20,6 +20,13 @@ def project_root() -> Path:
     return Path.cwd()
 
 
+def shared_modules() -> Path:
+    """docker/shared: standard-library modules every reference service imports, copied
+    beside each one's app.py in its image (chaos.runtime.images) and put on PYTHONPATH
+    when it runs as a local process (chaos.stack.processes)."""
+    return project_root() / "docker" / "shared"
+
+
 def state_dir() -> Path:
     """Local, git-ignored state: wheelhouse, rootfs tarballs, ledgers, logs."""
     path = Path(os.environ.get("CHAOS_STATE_DIR", project_root() / ".chaos"))

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import requests
 
+from chaos.runtime.paths import shared_modules
+
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_S = 15.0
 
@@ -71,7 +73,8 @@ def clean_env(overrides: dict[str, str]) -> dict[str, str]:
     """The caller's environment minus the apps' knobs, plus `overrides`."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("GATEWAY_") and k not in ("UPSTREAM_URL", "DEFAULT_DELAY_MS")}
-    env.update({"HOST": LOOPBACK, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
+    env.update({"HOST": LOOPBACK, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
+                "PYTHONPATH": str(shared_modules())})  # as in the images: beside app.py
     env.update(overrides)
     return env
 

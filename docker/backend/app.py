@@ -16,6 +16,9 @@ received, as the harness's witness of the gateway's attempts: REQUEST_ID_HEADER
 (X-Chaos-Request-Id) names the request id header, REQUEST_ID_FIELD (unset) a dot path of
 JSON bodies of at most 64 KiB read when the header is absent (e.g. user or
 metadata.chaos_id), JOURNAL_SIZE (200000 records kept; 0 = off).
+
+TLS_DIR (unset: plain HTTP): serve TLS with the certificate in that folder, re-read on
+SIGHUP (tls_serving.py, shared with the other reference services).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from aiohttp import web
 # isort: split
 # Sibling module: the Dockerfile copies it flat into /app next to app.py.
 from journal import CLIENT_GONE, SSE_EVENTS, install, journal
+from tls_serving import reload_on_sighup, server_context
 
 LOG = logging.getLogger("backend")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -386,11 +390,18 @@ def main() -> None:
                         format="%(asctime)s %(name)s %(message)s")
     config = BackendConfig.from_env()
     LOG.info("starting backend config=%s", json.dumps(asdict(config), sort_keys=True))
+    context = server_context()
+    app = build_app(config)
+
+    async def reload_tls(_app: web.Application) -> None:
+        reload_on_sighup(context)
+
+    app.on_startup.append(reload_tls)
     # A short shutdown_timeout makes SIGTERM end open SSE streams instead of waiting 60 s.
     # handler_cancellation: a handler whose client hung up is cancelled at once, so the
     # journal's `end` of an abandoned request is when the gateway gave up on it (its
     # upstream timeout), not when the handler would have answered.
-    web.run_app(build_app(config), host=config.host, port=config.port,
+    web.run_app(app, host=config.host, port=config.port, ssl_context=context,
                 shutdown_timeout=0.3, access_log=None, print=None,
                 keepalive_timeout=config.keepalive_timeout_ms / 1000,
                 handler_cancellation=True)

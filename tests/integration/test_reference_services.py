@@ -23,6 +23,7 @@ from types import ModuleType
 import pytest
 import requests
 
+from chaos.runtime.paths import shared_modules
 from chaos.stack.processes import AppProcess, launch
 from tests.fixtures.loopback import free_port
 
@@ -439,18 +440,19 @@ def test_breaker_half_open_lets_exactly_one_trial_through() -> None:
 
 
 def _load_sibling(name: str, folder: Path) -> ModuleType:
-    """Load a module of a reference service (its sibling imports found in its folder, as in
-    the image, where they lie flat in /app)."""
+    """Load a module of a reference service (its sibling imports found in its folder and in
+    docker/shared, as in the image, where they lie flat in /app)."""
     spec = importlib.util.spec_from_file_location(f"ref_{folder.name}_{name}", folder / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while defining
-    sys.path.insert(0, str(folder))
+    sys.path[:0] = [str(folder), str(shared_modules())]
     try:
         spec.loader.exec_module(module)
     finally:
         del sys.modules[spec.name]
         sys.path.remove(str(folder))
+        sys.path.remove(str(shared_modules()))
     return module
 
 
