@@ -11,7 +11,7 @@ Retry-After per provider. The provider attempts are held by rid; client records 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from chaos.llm.rewrite import rewrite_records
 from chaos.outcomes import SUCCESSES, TRUNCATED_SUCCESS
 from chaos.verdict.llm_figures import TokenFigures
 from chaos.verdict.result import PhaseWindow, Result
+from chaos.witness.records import parsed_lines
 
 DRILLDOWN_MAX = 50
 
@@ -36,17 +37,18 @@ class WaitTally:
     def add(self, wait: Wait) -> None:
         self.count += 1
         self.honoured += wait.honoured
-        if self.shortest is None or wait.waited_s - wait.asked_s < \
-                self.shortest.waited_s - self.shortest.asked_s:
-            self.shortest = wait
+        self._keep_shorter(wait)
 
     def merge(self, other: WaitTally) -> None:
         self.count += other.count
         self.honoured += other.honoured
         if other.shortest is not None:
-            self.add(other.shortest)
-            self.count -= 1
-            self.honoured -= other.shortest.honoured
+            self._keep_shorter(other.shortest)
+
+    def _keep_shorter(self, wait: Wait) -> None:
+        if self.shortest is None or wait.waited_s - wait.asked_s < \
+                self.shortest.waited_s - self.shortest.asked_s:
+            self.shortest = wait
 
 
 @dataclass
@@ -141,8 +143,6 @@ def _shift(raw: dict[str, Any], t0: float, keys: tuple[str, ...]) -> dict[str, A
 
 
 def _attempt_row(attempt: ProviderAttempt, t0: float) -> dict[str, Any]:
-    from dataclasses import asdict
-
     return _shift(asdict(attempt), t0, ("t", "first_byte", "end"))
 
 
@@ -189,8 +189,6 @@ def analyse_llm(run_dir: Path, requests_path: Path, t0: float, windows: list[Pha
     if by_rid:
         rewrite_records(requests_path, edit)
     else:  # nothing to write: the same pass, read only
-        from chaos.witness.records import parsed_lines
-
         for raw in parsed_lines(requests_path, dict):
             edit(raw)
     if not providers and not attempts and not tokens.any():

@@ -34,9 +34,7 @@ def _result(phase: str, kind: str, bound: str, observed: str, status: str, messa
 
 def _tokens(ev: Evidence, phase: str, whole: str) -> TokenTally:
     llm: LlmFindings | None = getattr(ev, "llm", None)
-    if llm is None:
-        return TokenTally()
-    return llm.tokens.whole() if phase == whole else llm.tokens.phases.get(phase, TokenTally())
+    return TokenTally() if llm is None else llm.tokens.tally(phase, whole)
 
 
 def evaluate_llm(a: Assertion, phase: str, whole: str, ev: Evidence) -> list[AssertionResult]:

@@ -26,6 +26,12 @@ def _number(value: Any) -> float | None:
         and math.isfinite(value) and value >= 0 else None
 
 
+def _ms(hist: LatencyHistogram, q: float) -> float | None:
+    """A percentile of seconds in milliseconds, to 0.1 ms (None: no values)."""
+    value = hist.percentile(q)
+    return None if value is None else round(value * 1000, 1)
+
+
 def gaps(raw: dict[str, Any]) -> list[float]:
     """A record's inter-token gaps in seconds (itl_ms; what is not a number is left out)."""
     found = raw.get("itl_ms")
@@ -83,16 +89,12 @@ class TokenTally:
         self.retry_after_recorded |= other.retry_after_recorded
 
     def to_dict(self) -> dict[str, Any]:
-        def ms(hist: LatencyHistogram, q: float) -> float | None:
-            value = hist.percentile(q)
-            return None if value is None else round(value * 1000, 1)
-
         return {"llm_records": self.llm_records, "streamed": self.streamed,
-                "tokens": self.tokens, "ttft_p50_ms": ms(self.ttft, 50),
-                "ttft_p95_ms": ms(self.ttft, 95), "ttft_p99_ms": ms(self.ttft, 99),
-                "ttft_max_ms": ms(self.ttft, 100), "itl_p50_ms": ms(self.itl, 50),
-                "itl_p95_ms": ms(self.itl, 95), "itl_p99_ms": ms(self.itl, 99),
-                "itl_max_ms": ms(self.itl, 100), "itl_gaps": self.itl.count,
+                "tokens": self.tokens, "ttft_p50_ms": _ms(self.ttft, 50),
+                "ttft_p95_ms": _ms(self.ttft, 95), "ttft_p99_ms": _ms(self.ttft, 99),
+                "ttft_max_ms": _ms(self.ttft, 100), "itl_p50_ms": _ms(self.itl, 50),
+                "itl_p95_ms": _ms(self.itl, 95), "itl_p99_ms": _ms(self.itl, 99),
+                "itl_max_ms": _ms(self.itl, 100), "itl_gaps": self.itl.count,
                 "itl_more": self.itl_more,
                 "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
                 "answered_429": self.answered_429, "with_retry_after": self.with_retry_after}
@@ -127,7 +129,7 @@ class TokenFigures:
             else None
         if start is None or int(start) >= self.seconds:
             return
-        second = self._second.setdefault(int(start), _Second())
+        second = self._at(int(start))
         ttft = _number(raw.get("ttft_ms"))
         if ttft is not None:
             second.ttft.add(ttft / 1000.0)
@@ -159,16 +161,16 @@ class TokenFigures:
             total.merge(tally)
         return total
 
+    def tally(self, phase: str, whole: str) -> TokenTally:
+        """One phase's figures, or the whole run's when ``phase`` is ``whole``."""
+        return self.whole() if phase == whole else self.phases.get(phase, TokenTally())
+
     def any(self) -> bool:
         """Some judged record was an LLM record."""
         return any(t.llm_records for t in self.phases.values())
 
     def timeline(self) -> list[dict[str, Any]]:
         """One row per second with LLM traffic: tokens/s, TTFT p50/p95, inter-token p99."""
-        def ms(hist: LatencyHistogram, q: float) -> float | None:
-            value = hist.percentile(q)
-            return None if value is None else round(value * 1000, 1)
-
-        return [{"t": s, "tokens_per_s": round(row.tokens, 1), "ttft_p50_ms": ms(row.ttft, 50),
-                 "ttft_p95_ms": ms(row.ttft, 95), "itl_p99_ms": ms(row.itl, 99)}
+        return [{"t": s, "tokens_per_s": round(row.tokens, 1), "ttft_p50_ms": _ms(row.ttft, 50),
+                 "ttft_p95_ms": _ms(row.ttft, 95), "itl_p99_ms": _ms(row.itl, 99)}
                 for s, row in sorted(self._second.items()) if 0 <= s < self.seconds]
