@@ -40,7 +40,7 @@ from aiohttp import web
 # isort: split
 # Sibling module: the Dockerfile copies it flat into /app next to app.py.
 from journal import CLIENT_GONE, SSE_EVENTS, install, journal
-from tls_serving import reload_on_sighup, server_context
+from tls_serving import serve
 
 LOG = logging.getLogger("backend")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -390,13 +390,8 @@ def main() -> None:
                         format="%(asctime)s %(name)s %(message)s")
     config = BackendConfig.from_env()
     LOG.info("starting backend config=%s", json.dumps(asdict(config), sort_keys=True))
-    context = server_context()
     app = build_app(config)
-
-    async def reload_tls(_app: web.Application) -> None:
-        reload_on_sighup(context)
-
-    app.on_startup.append(reload_tls)
+    context = serve(app)  # None: plain HTTP
     # A short shutdown_timeout makes SIGTERM end open SSE streams instead of waiting 60 s.
     # handler_cancellation: a handler whose client hung up is cancelled at once, so the
     # journal's `end` of an abandoned request is when the gateway gave up on it (its

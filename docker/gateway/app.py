@@ -57,6 +57,9 @@ switches below off too:
   prompt (characters / 4) + max_tokens of each LLM request (a JSON body with messages or
   prompt), a token bucket refilled continuously; over it: 429 rate_limit_exceeded with
   Retry-After and x-ratelimit-limit/-remaining/-reset-tokens.
+- TLS_DIR (unset: plain HTTP): serve clients TLS with the certificate in that folder,
+  re-read on SIGHUP (tls_serving.py). TLS_CA (unset: the system's store): the CA bundle
+  https:// upstreams must verify against; a failed upstream handshake is a 502.
 
 Run directly (``python docker/gateway/app.py``) or in its container.
 """
@@ -99,6 +102,7 @@ from fallback import (
 )
 from llm_limits import TokenBucket, estimate_tokens
 from metrics import GatewayMetrics
+from tls_serving import serve
 from upstream import (
     BufferedReply,
     CircuitOpenError,
@@ -660,7 +664,9 @@ def main() -> None:
                         format="%(asctime)s %(name)s %(message)s")
     config = GatewayConfig.from_env()
     LOG.info("starting gateway config=%s", json.dumps(asdict(config), sort_keys=True))
-    web.run_app(build_app(config), host=config.host, port=config.port,
+    app = build_app(config)
+    context = serve(app)  # None: plain HTTP
+    web.run_app(app, host=config.host, port=config.port, ssl_context=context,
                 shutdown_timeout=0.3, access_log=None, print=None)
 
 

@@ -29,6 +29,7 @@ from yarl import URL
 from breaker import CircuitBreaker
 from config import GatewayConfig
 from metrics import GatewayMetrics
+from tls_serving import client_context
 
 RETRYABLE_STATUSES = frozenset({502, 503, 504})
 STORM_STATUSES = RETRYABLE_STATUSES | {429}  # GATEWAY_RETRY_AFTER=off: a retry storm
@@ -147,7 +148,10 @@ def build_session(config: GatewayConfig, fresh: bool = False) -> aiohttp.ClientS
         sock_read=max(config.try_timeout_s, config.stream_idle_timeout_s) if timeouts else None,
     )
     session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=config.pool_size, force_close=fresh),
+        # https:// upstreams: $TLS_CA alone when set (tls_serving), else the system's
+        # trust store.
+        connector=aiohttp.TCPConnector(limit=config.pool_size, force_close=fresh,
+                                       ssl=client_context() or True),
         timeout=timeout,
         auto_decompress=False,  # pass bytes through untouched, Content-Encoding included
         skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),

@@ -1,5 +1,5 @@
 """TLS for the reference services (issue 22): serve what $TLS_DIR holds, re-read it on
-SIGHUP, and trust the run's CA for upstreams that serve TLS.
+SIGHUP, and trust $TLS_CA (the run's CA) for upstreams that serve TLS.
 
 The harness (chaos/tls/files.py) mounts a folder read-only at $TLS_DIR with `cert.pem`,
 `key.pem`, `ca.pem` and `tls.json` ({"max_version": null | "TLSv1" | "TLSv1_1" | ...}).
@@ -22,6 +22,7 @@ import os
 import signal
 import ssl
 from pathlib import Path
+from typing import Any
 
 LOG = logging.getLogger("tls")
 # What a service serves unless a fault says otherwise: TLS 1.2 and newer, OpenSSL's default
@@ -50,11 +51,10 @@ def server_context() -> ssl.SSLContext | None:
 
 
 def client_context() -> ssl.SSLContext | None:
-    """For requests to upstreams: trust the run's CA alone (None without $TLS_DIR)."""
-    where = folder()
-    if where is None:
-        return None
-    return ssl.create_default_context(cafile=str(where / "ca.pem"))
+    """For requests to https:// upstreams: trust $TLS_CA alone (the run's CA; None when
+    unset: the system's trust store)."""
+    cafile = os.environ.get("TLS_CA", "")
+    return ssl.create_default_context(cafile=cafile) if cafile else None
 
 
 def load(context: ssl.SSLContext, where: Path) -> str:
@@ -87,3 +87,16 @@ def reload_on_sighup(context: ssl.SSLContext | None) -> None:
             LOG.warning("TLS reload failed, still serving the previous certificate: %s", exc)
 
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+
+
+def serve(app: Any) -> ssl.SSLContext | None:
+    """For an aiohttp app about to run: the context to pass as run_app's ssl_context (None
+    without $TLS_DIR), with SIGHUP re-reading it once the app's loop runs."""
+    context = server_context()
+
+    async def on_startup(_app: Any) -> None:
+        reload_on_sighup(context)
+
+    if context is not None:
+        app.on_startup.append(on_startup)
+    return context

@@ -1,7 +1,9 @@
-"""The reference backend serving TLS from a run's folder (docker/shared/tls_serving.py):
-the certificate a client verifies with the run's CA alone; a swapped certificate or TLS
-version served from the next handshake on after SIGHUP, with no connection dropped; a
-swap back restores service. A real process on 127.0.0.1, real handshakes."""
+"""The reference services with TLS (docker/shared/tls_serving.py), real processes on
+127.0.0.1 and real handshakes: the backend serves the certificate in its run folder, which a
+client verifies with the run's CA alone; a swapped certificate or TLS version is served from
+the next handshake on after SIGHUP, with no connection dropped, and a swap back restores
+service; the gateway serves TLS to its clients and verifies an https:// upstream against
+TLS_CA, answering 502 with a body (never a reset) when the upstream's certificate fails."""
 
 from __future__ import annotations
 
@@ -19,36 +21,53 @@ from chaos.tls.ca import RunCA
 from chaos.tls.files import ServiceTls
 from tests.fixtures.loopback import free_port
 
-BACKEND_APP = Path(__file__).resolve().parents[2] / "docker" / "backend" / "app.py"
+DOCKER = Path(__file__).resolve().parents[2] / "docker"
+HOSTS = ("localhost", "127.0.0.1")
 
 
 @pytest.fixture()
-def served(tmp_path: Path) -> Iterator[tuple[AppProcess, ServiceTls]]:
-    ca = RunCA(tmp_path / "tls")
-    folder = ServiceTls(ca, "backend", ("localhost", "127.0.0.1"))
-    app = launch(BACKEND_APP, free_port(), tmp_path / "backend.log",
-                 {"TLS_DIR": str(folder.folder)}, name="backend")
-    try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                if _get(app, folder).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        else:
-            pytest.fail(f"the backend did not serve TLS: {app.log()}")
-        yield app, folder
-    finally:
+def ca(tmp_path: Path) -> Iterator[RunCA]:
+    authority = RunCA(tmp_path / "tls")
+    yield authority
+    authority.remove()
+
+
+@pytest.fixture()
+def apps() -> Iterator[list[AppProcess]]:
+    started: list[AppProcess] = []
+    yield started
+    for app in started:
         app.stop()
-        ca.remove()
+        assert "Traceback" not in app.log(), app.log()
 
 
-def _get(app: AppProcess, folder: ServiceTls,
-         session: requests.Session | None = None) -> requests.Response:
-    client = session or requests
-    return client.get(f"https://localhost:{app.port}/healthz",
-                      verify=str(folder.folder / "ca.pem"), timeout=5)
+def _start(apps: list[AppProcess], name: str, log: Path, env: dict[str, str],
+           health: str, verify: str | bool) -> AppProcess:
+    port = free_port()
+    app = launch(DOCKER / name / "app.py", port, log / f"{name}.log", env, name=name)
+    apps.append(app)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            requests.get(health.format(port=port), verify=verify, timeout=1)
+            return app
+        except requests.RequestException:
+            time.sleep(0.05)
+    pytest.fail(f"{name} did not start: {app.log()}")
+
+
+def _backend(apps: list[AppProcess], ca: RunCA, log: Path,
+             **env: str) -> tuple[AppProcess, ServiceTls]:
+    folder = ServiceTls(ca, "backend", HOSTS)
+    app = _start(apps, "backend", log, {"TLS_DIR": str(folder.folder), **env},
+                 "https://localhost:{port}/healthz", str(ca.bundle))
+    return app, folder
+
+
+def _get(app: AppProcess, ca: RunCA, session: requests.Session | None = None,
+         path: str = "/healthz") -> requests.Response:
+    return (session or requests).get(f"https://localhost:{app.port}{path}",
+                                     verify=str(ca.bundle), timeout=5)
 
 
 def _reload(app: AppProcess, folder: ServiceTls, kind: str, version: str | None) -> None:
@@ -62,38 +81,69 @@ def _reload(app: AppProcess, folder: ServiceTls, kind: str, version: str | None)
         time.sleep(0.02)
 
 
-def test_plain_http_is_refused_and_the_run_ca_is_enough(served) -> None:
-    app, folder = served
-    assert _get(app, folder).json()  # verified against ca.pem alone
+def test_plain_http_is_refused_and_the_run_ca_is_enough(apps, ca: RunCA, tmp_path: Path) -> None:
+    backend, _ = _backend(apps, ca, tmp_path)
+    assert _get(backend, ca).json()  # verified against ca.pem alone
     with pytest.raises(requests.ConnectionError):
-        requests.get(f"http://127.0.0.1:{app.port}/healthz", timeout=2)
+        requests.get(f"http://127.0.0.1:{backend.port}/healthz", timeout=2)
 
 
-def test_a_swap_on_sighup_takes_the_next_handshake_and_drops_no_connection(served) -> None:
-    app, folder = served
+def test_a_swap_on_sighup_takes_the_next_handshake_and_drops_no_connection(
+        apps, ca: RunCA, tmp_path: Path) -> None:
+    backend, folder = _backend(apps, ca, tmp_path)
     with requests.Session() as kept:
-        assert _get(app, folder, kept).status_code == 200  # a keep-alive connection
-        _reload(app, folder, "expired", None)
+        assert _get(backend, ca, kept).status_code == 200  # a keep-alive connection
+        _reload(backend, folder, "expired", None)
         with pytest.raises(requests.exceptions.SSLError, match="certificate has expired"):
-            _get(app, folder)
-        assert _get(app, folder, kept).status_code == 200  # the old connection lives on
-        _reload(app, folder, "valid", "TLSv1")
+            _get(backend, ca)
+        assert _get(backend, ca, kept).status_code == 200  # the old connection lives on
+        _reload(backend, folder, "valid", "TLSv1")
         # asyncio closes a failed handshake without flushing OpenSSL's protocol_version
         # alert, so the client reads an EOF in the handshake (nginx would send the alert)
         with pytest.raises(requests.exceptions.SSLError, match="EOF occurred|protocol version"):
-            _get(app, folder)
-        _reload(app, folder, "valid", None)
-        assert _get(app, folder).status_code == 200
-    assert "Traceback" not in app.log()
+            _get(backend, ca)
+        _reload(backend, folder, "valid", None)
+        assert _get(backend, ca).status_code == 200
 
 
-def test_a_half_written_pair_keeps_the_previous_certificate(served) -> None:
-    app, folder = served
+def test_a_half_written_pair_keeps_the_previous_certificate(apps, ca: RunCA,
+                                                            tmp_path: Path) -> None:
+    backend, folder = _backend(apps, ca, tmp_path)
     (folder.folder / "key.pem").write_bytes(b"not a key")
-    os.kill(app.process.pid, signal.SIGHUP)
+    os.kill(backend.process.pid, signal.SIGHUP)
     deadline = time.monotonic() + 5
-    while "TLS reload failed" not in app.log():
-        assert time.monotonic() < deadline, app.log()
+    while "TLS reload failed" not in backend.log():
+        assert time.monotonic() < deadline, backend.log()
         time.sleep(0.02)
-    assert _get(app, folder).status_code == 200
-    assert app.process.poll() is None
+    assert _get(backend, ca).status_code == 200
+    assert backend.process.poll() is None
+
+
+def test_the_gateway_serves_tls_and_verifies_its_upstream_against_the_run_ca(
+        apps, ca: RunCA, tmp_path: Path) -> None:
+    # idle upstream connections close after 0.2 s, so a swap meets a new handshake soon
+    backend, folder = _backend(apps, ca, tmp_path, KEEPALIVE_TIMEOUT_MS="200")
+    edge = ServiceTls(ca, "gateway", HOSTS)
+    gateway = _start(apps, "gateway", tmp_path,
+                     {"TLS_DIR": str(edge.folder), "TLS_CA": str(ca.bundle),
+                      "UPSTREAM_URL": f"https://localhost:{backend.port}",
+                      "GATEWAY_MAX_TRIES": "1", "GATEWAY_BREAKER": "off"},
+                     "https://localhost:{port}/healthz", str(ca.bundle))
+    assert _get(gateway, ca, path="/api/items/1").status_code == 200
+    _reload(backend, folder, "expired", None)
+    time.sleep(0.5)
+    answer = _get(gateway, ca, path="/api/items/1")
+    assert answer.status_code == 502 and answer.content, answer.text  # never a reset
+    assert "certificate has expired" in answer.json()["error"]["message"]  # names the cause
+    _reload(backend, folder, "valid", None)
+    assert _get(gateway, ca, path="/api/items/1").status_code == 200
+
+
+def test_without_the_run_ca_the_gateway_refuses_the_upstream(apps, ca: RunCA,
+                                                             tmp_path: Path) -> None:
+    backend, _ = _backend(apps, ca, tmp_path)
+    gateway = _start(apps, "gateway", tmp_path,
+                     {"UPSTREAM_URL": f"https://localhost:{backend.port}", "GATEWAY_MAX_TRIES": "1"},
+                     "http://127.0.0.1:{port}/healthz", False)
+    answer = requests.get(f"http://127.0.0.1:{gateway.port}/api/items/1", timeout=5)
+    assert answer.status_code == 502 and answer.content, answer.text
