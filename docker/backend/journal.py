@@ -11,28 +11,30 @@ entry), first_byte (response headers prepared), end, status, ended ("complete", 
 "gateway_closed" when the peer went away before the response was written out: app.py runs
 aiohttp with handler_cancellation, so `end` is then when the peer hung up),
 retry_after (the response's Retry-After) and events (SSE events written, streams only).
-Records are tuples in a bounded ring (JOURNAL_SIZE, 200000; 0 = off); what the ring
-overflows is counted as `dropped`. ``GET /journal?after=N&limit=M`` reads them.
+Records are tuples in a bounded ring (JOURNAL_SIZE, 200000; 0 = off; the ring, its reading
+and the request-id lookup are docker/shared/journal_ring.py, which the LLM provider's
+journal shares); what the ring overflows is counted as `dropped`.
+``GET /journal?after=N&limit=M`` reads them.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from itertools import islice
 from typing import Any
 
 from aiohttp import web
+
+# isort: split
+# docker/shared, copied beside app.py in the image (on PYTHONPATH for a local process).
+from journal_ring import JournalRing, page
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 UNJOURNALED = ("/healthz", "/stats", "/journal")
 MAX_BODY_BYTES = 64 * 1024
-DEFAULT_LIMIT = 10_000
 SSE_EVENTS = "journal_sse_events"  # request key: SSE events a streaming handler wrote
 CLIENT_GONE = "client_gone"  # request key: a stream's reader hung up (set by the handler)
 _FIRST_BYTE = "journal_first_byte"
@@ -41,59 +43,17 @@ FIELDS = ("seq", "conn", "rid", "method", "path", "t", "first_byte", "end", "sta
           "retry_after", "events")
 
 
-class Journal:
-    """The ring of records; seq numbers are contiguous, so ``after`` is an index."""
+class Journal(JournalRing):
+    """The backend's ring: FIELDS, request ids from JSON bodies of at most 64 KiB."""
 
     def __init__(self, size: int, header: str, field: str | None) -> None:
-        self.size = size
-        self.header = header
-        self.keys = field.split(".") if field else []
-        self.ring: deque[tuple[Any, ...]] = deque(maxlen=max(size, 1))
-        self.seq = 0
-        self.dropped = 0
+        super().__init__(size, header, field, FIELDS, MAX_BODY_BYTES)
 
     @classmethod
     def from_env(cls) -> Journal:
         return cls(int(os.environ.get("JOURNAL_SIZE", "200000")),
                    os.environ.get("REQUEST_ID_HEADER") or "X-Chaos-Request-Id",
                    os.environ.get("REQUEST_ID_FIELD") or None)
-
-    def append(self, record: list[Any]) -> None:
-        self.seq += 1
-        record[0] = self.seq
-        if len(self.ring) == self.ring.maxlen:
-            self.dropped += 1
-        self.ring.append(tuple(record))
-
-    def read(self, after: int, limit: int) -> dict[str, Any]:
-        """Records with seq > after. An `after` beyond the last seq means this process
-        restarted (its seq began again at 1): read from its start."""
-        if after > self.seq:
-            after = 0
-        first = self.seq - len(self.ring) + 1  # seq of the oldest record kept
-        start = max(after + 1 - first, 0)
-        rows = [dict(zip(FIELDS, r, strict=True)) for r in islice(self.ring, start, start + limit)]
-        for row in rows:
-            row["conn"] = _shown_peer(row["conn"])
-        return {"journal": True, "attempts": rows, "next": rows[-1]["seq"] if rows else after,
-                "dropped": self.dropped}
-
-    async def rid(self, request: web.Request) -> str | None:
-        """The header, else the body field of a small JSON body (aiohttp keeps the body it
-        read, so the handler reads it again for free)."""
-        found = request.headers.get(self.header)
-        if found is not None or not self.keys or request.content_type != "application/json":
-            return found
-        length = request.content_length
-        if length is None or length > MAX_BODY_BYTES:
-            return None
-        try:
-            node: Any = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError):
-            return None
-        for key in self.keys:
-            node = node.get(key) if isinstance(node, dict) else None
-        return node if isinstance(node, str) else None
 
 
 JOURNAL_KEY = web.AppKey("journal", Journal)
@@ -103,13 +63,6 @@ def _peer(request: web.Request) -> Any:
     """The connection's peername tuple: one object shared by the requests of a connection
     (formatted only when read, to keep the ring small)."""
     return request.transport.get_extra_info("peername") if request.transport else None
-
-
-def _shown_peer(peer: Any) -> str | None:
-    if not peer:
-        return None
-    host = str(peer[0])
-    return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
 
 
 @web.middleware
@@ -170,12 +123,10 @@ async def mark_first_byte(request: web.Request, response: web.StreamResponse) ->
 
 
 async def get_journal(request: web.Request) -> web.Response:
-    try:
-        after = int(request.query.get("after", "0"))
-        limit = min(max(int(request.query.get("limit", str(DEFAULT_LIMIT))), 1), 100_000)
-    except ValueError:
+    wanted = page(request.query)
+    if wanted is None:
         return web.json_response({"error": "after and limit must be integers"}, status=400)
-    return web.json_response(request.app[JOURNAL_KEY].read(after, limit))
+    return web.json_response(request.app[JOURNAL_KEY].read(*wanted))
 
 
 def install(app: web.Application) -> None:

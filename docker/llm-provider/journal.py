@@ -1,6 +1,7 @@
 """The provider's journal: every request it received, the upstream witness of LLM facts.
 
-The reference backend's shape (docker/backend/journal.py): ``GET /journal?after=N&limit=M``
+The reference backend's shape (docker/backend/journal.py; the two share their ring, its
+reading and the request-id lookup: docker/shared/journal_ring.py): ``GET /journal?after=N&limit=M``
 answers ``{"journal": true, "attempts": [...], "next": N, "dropped": D}``, records in a
 bounded ring (JOURNAL_SIZE, 200000; 0 = off), appended when the request ends. Each record
 has the backend's fields: seq, conn (peer "ip:port"), rid (the request-id header, else the
@@ -20,19 +21,19 @@ Not journaled: /healthz, /journal, /_chaos/*.
 
 from __future__ import annotations
 
-import json
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from itertools import islice
 from typing import Any
 
 from aiohttp import web
 
+# isort: split
+# docker/shared, copied beside app.py in the image (on PYTHONPATH for a local process).
+from journal_ring import JournalRing, page
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MAX_BODY_BYTES = 1024 * 1024
-DEFAULT_LIMIT = 10_000
 # request keys: SSE events written and the LLM fields (set by the handler); "cut" or
 # "stalled" when the provider ended the connection so on purpose
 SSE_EVENTS = web.RequestKey("journal_sse_events", int)
@@ -51,59 +52,20 @@ def unjournaled(path: str) -> bool:
     return path in ("/healthz", "/journal") or path.startswith("/_chaos/")
 
 
-class Journal:
-    """The ring of records; seq numbers are contiguous, so ``after`` is an index."""
+class Journal(JournalRing):
+    """The provider's ring (docker/shared/journal_ring.py): FIELDS, request ids from JSON
+    bodies of at most 1 MiB."""
 
     def __init__(self, size: int, header: str, field: str | None) -> None:
-        self.size = size
-        self.header = header
-        self.keys = field.split(".") if field else []
-        self.ring: deque[tuple[Any, ...]] = deque(maxlen=max(size, 1))
-        self.seq = 0
-        self.dropped = 0
-
-    def append(self, record: dict[str, Any]) -> None:
-        self.seq += 1
-        record["seq"] = self.seq
-        if len(self.ring) == self.ring.maxlen:
-            self.dropped += 1
-        self.ring.append(tuple(record.get(name) for name in FIELDS))
-
-    def read(self, after: int, limit: int) -> dict[str, Any]:
-        """Records with seq > after; an `after` beyond the last seq means a restart."""
-        if after > self.seq:
-            after = 0
-        first = self.seq - len(self.ring) + 1
-        start = max(after + 1 - first, 0)
-        rows = [dict(zip(FIELDS, r, strict=True)) for r in islice(self.ring, start, start + limit)]
-        return {"journal": True, "attempts": rows, "next": rows[-1]["seq"] if rows else after,
-                "dropped": self.dropped}
-
-    async def rid(self, request: web.Request) -> str | None:
-        found = request.headers.get(self.header)
-        if found is not None or not self.keys or request.content_type != "application/json":
-            return found
-        length = request.content_length
-        if length is None or length > MAX_BODY_BYTES:
-            return None
-        try:
-            node: Any = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError):
-            return None
-        for key in self.keys:
-            node = node.get(key) if isinstance(node, dict) else None
-        return node if isinstance(node, str) else None
+        super().__init__(size, header, field, FIELDS, MAX_BODY_BYTES)
 
 
 JOURNAL_KEY = web.AppKey("journal", Journal)
 
 
-def _peer(request: web.Request) -> str | None:
-    peer = request.transport.get_extra_info("peername") if request.transport else None
-    if not peer:
-        return None
-    host = str(peer[0])
-    return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
+def _peer(request: web.Request) -> Any:
+    """The connection's peername tuple (shown as "ip:port" when read)."""
+    return request.transport.get_extra_info("peername") if request.transport else None
 
 
 @web.middleware
@@ -133,7 +95,7 @@ async def journal(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     finally:
         _finish(request, record, response)
-        book.append(record)
+        book.append([record.get(name) for name in FIELDS])
 
 
 async def _send(request: web.Request, response: web.StreamResponse,
@@ -169,12 +131,10 @@ async def mark_first_byte(request: web.Request, response: web.StreamResponse) ->
 
 
 async def get_journal(request: web.Request) -> web.Response:
-    try:
-        after = int(request.query.get("after", "0"))
-        limit = min(max(int(request.query.get("limit", str(DEFAULT_LIMIT))), 1), 100_000)
-    except ValueError:
+    wanted = page(request.query)
+    if wanted is None:
         return web.json_response({"error": "after and limit must be integers"}, status=400)
-    return web.json_response(request.app[JOURNAL_KEY].read(after, limit))
+    return web.json_response(request.app[JOURNAL_KEY].read(*wanted))
 
 
 def install(app: web.Application, size: int, header: str, field: str | None) -> None:

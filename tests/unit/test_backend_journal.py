@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+
+from chaos.runtime.paths import shared_modules
 
 JOURNAL = Path(__file__).resolve().parents[2] / "docker" / "backend" / "journal.py"
 
@@ -18,7 +21,11 @@ def journal() -> ModuleType:
     spec = importlib.util.spec_from_file_location("ref_backend_journal", JOURNAL)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(shared_modules()))  # journal_ring, beside it in the image
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(shared_modules()))
     return module
 
 
