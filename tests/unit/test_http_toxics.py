@@ -47,7 +47,7 @@ class _Echo(socketserver.StreamRequestHandler):
             if message is None:
                 return
             head, body = message
-            if head.startswith(b"GET /sse"):
+            if head.startswith(b"GET /sse "):
                 self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                                  b"Transfer-Encoding: chunked\r\n\r\n")
                 for i in range(EVENTS):
@@ -56,6 +56,12 @@ class _Echo(socketserver.StreamRequestHandler):
                     self.wfile.flush()
                     time.sleep(0.01)
                 self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+                continue
+            if head.startswith(b"GET /sse-length"):  # the same stream, framed by its length
+                stream = b"".join(b'data: {"n": %d}\n\n' % i for i in range(EVENTS))
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                 b"Content-Length: %d\r\n\r\n%s" % (len(stream), stream))
                 self.wfile.flush()
                 continue
             raw = head + body
@@ -200,9 +206,9 @@ def test_http_latency_delays_each_request(proxy: dict[str, Any], at: str) -> Non
     sock.close()
 
 
-def _sse(proxy: dict[str, Any]) -> tuple[socket.socket, bytes]:
+def _sse(proxy: dict[str, Any], path: str = "/sse") -> tuple[socket.socket, bytes]:
     sock = socket.create_connection((LOOPBACK, proxy["port"]), timeout=2)
-    sock.sendall(_request("/sse"))
+    sock.sendall(_request(path))
     data = b""
     try:
         while chunk := sock.recv(65536):
@@ -253,6 +259,41 @@ def test_sse_error_ends_the_stream_and_the_connection_stays_usable(
     f = sock.makefile("rb")
     message = _read_message(f)
     assert message is not None and message[1] == _request("/after")
+    sock.close()
+
+
+def test_sse_error_on_a_content_length_stream_is_rechunked_and_in_sync(
+        proxy: dict[str, Any]) -> None:
+    """The inserted error event makes the upstream's Content-Length wrong: the head loses
+    it and the body goes out chunked, ending at the error; the connection stays usable."""
+    assert _toxic(proxy, "sse_error", after=2).status_code == 200
+    sock, data = _sse(proxy, "/sse-length")
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding: chunked" in head and b"Content-Length" not in head, head
+    events = _events(data)
+    assert events[:2] == [b'data: {"n": 0}', b'data: {"n": 1}'], events
+    assert len(events) == 3 and b'"error"' in events[2] and body.endswith(b"0\r\n\r\n")
+    sock.sendall(_request("/after"))
+    message = _read_message(sock.makefile("rb"))
+    assert message is not None and message[1] == _request("/after")
+    sock.close()
+
+
+def test_sse_corrupt_on_a_content_length_stream_to_http10_is_close_delimited(
+        proxy: dict[str, Any]) -> None:
+    """No chunked answer to an HTTP/1.0 request: the longer body ends at the close."""
+    assert _toxic(proxy, "sse_corrupt", after=1).status_code == 200
+    sock = socket.create_connection((LOOPBACK, proxy["port"]), timeout=2)
+    sock.sendall(b"GET /sse-length HTTP/1.0\r\nHost: upstream\r\n\r\n")
+    data = b""
+    while chunk := sock.recv(65536):  # EOF: the body's end
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"Connection: close" in head and b"Content-Length" not in head, head
+    assert b"chunked" not in head
+    stream = b"".join(b'data: {"n": %d}\n\n' % i for i in range(EVENTS))
+    first = len(b'data: {"n": 0}\n\n')
+    assert body == stream[:first] + b'data: {"choices": [{"delta": {"content": "\n\n' + stream[first:]
     sock.close()
 
 

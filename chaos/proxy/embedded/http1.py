@@ -46,6 +46,7 @@ class Head:
     method: bytes = b""
     target: bytes = b""
     status: int = 0
+    version: bytes = b""  # HTTP/1.1 | HTTP/1.0
     headers: dict[bytes, bytes] = field(default_factory=dict)
 
 
@@ -66,11 +67,12 @@ def parse_head(raw: bytes, response: bool) -> Head:
                 or not parts[1].isdigit():
             raise ParseError(f"bad status line {first[:80]!r}")
         head.status = int(parts[1])
+        head.version = parts[0]
     else:
         if len(parts) != 3 or parts[2] not in VERSIONS or not TOKEN.fullmatch(parts[0]) \
                 or not parts[1] or b"\t" in parts[1]:
             raise ParseError(f"bad request line {first[:80]!r}")
-        head.method, head.target = parts[0], parts[1]
+        head.method, head.target, head.version = parts[0], parts[1], parts[2]
     headers = head.headers
     for line in lines[1:]:
         line = line.rstrip(b"\r")

@@ -15,7 +15,8 @@ is answered by the proxy itself:
 - at a response head: ``http_latency`` at ``response`` holds it (time to first
   byte), ``http_reset`` at ``response`` resets after passing it, and an ``sse_*``
   toxic takes an event-stream body over (``sse_toxics.py``; a chunked body is
-  re-chunked so events can be inserted anywhere).
+  re-chunked so events can be inserted anywhere, and a ``Content-Length`` body is
+  re-framed, chunked or close-delimited: ``reframed``).
 
 Bytes of requests no toxic applies to, and of their responses, pass unchanged and
 in order; body runs of such exchanges may still be spliced (``opaque``).
@@ -123,6 +124,27 @@ def synthetic(toxic: Toxic, head: Head) -> tuple[bytes, bool]:
     return raw + (b"" if head.method == b"HEAD" else body), close
 
 
+def reframed(raw: bytes, chunked: bool) -> bytes:
+    """The head of a ``Content-Length`` event stream an ``sse_*`` toxic takes over.
+
+    The toxic may end the body early (``sse_error``) or make it longer
+    (``sse_corrupt``), so the upstream's length would be a lie that leaves the
+    client waiting for bytes that never come, or reading the rest of the stream as
+    the next response. So the head loses its ``Content-Length`` and the body is
+    framed by the gate: chunked when both the request and the response are
+    HTTP/1.1, else close-delimited (``Connection: close``, and the gate closes the
+    connection at the body's end), the HTTP/1.0 way. A stall or cut stays what it
+    is: a body whose end never comes."""
+    lines = raw.rstrip(b"\r\n").split(b"\n")
+    drop = (b"content-length",) if chunked else (b"content-length", b"connection",
+                                                  b"keep-alive")
+    kept = [lines[0].rstrip(b"\r")]
+    kept += [line.rstrip(b"\r") for line in lines[1:]
+             if line.split(b":", 1)[0].strip().lower() not in drop]
+    kept.append(b"Transfer-Encoding: chunked" if chunked else b"Connection: close")
+    return b"\r\n".join(kept) + b"\r\n\r\n"
+
+
 @dataclass
 class Exchange:
     """One request and its response, as the gate handles them."""
@@ -135,7 +157,8 @@ class Exchange:
     delay_response: float = 0.0
     sse_toxic: Toxic | None = None
     sse: SseFault | None = None
-    rechunk: bool = False
+    rechunk: bool = False  # the body goes out chunked, in the gate's own chunks
+    reframe: bool = False  # a Content-Length body: the head is rewritten (reframed())
     ended: bool = False  # the body was ended early: drop the rest of the upstream's
     done: bool = False
     extra: list[Toxic] = field(default_factory=list)
@@ -205,17 +228,20 @@ class Gate:
         if status == 101 or (method == b"CONNECT" and status < 300):
             self.dead = True
             return TUNNEL, 0, False
+        if method == b"HEAD" or status in (204, 304):
+            return NO_BODY, 0, False
         if ex is not None and ex.sse_toxic is not None and head.headers.get(
                 b"content-type", b"").lower().startswith(b"text/event-stream"):
             ex.sse = SseFault(ex.sse_toxic)
-        if method == b"HEAD" or status in (204, 304):
-            return NO_BODY, 0, False
         if head.headers.get(b"transfer-encoding", b"").lower().endswith(b"chunked"):
             if ex is not None and ex.sse is not None:
                 ex.rechunk = True
             return CHUNKED, 0, False
         length = head.headers.get(b"content-length")
         if length is not None and length.isdigit():
+            if ex is not None and ex.sse is not None:  # re-framed: see reframed()
+                ex.reframe = True
+                ex.rechunk = head.version == ex.head.version == b"HTTP/1.1"
             return LENGTH, int(length), False
         return UNTIL_EOF, 0, False
 
@@ -383,7 +409,7 @@ class Gate:
         if ex.delay_response > 0:
             await forward.flush()
             await asyncio.sleep(ex.delay_response)
-        forward.add(raw)
+        forward.add(reframed(raw, ex.rechunk) if ex.reframe else raw)
         if ex.reset_at == "response":
             await forward.flush()
             self.conn.toxic_close(True)
@@ -428,11 +454,16 @@ class Gate:
             self.conn.toxic_close(action == RESET)
 
     async def _response_done(self, forward: Out) -> None:
+        if self.stalled:  # the end of a stalled body never comes (Content-Length: 0 too)
+            return
         ex = self.answering
         self.answering = None
         if ex is not None and ex.rechunk and not ex.ended:
             forward.add(b"0\r\n\r\n")
         await forward.flush()  # all of it written before the next answer may go out
+        if ex is not None and ex.reframe and not ex.rechunk:  # close-delimited now
+            self.conn.toxic_close(False)
+            return
         if ex is not None and self.pending and self.pending[0] is ex:
             self.pending.popleft()
         await self._answer_front()
@@ -480,4 +511,4 @@ def can_attach(conn: Connection) -> bool:
             and conn.down.queue.empty() and not conn.down.busy)
 
 
-__all__ = ["Gate", "can_attach", "http_toxics", "matches", "synthetic"]
+__all__ = ["Gate", "can_attach", "http_toxics", "matches", "reframed", "synthetic"]

@@ -305,8 +305,10 @@ class Connection:
             self.gate = Gate(self, self.toxics, self.proxy.http_counts)
 
     def eof(self, pipe: Pipe) -> None:
-        """The source of ``pipe`` closed and its toxics let the close through."""
-        pipe.dst.shutdown_write()
+        """The source of ``pipe`` closed and its toxics let the close through (not an
+        ``sse_stall``ed response's: the end of a close-delimited body never comes either)."""
+        if pipe is not self.down or self.gate is None or not self.gate.stalled:
+            pipe.dst.shutdown_write()
         if self.tap is not None and pipe is self.down:  # the gateway got the upstream's FIN
             self.tap.upstream_eof(time.time(), cut=pipe.held > 0)
         self.finished.add(pipe.stream)
