@@ -227,24 +227,47 @@ def choose(client: docker.DockerClient | None = None, *, images: ImageStore | No
     return ProviderChoice(noted(EMBEDDED), None, None, kind="embedded")
 
 
-def refuse_http_toxics(scenario: Scenario, choice: ProviderChoice) -> None:
+def refuse_http_toxics(scenario: Scenario, choice: ProviderChoice,
+                       probe: Callable[[str], str] = probe_version) -> None:
     """An HTTP- or stream-aware toxic (``http_abort``, ``sse_cut``, ...) exists only in the
     embedded server: on a real Toxiproxy server (an image, a binary, or a user's server at
-    TOXIPROXY_URL, which may be either) the scenario is refused before anything starts."""
+    TOXIPROXY_URL, which may be either) the scenario is refused before anything starts.
+    A server at TOXIPROXY_URL whose ``GET /version`` is the embedded server's (run
+    standalone: ``chaos toxiproxy serve``) applies them, so it is not refused."""
     if choice.kind == "embedded":
         return
     for i, phase in enumerate(scenario.phases):
         for j, fault in enumerate(phase.faults):
             toxic = getattr(fault, "toxic", None)
             kind = getattr(toxic, "type", None)
-            if kind in HTTP_TOXIC_TYPES:
-                raise ScenarioError(
-                    f"toxic type {kind} is HTTP-aware and only the project's embedded "
-                    f"Toxiproxy server applies it; the run's Toxiproxy ({choice.name}) is a "
-                    "real Toxiproxy server, which forwards bytes and cannot see requests "
-                    "or events; run without TOXIPROXY_URL, the toxiproxy image or "
-                    "toxiproxy-server binary to use the embedded server",
-                    f"scenario {scenario.name}", key=f"phases[{i}].faults[{j}].toxic.type")
+            if kind not in HTTP_TOXIC_TYPES:
+                continue
+            why = _not_embedded(choice, probe)
+            if why is None:
+                return
+            raise ScenarioError(
+                f"toxic type {kind} is HTTP-aware and only the project's embedded "
+                f"Toxiproxy server applies it; the run's Toxiproxy ({choice.name}) is a "
+                f"real Toxiproxy server{why}, which forwards bytes and cannot see requests "
+                "or events; run without TOXIPROXY_URL, the toxiproxy image or "
+                "toxiproxy-server binary to use the embedded server",
+                f"scenario {scenario.name}", key=f"phases[{i}].faults[{j}].toxic.type")
+
+
+def _not_embedded(choice: ProviderChoice, probe: Callable[[str], str]) -> str | None:
+    """None when ``choice`` is the embedded server at TOXIPROXY_URL; else why it is not."""
+    if choice.kind != "url" or not choice.url:
+        return ""
+    from chaos.proxy.embedded.server import MARK, is_embedded_version
+
+    url = choice.url if "//" in choice.url else f"http://{choice.url}"
+    try:
+        version = probe(url)
+    except Exception as exc:  # noqa: BLE001 - any failure: not known to be the embedded one
+        return f" as far as can be told (GET /version failed: {type(exc).__name__})"
+    if is_embedded_version(version):
+        return None
+    return f" (GET /version is {version!r}; the embedded server's ends in {MARK!r})"
 
 
 API_HOST_ENV = "TOXIPROXY_API_HOST"  # read by docker/toxiproxy's command (the embedded server)

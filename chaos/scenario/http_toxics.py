@@ -4,7 +4,9 @@
 ``sse_corrupt`` and ``sse_error`` act on requests and event streams; only the
 project's embedded Toxiproxy server applies them (``chaos/proxy/embedded/
 http_toxics.py``), so a run on a real Toxiproxy server refuses them before anything
-starts (``chaos/proxy/provider.py``'s ``refuse_http_toxics``). Each type's
+starts (``chaos/proxy/provider.py``'s ``refuse_http_toxics``); the embedded server
+run standalone at TOXIPROXY_URL (``chaos toxiproxy serve``) is told by its
+``GET /version`` and not refused. Each type's
 attributes are a strict model here, so a bad or misspelt attribute is a
 ScenarioError naming file:line:key (exit 2); the server checks them again.
 """

@@ -58,7 +58,8 @@ class ExternalStack(BaseStack):
             names = {name: proxy_name(self.run_id, name) for name in self.scenario.proxies}
             self.proxies = ToxiproxyClient(self.api, names=names)
             self.provider = f"TOXIPROXY_URL {self.api}"
-            refuse_http_toxics(self.scenario, ProviderChoice(self.provider, None, None, kind="url"))
+            refuse_http_toxics(self.scenario, ProviderChoice(self.provider, None, None, kind="url",
+                                                               url=self.api))
             self.has_tap = None  # the user's server: its attempts endpoint tells
             self.watchdog.watch("toxiproxy", url_check(self.proxy_part, self.api))
         else:

@@ -21,7 +21,14 @@ from chaos.proxy.embedded.collection import Collection
 from chaos.proxy.embedded.errors import ApiError, bad_request
 from chaos.proxy.embedded.toxics import parse_toxic
 
-VERSION = "2.12.0-chaos"
+MARK = "-chaos"  # this server's /version ends so; a real Toxiproxy's never does
+VERSION = "2.12.0" + MARK
+
+
+def is_embedded_version(version: str) -> bool:
+    """Whether a Toxiproxy API's ``GET /version`` is this server's: a user may run it
+    standalone (``chaos toxiproxy serve``) at TOXIPROXY_URL, HTTP toxics and all."""
+    return version.endswith(MARK)
 READ_TIMEOUT = 15.0  # seconds for a request's headers, and for its body (upstream: 15 s)
 MAX_LINE = 1 << 20  # request line and header bytes, as Go's http.DefaultMaxHeaderBytes
 
