@@ -177,6 +177,13 @@ def served_by(reply: requests.Response) -> str:
     return reply.headers.get("X-Provider", "?")
 
 
+def stream(gw: Service) -> tuple[requests.Response, list[str]]:
+    """One streamed chat: the reply (status and headers) and its data: payloads, read whole."""
+    with requests.post(gw.url + CHAT, json=STREAM, stream=True,
+                       timeout=HTTP_TIMEOUT_S) as reply:
+        return reply, sse_data(reply)
+
+
 # ---------------------------------------------------------------- rate limits and cooldown
 
 
@@ -313,10 +320,8 @@ def test_a_stream_whose_first_token_is_late_goes_to_the_next_provider(
     primary.default = {"first_token_delay": 3}
     gw = gateway(start, primary, fallback, GATEWAY_FIRST_TOKEN_TIMEOUT="400")
     began = time.monotonic()
-    with requests.post(gw.url + CHAT, json=STREAM, stream=True,
-                       timeout=HTTP_TIMEOUT_S) as reply:
-        events = sse_data(reply)
-        assert served_by(reply) == "b"
+    reply, events = stream(gw)
+    assert served_by(reply) == "b"
     assert time.monotonic() - began < 2.0
     assert events[-1] == "[DONE]" and "b1 " in "".join(events) and "a1" not in "".join(events)
     assert (primary.count, fallback.count) == (1, 1)
@@ -347,10 +352,8 @@ def test_a_stream_cut_after_bytes_reached_the_client_ends_with_an_error_event(
     primary, fallback = providers
     primary.default = {"cut_after": 2}
     gw = gateway(start, primary, fallback)
-    with requests.post(gw.url + CHAT, json=STREAM, stream=True,
-                       timeout=HTTP_TIMEOUT_S) as reply:
-        assert reply.status_code == 200
-        events = sse_data(reply)
+    reply, events = stream(gw)
+    assert reply.status_code == 200
     assert "[DONE]" not in events
     assert json.loads(events[-1])["error"]["type"] == "upstream_disconnected"
     assert "a2 " in "".join(events), "the tokens sent stay; no second provider mid-stream"
@@ -363,23 +366,17 @@ def test_a_stream_ended_cleanly_without_finish_or_done_gets_an_error_event(
     primary, _ = providers
     primary.default = {"end_after": 2}
     gw = gateway(start, primary, None)
-    with requests.post(gw.url + CHAT, json=STREAM, stream=True,
-                       timeout=HTTP_TIMEOUT_S) as reply:
-        events = sse_data(reply)
+    _, events = stream(gw)
     assert "a2 " in "".join(events) and "[DONE]" not in events
     assert json.loads(events[-1])["error"]["type"] == "upstream_disconnected"
 
     primary.default = {"error_after": 2}  # told by the provider: passed on, nothing added
-    with requests.post(gw.url + CHAT, json=STREAM, stream=True,
-                       timeout=HTTP_TIMEOUT_S) as reply:
-        events = sse_data(reply)
+    _, events = stream(gw)
     assert [json.loads(e)["error"]["type"] for e in events if "error" in e] == ["server_error"]
 
     primary.default = {"end_after": 2}
     naive = gateway(start, primary, None, GATEWAY_STREAM_ERRORS="off")
-    with requests.post(naive.url + CHAT, json=STREAM, stream=True,
-                       timeout=HTTP_TIMEOUT_S) as reply:
-        events = sse_data(reply)
+    _, events = stream(naive)
     assert "error" not in events[-1], "the mutant passes the cut stream on as it came"
 
 
@@ -390,9 +387,7 @@ def test_a_stream_stalled_after_bytes_reached_the_client_ends_with_an_error_even
     primary.default = {"stall_after": 2}
     gw = gateway(start, primary, fallback, GATEWAY_STREAM_IDLE_TIMEOUT="400")
     began = time.monotonic()
-    with requests.post(gw.url + CHAT, json=STREAM, stream=True,
-                       timeout=HTTP_TIMEOUT_S) as reply:
-        events = sse_data(reply)
+    _, events = stream(gw)
     assert time.monotonic() - began < 2.0, "the idle timeout, not the provider, ended it"
     assert "[DONE]" not in events
     assert json.loads(events[-1])["error"]["type"] == "upstream_timeout"
@@ -405,10 +400,8 @@ def test_a_stream_dead_before_its_first_token_falls_back(
     primary, fallback = providers
     primary.default = {"cut_after": 0}
     gw = gateway(start, primary, fallback, GATEWAY_FALLBACK_ON="connection")
-    with requests.post(gw.url + CHAT, json=STREAM, stream=True,
-                       timeout=HTTP_TIMEOUT_S) as reply:
-        events = sse_data(reply)
-        assert served_by(reply) == "b"
+    reply, events = stream(gw)
+    assert served_by(reply) == "b"
     assert events[-1] == "[DONE]"
 
 
