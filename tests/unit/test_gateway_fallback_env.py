@@ -12,6 +12,7 @@ import pytest
 from chaos.errors import ScenarioError
 from chaos.scenario.gateways import _rewrite, load_profile
 from chaos.scenario.loader import load_scenario
+from tests.fixtures.gateway_profiles import write_profile
 from tests.fixtures.scenarios import MINIMAL, write_scenario
 
 TWO_PROVIDERS = MINIMAL.replace(
@@ -32,15 +33,6 @@ fallback_env: LB_FALLBACKS
 profiles: {stock: "defaults"}
 version: ["demo", "-v"]
 """
-
-
-def _profile(tmp_path: Path, text: str) -> Path:
-    folder = tmp_path / "demo"
-    folder.mkdir()
-    (folder / "Dockerfile").write_text("FROM scratch\n")
-    file = folder / "gateway.yaml"
-    file.write_text(text, encoding="utf-8")
-    return file
 
 
 def test_the_reference_profile_keeps_the_scenarios_fallbacks(tmp_path: Path) -> None:
@@ -64,7 +56,7 @@ def test_no_fallbacks_in_the_scenario_means_none_in_the_env(tmp_path: Path) -> N
 
 
 def test_fallbacks_go_to_the_variable_the_profile_names(tmp_path: Path) -> None:
-    file = _profile(tmp_path, PROFILE)
+    file = write_profile(tmp_path, PROFILE)
     profile = load_profile(file)
     data = {"load": {"target": "gateway"},
             "services": {"gateway": {"build": "x", "port": 1, "env": {
@@ -75,7 +67,7 @@ def test_fallbacks_go_to_the_variable_the_profile_names(tmp_path: Path) -> None:
 
 
 def test_a_bad_fallback_env_names_file_line_and_key(tmp_path: Path) -> None:
-    file = _profile(tmp_path, PROFILE.replace("LB_FALLBACKS", "LB-FALLBACKS"))
+    file = write_profile(tmp_path, PROFILE.replace("LB_FALLBACKS", "LB-FALLBACKS"))
     with pytest.raises(ScenarioError) as caught:
         load_profile(file)
     assert caught.value.render().startswith(f"{file}:5: fallback_env: "), caught.value.render()

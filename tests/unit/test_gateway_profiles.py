@@ -17,6 +17,7 @@ from chaos.rerun import run_command
 from chaos.scenario.gateways import load_profile
 from chaos.scenario.loader import load_scenario
 from chaos.stack.gateway_version import gateway_label, read_version
+from tests.fixtures.gateway_profiles import write_profile
 from tests.fixtures.scenarios import MINIMAL, write_scenario
 
 SWITCHED = MINIMAL.replace(
@@ -35,15 +36,6 @@ version: ["demo", "-v"]
 """
 
 
-def _profile(tmp_path: Path, text: str) -> Path:
-    folder = tmp_path / "demo"
-    folder.mkdir()
-    (folder / "Dockerfile").write_text("FROM scratch\n")
-    file = folder / "gateway.yaml"
-    file.write_text(text, encoding="utf-8")
-    return file
-
-
 @pytest.mark.parametrize(("text", "line", "key", "words"), [
     (GOOD.replace("port: 8000", "port: eighty"), 2, "port", "valid integer"),
     (GOOD + "metrcs: /metrics\n", 8, "metrcs", "unknown key"),
@@ -54,7 +46,7 @@ def _profile(tmp_path: Path, text: str) -> Path:
 ])
 def test_a_bad_profile_names_file_line_and_key(tmp_path: Path, text: str, line: int, key: str,
                                                words: str) -> None:
-    file = _profile(tmp_path, text)
+    file = write_profile(tmp_path, text)
     with pytest.raises(ScenarioError) as caught:
         load_profile(file)
     assert caught.value.render().startswith(f"{file}:{line}: {key}: "), caught.value.render()
@@ -62,7 +54,7 @@ def test_a_bad_profile_names_file_line_and_key(tmp_path: Path, text: str, line: 
 
 
 def test_a_profile_without_a_dockerfile_is_refused(tmp_path: Path) -> None:
-    file = _profile(tmp_path, GOOD)
+    file = write_profile(tmp_path, GOOD)
     (file.parent / "Dockerfile").unlink()
     with pytest.raises(ScenarioError, match="has no Dockerfile"):
         load_profile(file)
