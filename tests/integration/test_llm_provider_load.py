@@ -5,14 +5,12 @@ journal agrees with the client on tokens and finish_reason."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
-from chaos.load.runner import LocustProcess
 from chaos.outcomes import (
     GRACEFUL,
     INBAND_ERROR,
@@ -24,6 +22,7 @@ from chaos.outcomes import (
 )
 from chaos.scenario.model import Load
 from tests.fixtures.llm_provider import ProviderThread
+from tests.fixtures.locust_runs import records_of, run_once
 
 TOKENS = 6
 CASES: dict[str, dict[str, Any]] = {  # X-Case -> the provider's `do`
@@ -52,31 +51,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         load = Load(target="gateway", users=6, spawn_rate=50, timeout="500ms",
                     connect_timeout="300ms", wait="20ms", requests=items,
                     request_id={"body_field": "user"})
-        proc = LocustProcess(load, provider.url, tmp_path_factory.mktemp("provider-load"), 4.0)
-        try:
-            proc.start()
-            proc.set_phase("llm")
-            assert proc.proc is not None
-            proc.proc.wait(timeout=60)
-            rows = [json.loads(line) for line in proc.records.read_text().splitlines()]
-            journal = requests.get(provider.url + "/journal?limit=100000", timeout=10).json()
-        finally:
-            proc.stop(grace=5)
-    by_name: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        by_name.setdefault(row["name"], []).append(row)
-    yield {"by_name": by_name, "journal": {a["rid"]: a for a in journal["attempts"]},
-           "log": proc.log_tail()}
-
-
-def _of(run: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = run["by_name"].get(name, [])
-    assert found, f"no request named {name}; log: {run['log']}"
-    return found
+        run = run_once(load, provider.url, tmp_path_factory.mktemp("provider-load"), 4.0, "llm")
+        journal = requests.get(provider.url + "/journal?limit=100000", timeout=10).json()
+    yield {**run, "journal": {a["rid"]: a for a in journal["attempts"]}}
 
 
 def test_a_complete_stream_and_the_journal_agree(run: dict[str, Any]) -> None:
-    for r in _of(run, "complete"):
+    for r in records_of(run, "complete"):
         assert (r["outcome"], r["tokens"], r["done"], r["finish_reason"]) == (
             OK, TOKENS, True, "stop"), r
         assert r["ttft_ms"] >= 25 and len(r["itl_ms"]) == TOKENS - 1
@@ -86,9 +67,9 @@ def test_a_complete_stream_and_the_journal_agree(run: dict[str, Any]) -> None:
 
 
 def test_non_streaming_and_anthropic_answers(run: dict[str, Any]) -> None:
-    assert {(r["outcome"], r["tokens"], r["finish_reason"]) for r in _of(run, "json")} == {
+    assert {(r["outcome"], r["tokens"], r["finish_reason"]) for r in records_of(run, "json")} == {
         (OK, 4, "length")}
-    assert {(r["outcome"], r["tokens"], r["done"]) for r in _of(run, "anthropic")} == {
+    assert {(r["outcome"], r["tokens"], r["done"]) for r in records_of(run, "anthropic")} == {
         (OK, TOKENS, True)}
 
 
@@ -100,11 +81,11 @@ def test_non_streaming_and_anthropic_answers(run: dict[str, Any]) -> None:
 ])
 def test_each_stream_behaviour_has_its_class(run: dict[str, Any], case: str, outcome: str,
                                              tokens: int, done: bool) -> None:
-    for r in _of(run, case):
+    for r in records_of(run, case):
         assert (r["outcome"], r["tokens"], r["done"]) == (outcome, tokens, done), r
         assert r["ttft_ms"] is not None
 
 
 def test_a_429_keeps_its_retry_after(run: dict[str, Any]) -> None:
-    assert {(r["outcome"], r["status"], r["retry_after"]) for r in _of(run, "limited")} == {
+    assert {(r["outcome"], r["status"], r["retry_after"]) for r in records_of(run, "limited")} == {
         (GRACEFUL, 429, "2")}

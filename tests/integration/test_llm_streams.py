@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from chaos.load.runner import LocustProcess
 from chaos.outcomes import GRACEFUL, INBAND_ERROR, OK, RESET, STREAM_STALLED, TRUNCATED_SUCCESS
 from chaos.scenario.model import Load
+from tests.fixtures.locust_runs import records_of, run_once
 
 LOOPBACK = "127.0.0.1"
 FIRST_TOKEN_S = 0.06
@@ -176,32 +176,16 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     load = Load(target="gateway", users=6, spawn_rate=50, timeout="500ms",
                 connect_timeout="300ms", wait="20ms", requests=requests,
                 request_id={"body_field": "user"})
-    proc = LocustProcess(load, f"http://{LOOPBACK}:{server.port}",
-                         tmp_path_factory.mktemp("llm-locust"), LOCUST_SECONDS)
     try:
-        proc.start()
-        proc.set_phase("streams")
-        assert proc.proc is not None
-        proc.proc.wait(timeout=60)
-        rows = [json.loads(line) for line in proc.records.read_text().splitlines()]
-        by_name: dict[str, list[dict[str, Any]]] = {}
-        for row in rows:
-            by_name.setdefault(row["name"], []).append(row)
-        yield {"rows": rows, "by_name": by_name, "bodies": list(server.bodies),
-               "log": proc.log_tail(), "rc": proc.proc.returncode}
+        run = run_once(load, f"http://{LOOPBACK}:{server.port}",
+                       tmp_path_factory.mktemp("llm-locust"), LOCUST_SECONDS, "streams")
+        yield {**run, "bodies": list(server.bodies)}
     finally:
-        proc.stop(grace=5)
         server.stop()
 
 
-def _of(run: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = run["by_name"].get(name, [])
-    assert found, f"no request to {name}; log: {run['log']}"
-    return found
-
-
 def test_a_complete_stream_is_ok_with_its_token_timings(run: dict[str, Any]) -> None:
-    for r in _of(run, "complete"):
+    for r in records_of(run, "complete"):
         assert (r["outcome"], r["status"], r["tokens"], r["done"]) == (OK, 200, TOKENS, True), r
         assert r["finish_reason"] == "stop" and r["retry_after"] is None
         assert FIRST_TOKEN_S * 1000 * 0.8 <= r["ttft_ms"] < 2000
@@ -216,47 +200,47 @@ def test_a_complete_stream_is_ok_with_its_token_timings(run: dict[str, Any]) -> 
 
 
 def test_a_stream_without_its_terminator_is_truncated_success(run: dict[str, Any]) -> None:
-    for r in _of(run, "no-done"):
+    for r in records_of(run, "no-done"):
         assert (r["outcome"], r["status"], r["tokens"], r["done"]) == (
             TRUNCATED_SUCCESS, 200, TOKENS, False), r
         assert r["finish_reason"] == "stop" and len(r["itl_ms"]) == TOKENS - 1
 
 
 def test_a_stream_that_stalls_after_two_tokens_is_stream_stalled(run: dict[str, Any]) -> None:
-    for r in _of(run, "stall"):
+    for r in records_of(run, "stall"):
         assert (r["outcome"], r["tokens"], r["done"]) == (STREAM_STALLED, 2, False), r
         assert r["ttft_ms"] is not None and len(r["itl_ms"]) == 1
         assert r["latency_ms"] >= r["ttft_ms"] + 450  # the 500 ms read timeout ran out
 
 
 def test_an_inband_error_event_is_inband_error(run: dict[str, Any]) -> None:
-    for r in _of(run, "inband-error"):
+    for r in records_of(run, "inband-error"):
         assert (r["outcome"], r["status"], r["tokens"]) == (INBAND_ERROR, 200, 2), r
         assert "server_error" in r["detail"] and r["ttft_ms"] is not None
 
 
 def test_a_stream_reset_mid_way_is_reset(run: dict[str, Any]) -> None:
-    for r in _of(run, "reset"):
+    for r in records_of(run, "reset"):
         assert (r["outcome"], r["tokens"], r["done"]) == (RESET, 2, False), r
         assert r["ttft_ms"] is not None and len(r["itl_ms"]) == 1
 
 
 def test_an_anthropic_stream(run: dict[str, Any]) -> None:
-    for r in _of(run, "anthropic"):
+    for r in records_of(run, "anthropic"):
         assert (r["outcome"], r["tokens"], r["done"], r["finish_reason"]) == (
             OK, 3, True, "end_turn"), r
         assert len(r["itl_ms"]) == 2
 
 
 def test_retry_after_is_kept_on_every_record(run: dict[str, Any]) -> None:
-    assert {(r["outcome"], r["status"], r["retry_after"]) for r in _of(run, "rate-limited")} \
+    assert {(r["outcome"], r["status"], r["retry_after"]) for r in records_of(run, "rate-limited")} \
         == {(GRACEFUL, 429, "2")}
-    assert {r["retry_after"] for r in _of(run, "rate-limited-ms")} == {"1500ms"}
+    assert {r["retry_after"] for r in records_of(run, "rate-limited-ms")} == {"1500ms"}
     assert all("retry_after" in r for r in run["rows"])
 
 
 def test_the_token_aware_mix_draws_a_body_per_request(run: dict[str, Any]) -> None:
-    records = _of(run, "mix")
+    records = records_of(run, "mix")
     sent = {b["rid"]: b["body"] for b in run["bodies"] if b["kind"] == "mix"}
     for r in records:
         body = sent[r["rid"]]
@@ -276,7 +260,7 @@ def test_one_record_per_request(run: dict[str, Any]) -> None:
 
 def test_a_non_streaming_chat_answer_keeps_usage_and_finish_reason(run: dict[str, Any]) -> None:
     sent = {b["rid"]: b["body"] for b in run["bodies"] if b["kind"] == "json"}
-    for r in _of(run, "json"):
+    for r in records_of(run, "json"):
         count = min(r["max_tokens"], TOKENS)
         assert (r["outcome"], r["tokens"], r["prompt_tokens"]) == (OK, count, 30), r
         assert r["finish_reason"] == ("length" if count < TOKENS else "stop")
