@@ -378,3 +378,16 @@ def test_a_toxic_added_while_a_stream_is_in_flight_applies_from_the_next_request
         pass
     assert data.startswith(b"HTTP/1.1 200") and _events(data) == []  # stalled
     sock.close()
+
+
+@pytest.mark.parametrize("first", [b"GARBAGE\r\n\r\n", b"GET /a HTTP/1.1\r\nbad header\r\n\r\n"],
+                         ids=["not-http", "bad-header"])
+def test_bytes_the_gate_cannot_parse_pass_at_once(proxy: dict[str, Any], first: bytes) -> None:
+    """A head the gate cannot read turns it off for the connection: the bytes it held go
+    on in the same read, not when (if ever) the client sends more."""
+    assert _toxic(proxy, "http_abort", match={"path": "/never"}).status_code == 200
+    sock, f = _connect(proxy)
+    sock.sendall(first)
+    message = _read_message(f)
+    assert message is not None and _status(message[0]) == 200 and message[1] == first
+    sock.close()

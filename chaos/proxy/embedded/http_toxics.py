@@ -31,7 +31,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chaos.proxy.embedded.http1 import (
@@ -160,8 +160,6 @@ class Exchange:
     rechunk: bool = False  # the body goes out chunked, in the gate's own chunks
     reframe: bool = False  # a Content-Length body: the head is rewritten (reframed())
     ended: bool = False  # the body was ended early: drop the rest of the upstream's
-    done: bool = False
-    extra: list[Toxic] = field(default_factory=list)
 
 
 def _delay(toxic: Toxic) -> float:
@@ -291,6 +289,28 @@ class Gate:
         nl = data.find(b"\n", pos)
         return len(data) if nl < 0 else nl + 1
 
+    def _step(self, reader: Reader, held: bytearray, data: bytes, pos: int, now: float
+              ) -> tuple[int, bytes, int]:
+        """Feed ``reader`` the next piece: (its state before, the piece, where it ended)."""
+        state = reader.state
+        end = self._cut(reader, data, pos, len(held))
+        piece = data[pos:end]
+        self.fired.clear()
+        reader.feed(piece, now)
+        return state, piece, end
+
+    @staticmethod
+    def _held(held: bytearray) -> bytes:
+        raw = bytes(held)
+        held.clear()
+        return raw
+
+    def _pass_rest(self, held: bytearray, data: bytes, pos: int, forward: Out) -> None:
+        """No more HTTP to follow on this connection: what is held and the rest go as is."""
+        if held:
+            forward.add(self._held(held))
+        forward.add(data[pos:])
+
     # --- the request side ---------------------------------------------------------------------
     async def request_bytes(self, data: bytes, forward: Forward) -> None:
         out = Out(forward, self.conn)
@@ -298,43 +318,24 @@ class Gate:
         await out.flush()
 
     async def _requests(self, data: bytes, forward: Out) -> None:
-        reader, pos, now = self.req, 0, time.time()
+        pos, now = 0, time.time()
         while pos < len(data) and not self.conn.closed:
             if self.dead:
-                await self._flush_dead(forward)
-                forward.add(data[pos:])
+                self._pass_rest(self.req_buf, data, pos, forward)
                 return
-            state = reader.state
-            end = self._cut(reader, data, pos, len(self.req_buf))
-            piece = data[pos:end]
-            pos = end
-            self.fired.clear()
-            reader.feed(piece, now)
-            if self.dead:
-                self.req_buf += piece if state == HEAD else b""
-                if state != HEAD:
-                    forward.add(piece)
-                continue
+            state, piece, pos = self._step(self.req, self.req_buf, data, pos, now)
             if state == HEAD:
                 self.req_buf += piece
-                if "head" in self.fired:
-                    raw = bytes(self.req_buf)
-                    self.req_buf.clear()
+                if self.dead:  # a head it cannot read: what it held goes on now
+                    forward.add(self._held(self.req_buf))
+                elif "head" in self.fired:
                     ex = self.sending
                     assert ex is not None
-                    await self._request_head(ex, raw, forward)
-            else:
-                ex = self.sending
-                if ex is None or ex.abort is None:
-                    forward.add(piece)
+                    await self._request_head(ex, self._held(self.req_buf), forward)
+            elif self.dead or self.sending is None or self.sending.abort is None:
+                forward.add(piece)
             if "req_done" in self.fired:
                 self.sending = None
-
-    async def _flush_dead(self, forward: Out) -> None:
-        if self.req_buf:
-            raw = bytes(self.req_buf)
-            self.req_buf.clear()
-            forward.add(raw)
 
     async def _request_head(self, ex: Exchange, raw: bytes, forward: Out) -> None:
         if ex.reset_at == "request":
@@ -370,32 +371,20 @@ class Gate:
         await out.flush()
 
     async def _responses(self, data: bytes, forward: Out) -> None:
-        reader, pos, now = self.resp, 0, time.time()
+        pos, now = 0, time.time()
         while pos < len(data) and not self.conn.closed:
             if self.stalled:
                 return
             if self.dead:
-                if self.resp_buf:
-                    raw = bytes(self.resp_buf)
-                    self.resp_buf.clear()
-                    forward.add(raw)
-                forward.add(data[pos:])
+                self._pass_rest(self.resp_buf, data, pos, forward)
                 return
-            state = reader.state
-            end = self._cut(reader, data, pos, len(self.resp_buf))
-            piece = data[pos:end]
-            pos = end
-            self.fired.clear()
-            reader.feed(piece, now)
+            state, piece, pos = self._step(self.resp, self.resp_buf, data, pos, now)
             if state == HEAD:
                 self.resp_buf += piece
-                if "head" in self.fired:
-                    raw = bytes(self.resp_buf)
-                    self.resp_buf.clear()
-                    if self.interim or self.dead:
-                        forward.add(raw)
-                    else:
-                        await self._response_head(raw, forward)
+                if "head" in self.fired and not (self.interim or self.dead):
+                    await self._response_head(self._held(self.resp_buf), forward)
+                elif "head" in self.fired or self.dead:  # 1xx, a tunnel, or unreadable
+                    forward.add(self._held(self.resp_buf))
             else:
                 await self._response_piece(state, piece, forward)
             if "resp_done" in self.fired:
