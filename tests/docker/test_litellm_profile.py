@@ -16,37 +16,30 @@ first build downloads about 170 MB of wheels and takes about 2 min more.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from functools import partial
 from typing import Any
 
-import docker
 import pytest
 import requests
 
-from chaos.runtime.base_image import ensure_base
-from chaos.runtime.environment import RunEnvironment
-from chaos.runtime.images import ensure_image, spec_for_build_dir
 from chaos.scenario.gateways import load_profile
 from chaos.stack.gateway_version import read_version
+from tests.fixtures import llm_gateways
+from tests.fixtures.llm_gateways import (
+    DETAILS_ONLY,
+    ROOT,
+    GatewayEnv,
+    assert_bad_upstream_stops_the_container,
+    assert_routes_chat,
+    gateway_env,
+)
 
-# The profile's behaviour in detail (retries, fallbacks, timeouts per class) is opt-in:
-# CI starts and routes every profile (test_gateway_profiles.py) and reruns one scenario
-# cell per LLM gateway (test_scorecard.py); `make test-gateways` runs these as well.
-pytestmark = [pytest.mark.docker, pytest.mark.skipif(
-    os.environ.get("CHAOS_GATEWAY_DETAILS", "") != "1",
-    reason="gateway profile details: CHAOS_GATEWAY_DETAILS=1 (make test-gateways)")]
+pytestmark = [pytest.mark.docker, DETAILS_ONLY]
 
-ROOT = Path(__file__).resolve().parents[2]
 FOLDER = ROOT / "docker" / "gateways" / "litellm"
 PROFILE = load_profile(FOLDER / "gateway.yaml")
-FALLBACK = PROFILE.fallback_env or "FALLBACK_URLS"
-UPSTREAM_PORT = 8080
-CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}],
-        "user": "rid-litellm-1"}
 TIMEOUT = (2.0, 30.0)
 VERSION = "1.105.7"
 # provider name -> its script (CHAOS_LLM_SCRIPT): "down" answers every request 503,
@@ -59,97 +52,24 @@ PROVIDERS: dict[str, dict[str, Any]] = {
     "picky": {"rules": [{"when": {"model": "*"}, "do": {"status": 400}}]},
     "slow": {"tokens": 12, "first_token_delay": "8s"},
 }
-
-
-class Env:
-    def __init__(self, run: RunEnvironment, image: str) -> None:
-        self.run, self.image = run, image
-
-    def url(self, provider: str, port: int = UPSTREAM_PORT) -> str:
-        """A provider's base URL as the gateway reaches it (its IP on the run's network)."""
-        ip = self.run.services[provider].network_ip(self.run.prefix)
-        assert ip is not None
-        return f"http://{ip}:{port}"
-
-    def attempts(self, provider: str, rid: str) -> list[dict[str, Any]]:
-        """The provider's journal records of one request id (every attempt that reached it)."""
-        answer = requests.get(f"{self.run.services[provider].host_url}/journal",
-                              params={"after": 0, "limit": 10000}, timeout=5)
-        return [a for a in answer.json()["attempts"] if a.get("rid") == rid]
-
-    def gateway(self, name: str, profile: str, env: dict[str, str]) -> tuple[str, float]:
-        """Start one gateway container; (its URL, seconds until its health path answered)."""
-        self.run.start(name, self.image, PROFILE.port,
-                       {PROFILE.profile_env or "GATEWAY_PROFILE": profile, **env},
-                       writable=("/tmp",))
-        waited = self.run.wait_healthy(name, PROFILE.health, timeout=120)
-        return self.run.services[name].host_url, waited
+chat = partial(llm_gateways.chat, timeout=TIMEOUT)
+stream_events = partial(llm_gateways.stream_events, timeout=TIMEOUT)
 
 
 @pytest.fixture(scope="module")
-def env() -> Iterator[Env]:
-    client = docker.from_env(timeout=900)
-    client.ping()
-    base = ensure_base(client)
-    started = time.monotonic()
-    image = ensure_image(client, spec_for_build_dir(FOLDER), base)
-    print(f"\nlitellm image {image}: ready in {time.monotonic() - started:.1f} s, "
-          f"{client.images.get(image).attrs['Size'] / 1e6:.0f} MB")
-    provider = ensure_image(client, spec_for_build_dir(ROOT / "docker" / "llm-provider"), base)
-    run = RunEnvironment(client, f"test-litellm-{int(time.time())}", "test-litellm-profile")
-    try:
-        run.create_network()
-        for name, script in PROVIDERS.items():
-            run.start(name, provider, UPSTREAM_PORT,
-                      {"CHAOS_LLM_SCRIPT": json.dumps({"name": name, **script})})
-        for name in PROVIDERS:
-            run.wait_healthy(name, "/healthz", timeout=60)
-        yield Env(run, image)
-    finally:
-        run.teardown()
-
-
-def chat(url: str, rid: str, **extra: Any) -> requests.Response:
-    return requests.post(f"{url}/v1/chat/completions", json={**CHAT, "user": rid, **extra},
-                         timeout=TIMEOUT)
-
-
-def stream_events(url: str, rid: str) -> list[str]:
-    """The data: payloads of one streamed chat completion, read as they arrive."""
-    with requests.post(f"{url}/v1/chat/completions",
-                       json={**CHAT, "user": rid, "stream": True},
-                       timeout=TIMEOUT, stream=True) as response:
-        assert response.status_code == 200, response.text[:500]
-        assert response.headers["content-type"].startswith("text/event-stream")
-        return [line[len("data:"):].strip() for line in response.iter_lines(decode_unicode=True)
-                if line and line.startswith("data:")]
+def env() -> Iterator[GatewayEnv]:
+    with gateway_env(FOLDER, PROFILE, PROVIDERS, docker_timeout=900, health_timeout=120) as env:
+        yield env
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILE.profiles))
-def test_a_profile_starts_healthy_routes_chat_and_names_its_version(env: Env,
+def test_a_profile_starts_healthy_routes_chat_and_names_its_version(env: GatewayEnv,
                                                                       profile: str) -> None:
-    extra = {FALLBACK: env.url("provider-b")} if profile == "hardened" else {}
-    url, waited = env.gateway(f"litellm-{profile}", profile,
-                              {PROFILE.upstream_env: env.url("provider-a"), **extra})
+    fallback = "provider-b" if profile == "hardened" else None
+    url, waited = env.gateway(f"litellm-{profile}", profile, "provider-a", fallback)
     print(f"litellm:{profile} healthy after {waited:.2f} s")
-
-    answer = chat(url, f"{profile}-plain")  # no Authorization: clients carry no wiring
-    assert answer.status_code == 200, answer.text[:500]
-    body = answer.json()
-    assert body["choices"][0]["message"]["content"]
-    assert body["choices"][0]["finish_reason"] == "stop"
-    assert body["usage"]["completion_tokens"] == 12
-    [attempt] = env.attempts("provider-a", f"{profile}-plain")
-    assert attempt["model"] == "gpt-4o-mini" and attempt["stream"] is False
-
-    events = stream_events(url, f"{profile}-stream")
-    assert events[-1] == "[DONE]", events[-3:]
-    chunks = [json.loads(e) for e in events[:-1]]
-    content = [c["choices"][0]["delta"].get("content") for c in chunks if c.get("choices")]
-    assert sum(1 for text in content if text) == 12, chunks[:3]
-    assert [c["choices"][0].get("finish_reason") for c in chunks if c.get("choices")][-1] == "stop"
-    [attempt] = env.attempts("provider-a", f"{profile}-stream")
-    assert attempt["stream"] is True and attempt["ended"] == "complete"
+    choices = assert_routes_chat(env, url, profile, TIMEOUT)  # no Authorization header
+    assert [c.get("finish_reason") for c in choices][-1] == "stop"  # .get: not on every chunk
 
     version, why = read_version(env.run.container(f"litellm-{profile}"), PROFILE.version)
     assert version == VERSION, why
@@ -158,10 +78,8 @@ def test_a_profile_starts_healthy_routes_chat_and_names_its_version(env: Env,
     assert "Traceback" not in logs, logs[-3000:]
 
 
-def test_hardened_retries_then_falls_back_on_503_and_stock_only_retries(env: Env) -> None:
-    hardened, _ = env.gateway("litellm-fallback", "hardened",
-                              {PROFILE.upstream_env: env.url("down"),
-                               FALLBACK: env.url("provider-b")})
+def test_hardened_retries_then_falls_back_on_503_and_stock_only_retries(env: GatewayEnv) -> None:
+    hardened, _ = env.gateway("litellm-fallback", "hardened", "down", "provider-b")
     answer = chat(hardened, "fb-plain")
     assert answer.status_code == 200, answer.text[:500]
     assert answer.headers.get("x-litellm-model-group") == "gpt-4o-mini@fallback-1"
@@ -172,19 +90,17 @@ def test_hardened_retries_then_falls_back_on_503_and_stock_only_retries(env: Env
 
     # Stock has no fallback, but LiteLLM's proxy retries by default (DEFAULT_MAX_RETRIES 2):
     # three attempts on the provider, then its 503 is the client's answer.
-    stock, _ = env.gateway("litellm-single", "stock", {PROFILE.upstream_env: env.url("down")})
+    stock, _ = env.gateway("litellm-single", "stock", "down")
     assert chat(stock, "single").status_code == 503
     assert len(env.attempts("down", "single")) == 3
 
 
-def test_hardened_does_not_retry_a_400_but_falls_back_on_it(env: Env) -> None:
+def test_hardened_does_not_retry_a_400_but_falls_back_on_it(env: GatewayEnv) -> None:
     """retry_policy stops the retry; LiteLLM 1.105.7's fallbacks fire on every error class
     (router.async_function_with_fallbacks_common_utils has no per-class switch for the
     generic fallbacks), so the 400 is re-sent to the fallback and answered 200 there: a
     finding the `no_retry_on: [400]` bound reports, not something the profile hides."""
-    hardened, _ = env.gateway("litellm-no-retry", "hardened",
-                              {PROFILE.upstream_env: env.url("picky"),
-                               FALLBACK: env.url("provider-b")})
+    hardened, _ = env.gateway("litellm-no-retry", "hardened", "picky", "provider-b")
     answer = chat(hardened, "bad-1")
     assert answer.status_code == 200, answer.text[:500]
     assert answer.headers.get("x-litellm-attempted-retries") == "0"
@@ -192,18 +108,15 @@ def test_hardened_does_not_retry_a_400_but_falls_back_on_it(env: Env) -> None:
     assert len(env.attempts("picky", "bad-1")) == 1
     assert len(env.attempts("provider-b", "bad-1")) == 1
 
-    stock, _ = env.gateway("litellm-no-retry-stock", "stock",
-                           {PROFILE.upstream_env: env.url("picky")})
+    stock, _ = env.gateway("litellm-no-retry-stock", "stock", "picky")
     assert chat(stock, "bad-2").status_code == 400
     assert len(env.attempts("picky", "bad-2")) == 1
 
 
-def test_hardened_abandons_a_stream_without_a_first_token_and_falls_back(env: Env) -> None:
+def test_hardened_abandons_a_stream_without_a_first_token_and_falls_back(env: GatewayEnv) -> None:
     """stream_timeout 5 s: the stream from "slow" is given up (the provider sees the gateway
     hang up before its first token) and provider-b serves it; stock waits the 8 s out."""
-    hardened, _ = env.gateway("litellm-first-token", "hardened",
-                              {PROFILE.upstream_env: env.url("slow"),
-                               FALLBACK: env.url("provider-b")})
+    hardened, _ = env.gateway("litellm-first-token", "hardened", "slow", "provider-b")
     started = time.monotonic()
     assert stream_events(hardened, "ft-1")[-1] == "[DONE]"
     took = time.monotonic() - started
@@ -212,8 +125,7 @@ def test_hardened_abandons_a_stream_without_a_first_token_and_falls_back(env: En
     assert (abandoned["ended"], abandoned["tokens"]) == ("gateway_closed", 0), abandoned
     assert len(env.attempts("provider-b", "ft-1")) == 1
 
-    stock, _ = env.gateway("litellm-first-token-stock", "stock",
-                           {PROFILE.upstream_env: env.url("slow")})
+    stock, _ = env.gateway("litellm-first-token-stock", "stock", "slow")
     started = time.monotonic()
     assert stream_events(stock, "ft-2")[-1] == "[DONE]"
     assert time.monotonic() - started >= 8.0
@@ -221,13 +133,12 @@ def test_hardened_abandons_a_stream_without_a_first_token_and_falls_back(env: En
     assert attempt["ended"] == "complete"
 
 
-def test_anthropic_messages_reach_the_provider_as_chat_completions(env: Env) -> None:
+def test_anthropic_messages_reach_the_provider_as_chat_completions(env: GatewayEnv) -> None:
     """The profile's upstreams are OpenAI-compatible: an Anthropic /v1/messages call for
     claude-3-5-haiku is answered in Anthropic's shapes after a /v1/chat/completions call
     upstream (the entrypoint's LITELLM_USE_CHAT_COMPLETIONS_URL_FOR_ANTHROPIC_MESSAGES; without
     it LiteLLM calls /v1/responses and the client gets a 404)."""
-    url, _ = env.gateway("litellm-anthropic", "stock",
-                         {PROFILE.upstream_env: env.url("provider-a")})
+    url, _ = env.gateway("litellm-anthropic", "stock", "provider-a")
     body = {"model": "claude-3-5-haiku", "max_tokens": 64,
             "messages": [{"role": "user", "content": "hello"}]}
     answer = requests.post(f"{url}/v1/messages", json=body, timeout=TIMEOUT)
@@ -242,18 +153,10 @@ def test_anthropic_messages_reach_the_provider_as_chat_completions(env: Env) -> 
                   response.iter_lines(decode_unicode=True) if line.startswith("event:")]
     assert events[0] == "message_start" and events[-1] == "message_stop", events
     assert events.count("content_block_delta") >= 1
-    seen = requests.get(f"{env.run.services['provider-a'].host_url}/journal",
-                        params={"after": 0, "limit": 10000}, timeout=5).json()["attempts"]
-    calls = [(a["path"], a["stream"]) for a in seen if a.get("model") == "claude-3-5-haiku"]
+    calls = [(a["path"], a["stream"]) for a in env.journal("provider-a")
+             if a.get("model") == "claude-3-5-haiku"]
     assert calls == [("/v1/chat/completions", False), ("/v1/chat/completions", True)]
 
 
-def test_a_bad_upstream_stops_the_container_with_a_message(env: Env) -> None:
-    container = env.run.client.containers.run(
-        env.image, detach=True, environment={"UPSTREAM_URL": "provider-a:8080"},
-        labels=env.run.labels)
-    try:
-        assert container.wait(timeout=30)["StatusCode"] == 2
-        assert b"UPSTREAM_URL must be http://host:port" in container.logs()
-    finally:
-        container.remove(force=True)
+def test_a_bad_upstream_stops_the_container_with_a_message(env: GatewayEnv) -> None:
+    assert_bad_upstream_stops_the_container(env)
