@@ -21,10 +21,13 @@ TRUNCATED_SUCCESS = "truncated_success"  # HTTP 200, a stream that ended cleanly
 #                                          terminator (data: [DONE], Anthropic's message_stop)
 STREAM_STALLED = "stream_stalled"  # at least one event, then no byte for load.timeout
 INBAND_ERROR = "inband_error"  # HTTP 200 whose stream or body carries an error event/object
+TLS_HANDSHAKE_FAILED = "tls_handshake_failed"  # a TLS alert or a certificate that did not
+#   verify, with the reason; a reset or close during the handshake stays reset/closed
 OTHER = "other"
 
 OUTCOMES = (OK, OK_AFTER_RETRY, GRACEFUL, RESET, REFUSED, CONNECT_TIMEOUT, READ_TIMEOUT, CLOSED,
-            TRUNCATED, TRUNCATED_SUCCESS, STREAM_STALLED, INBAND_ERROR, OTHER)
+            TRUNCATED, TRUNCATED_SUCCESS, STREAM_STALLED, INBAND_ERROR, TLS_HANDSHAKE_FAILED,
+            OTHER)
 SUCCESS = (OK, OK_AFTER_RETRY)  # counted as success (success_rate, the score's A term)
 SUCCESSES = frozenset(SUCCESS)
 # acceptable answers: a graceful error is one, and so is an error told in band (in a 200 stream)

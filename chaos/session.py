@@ -114,7 +114,7 @@ class RunSession:
         target = self.stack.load_target()
         budget = self.scenario.total_duration() + 30
         self.locust = LocustProcess(self.scenario.load, target, self.run_dir, budget,
-                                    ledger=self.stack.ledger)
+                                    ledger=self.stack.ledger, tls=self.stack.load_tls())
         pid = self.locust.start()
         assert self.locust.proc is not None
         self.watchdog.watch("locust", process_check(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from chaos.proxy.client import ToxiproxyClient
 from chaos.runtime.environment import RunEnvironment
+from chaos.tls.run import RunTls
 
 
 @dataclass
@@ -16,6 +17,7 @@ class FaultContext:
     proxies: ToxiproxyClient
     env: RunEnvironment
     service_url: Callable[[str], str] | None = None  # where the harness reaches a service
+    tls: RunTls | None = None  # the run's CA and TLS folders (services with tls: true)
 
 
 @dataclass

@@ -11,9 +11,11 @@ from __future__ import annotations
 import errno
 import http.client
 import socket
+import ssl
 from collections.abc import Iterator, Mapping
 
 from chaos.load.sse import EventReader, StreamStats, answer_fields
+from chaos.load.tls import Handshake, refusal
 from chaos.outcomes import (  # noqa: F401 - the vocabulary, re-exported for old importers
     ALIASES,
     CLOSED,
@@ -30,6 +32,7 @@ from chaos.outcomes import (  # noqa: F401 - the vocabulary, re-exported for old
     RESET,
     STREAM_STALLED,
     SUCCESSES,
+    TLS_HANDSHAKE_FAILED,
     TRUNCATED,
     TRUNCATED_SUCCESS,
 )
@@ -127,6 +130,9 @@ def classify_exception(error: BaseException) -> tuple[str, str]:
     name = type(error).__name__
     chain = list(_causes(error))
     names = {type(e).__name__ for e in chain}
+    refused = refusal(chain)
+    if refused is not None:
+        return TLS_HANDSHAKE_FAILED, refused
     if "ConnectTimeout" in names or "ConnectTimeoutError" in names:
         return CONNECT_TIMEOUT, name
     if "ReadTimeout" in names or "ReadTimeoutError" in names:
@@ -150,6 +156,20 @@ def classify_exception(error: BaseException) -> tuple[str, str]:
     if broken and (_mentions(chain, "Connection broken") or _mentions(chain, "ended prematurely")):
         return TRUNCATED, name
     return OTHER, name
+
+
+def in_handshake(outcome: str, detail: str, error: BaseException | None,
+                 handshake: Handshake | None) -> tuple[str, str]:
+    """A request whose TLS handshake failed (chaos.load.tls saw it raise): a reset or an EOF
+    there is said to be in the handshake (an EOF, which the TLS layer reports as an error,
+    is a close); a refused handshake is already tls_handshake_failed."""
+    if error is None or handshake is None or not handshake.failed or outcome == TLS_HANDSHAKE_FAILED:
+        return outcome, detail
+    if any(isinstance(e, ssl.SSLEOFError | ssl.SSLZeroReturnError) for e in _causes(error)):
+        return CLOSED, "closed during the TLS handshake (no alert)"
+    if outcome in (RESET, CLOSED, READ_TIMEOUT):
+        return outcome, f"{detail} during the TLS handshake"
+    return outcome, detail
 
 
 def _mentions(chain: list[BaseException], text: str) -> bool:

@@ -24,6 +24,11 @@ terminator came, and Locust's request event fires once, at the end, with the who
 stream's time. `llm:` items get a fresh chat body per request (chaos.load.llm_bodies); every
 record keeps the response's Retry-After.
 
+With load.tls the target is https: every session verifies it against the run's CA alone,
+by its service name (SNI and the host name check), and a request that opened a connection
+records its handshake's time ("tls_ms", chaos.load.tls); a refused handshake is
+tls_handshake_failed with the reason, a reset or close during one says so in its detail.
+
 Arrivals (chaos.load.arrivals): with a rate and `arrival: open`, each Locust user is a
 scheduler that starts one request greenlet per arrival at fixed times, bounded by a pool
 of at most its share of `max_in_flight` requests in flight; an arrival that finds the pool full is
@@ -47,13 +52,15 @@ from greenlet import getcurrent
 from locust import HttpUser, constant, constant_throughput, events, task
 from locust.clients import HttpSession
 from locust.user.task import LOCUST_STATE_STOPPING
+from urllib3 import PoolManager
 
-from chaos.load import connections
+from chaos.load import connections, tls
 from chaos.load.classify import (
     classify_exception,
     classify_response,
     classify_stream,
     classify_stream_failure,
+    in_handshake,
 )
 from chaos.load.llm_bodies import body_for
 from chaos.load.records import RecordWriter
@@ -61,6 +68,7 @@ from chaos.load.request_ids import RequestIds, header_int
 from chaos.load.sse import EventReader, StreamStats, answer_fields
 
 connections.install()
+tls.install()
 
 with open(os.environ["CHAOS_LOAD_CONFIG"]) as _config:
     CONFIG: dict[str, Any] = json.load(_config)
@@ -146,6 +154,8 @@ def _on_request(request_type: str, name: str, response_time: float, response_len
             llm.update((k, answer[k]) for k in ("tokens", "finish_reason") if k in answer)
     else:
         outcome, detail = classify_exception(error) if error else ("other", "no response")
+    handshake = tls.take()  # None: plain HTTP, or a connection reused without a handshake
+    outcome, detail = in_handshake(outcome, detail, error if status == 0 else None, handshake)
     for key in ("prompt_tokens", "max_tokens"):
         if context.get(key) is not None:
             llm[key] = context[key]
@@ -158,7 +168,7 @@ def _on_request(request_type: str, name: str, response_time: float, response_len
         "sched": SCHEDULED.pop(getcurrent(), None), "rid": (context or {}).get("rid"),
         "method": request_type,
         "hdr_retries": header_int(headers, RETRY_HEADER) if headers is not None else None,
-        "llm": llm,
+        "llm": llm, **({"tls_ms": round(handshake.ms, 2)} if handshake is not None else {}),
     })
 
 
@@ -188,6 +198,17 @@ def _wait_time() -> Any:
 
 
 REQUESTS = _weighted_requests()
+# load.tls: {"ca": the run's CA bundle, "server_hostname": the name the target's certificate
+# is for (the load goes to its container address, which no certificate names)}
+TLS: dict[str, str] | None = CONFIG.get("tls")
+
+
+def _pools() -> PoolManager | None:
+    """A session's own connection pools: with TLS, ones that verify the target by its
+    service name (SNI and the host name check); without, requests' default adapter pools."""
+    if not TLS:
+        return None
+    return PoolManager(num_pools=4, maxsize=1, server_hostname=TLS["server_hostname"])
 RNG = random.Random()
 
 
@@ -213,6 +234,8 @@ def send(client: Any) -> None:
         "name": spec["name"], "headers": headers,
         "timeout": (CONFIG["connect_timeout"], CONFIG["timeout"]), "context": context,
     }
+    if TLS:
+        kwargs["verify"] = TLS["ca"]  # the run's CA alone
     if body is not None:
         kwargs["json"] = body
     if QUITTING:
@@ -301,6 +324,10 @@ class ChaosUser(HttpUser):
 
     wait_time = _wait_time()
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.pool_manager = _pools()  # before HttpUser makes self.client with it
+        super().__init__(*args, **kwargs)
+
     @task
     def call(self) -> None:
         if OPEN:
@@ -339,7 +366,7 @@ class ChaosUser(HttpUser):
 
     def _session(self) -> HttpSession:
         return HttpSession(base_url=self.host, request_event=self.environment.events.request,
-                           user=self, pool_manager=self.pool_manager)
+                           user=self, pool_manager=_pools())
 
     @staticmethod
     def _arrive(session: HttpSession, scheduled: float, idle: list[HttpSession]) -> None:

@@ -27,8 +27,9 @@ class LocustProcess:
     """One headless Locust run writing per-request NDJSON records."""
 
     def __init__(self, load: Load, target_url: str, run_dir: Path, max_seconds: float,
-                 ledger: Ledger | None = None) -> None:
+                 ledger: Ledger | None = None, tls: dict[str, str] | None = None) -> None:
         self.ledger = ledger
+        self.tls = tls  # load.tls: {"ca", "server_hostname"} (chaos.tls.run.RunTls.load)
         self.load = load
         self.target_url = target_url
         self.run_dir = run_dir
@@ -50,6 +51,7 @@ class LocustProcess:
             "pool": arrivals.pool_size(self.load),
             "dropped": str(self.run_dir / arrivals.DROPPED_FILE),
             "status_dir": str(self.run_dir / arrivals.STATUS_DIR),
+            "tls": self.tls,
         }
 
     def _users(self) -> list[str]:

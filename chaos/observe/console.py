@@ -43,7 +43,7 @@ SHORT = {o.OK: "ok", o.OK_AFTER_RETRY: "retried", o.GRACEFUL: "graceful", o.RESE
          o.REFUSED: "refused", o.CONNECT_TIMEOUT: "conn-timeout", o.READ_TIMEOUT: "timeout",
          o.TRUNCATED: "truncated", o.CLOSED: "closed", o.OTHER: "other",
          o.TRUNCATED_SUCCESS: "no-terminator", o.STREAM_STALLED: "stalled",
-         o.INBAND_ERROR: "inband-error"}
+         o.INBAND_ERROR: "inband-error", o.TLS_HANDSHAKE_FAILED: "tls-failed"}
 CLEAR = "\r\x1b[2K"
 
 

@@ -37,6 +37,8 @@ COLORS = {
     # LLM streams: an error told in band near graceful's orange, a stream ended without its
     # terminator near truncated's yellow, a stalled one near the timeouts' blues
     o.INBAND_ERROR: "#F5C26B", o.TRUNCATED_SUCCESS: "#A39A1E", o.STREAM_STALLED: "#3B3B98",
+    # a refused TLS handshake: a failure at connection time, next to refused's purple
+    o.TLS_HANDSHAKE_FAILED: "#7A2E6B",
 }
 LATENCY_COLORS = {"p50_ms": "#56B4E9", "p95_ms": "#0072B2", "p99_ms": "#002D4D"}
 LATENCY_DASHES = {"p50_ms": "2 2", "p95_ms": "6 3", "p99_ms": ""}

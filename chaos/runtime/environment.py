@@ -34,10 +34,11 @@ class RunningService:
     container: Container
     port: int
     host_port: int
+    scheme: str = "http"  # https: it serves TLS (chaos.tls)
 
     @property
     def host_url(self) -> str:
-        return f"http://127.0.0.1:{self.host_port}"
+        return f"{self.scheme}://127.0.0.1:{self.host_port}"
 
     def network_ip(self, network: str) -> str | None:
         self.container.reload()
@@ -54,7 +55,7 @@ class RunningService:
         """
         ip = self.network_ip(network)
         if ip is not None and _reachable(ip, self.port):
-            return f"http://{ip}:{self.port}"
+            return f"{self.scheme}://{ip}:{self.port}"
         return self.host_url
 
 
@@ -108,13 +109,17 @@ class RunEnvironment:
     def start(self, name: str, image: str, port: int, env: dict[str, str],
               memory: str = "512m", cpus: float = 1.0, extra_ports: tuple[int, ...] = (),
               command: list[str] | None = None, control: Network | None = None,
-              writable: tuple[str, ...] | None = None, publish: bool = True) -> RunningService:
+              writable: tuple[str, ...] | None = None, publish: bool = True,
+              volumes: dict[str, dict[str, str]] | None = None,
+              scheme: str = "http") -> RunningService:
         """Run a service container on the run's network, its ports published to 127.0.0.1.
 
         ``control``: the container's first network (where the published ports lead) is
         that one, and it joins the run's network second, by its name (chaos.runtime.control).
         ``writable``: a read-only root with tmpfs on these paths (None: a writable root).
         ``publish=False``: no port is published (host_port 0); the host uses its address.
+        ``volumes``: bind mounts (the Docker SDK's form), e.g. a TLS folder read-only;
+        ``scheme``: https for a service that serves TLS (its URLs say so).
         """
         assert self.network is not None, "create_network() first"
         ports = {f"{p}/tcp": ("127.0.0.1", None) for p in (port, *extra_ports) if publish}
@@ -124,7 +129,8 @@ class RunEnvironment:
             name=f"{self.prefix}-{name}", detach=True, environment=env, command=command,
             labels={**self.labels, L.SERVICE: name}, ports=ports, mem_limit=memory,
             nano_cpus=int(cpus * 1e9), pids_limit=512, cap_drop=["ALL"],
-            security_opt=["no-new-privileges"], hostname=name, **rootfs_options(writable))
+            security_opt=["no-new-privileges"], hostname=name, volumes=volumes or {},
+            **rootfs_options(writable))
         try:
             if control is None:
                 container = self.client.containers.run(image, network=self.network.name,
@@ -136,7 +142,7 @@ class RunEnvironment:
         except APIError as exc:
             raise EnvironmentProblem(f"cannot start service {name!r} ({image}): {exc}") from exc
         host_port = self._host_port(container, port) if publish else 0
-        service = RunningService(name, image, container, port, host_port)
+        service = RunningService(name, image, container, port, host_port, scheme)
         self.services[name] = service
         return service
 

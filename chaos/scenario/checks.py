@@ -15,6 +15,7 @@ from chaos.scenario.references import (
     unknown,
 )
 from chaos.scenario.scoping import check_scoping
+from chaos.scenario.tls_checks import check_tls
 from chaos.scenario.yaml_marks import MarkedDocument
 
 # Assertion bounds only the upstream witness can judge (chaos.verdict.witness_checks)
@@ -31,6 +32,7 @@ def cross_check(scenario: Scenario, doc: MarkedDocument) -> None:
     _check_assertions(scenario, doc)
     check_scoping(scenario, doc)  # request-scoped bounds, fault at/for
     check_witness(scenario, doc)  # the witness's proxies, journal, tap
+    check_tls(scenario, doc)  # tls faults name a TLS service; only started services get certs
 
 
 def _check_arrivals(scenario: Scenario, doc: MarkedDocument) -> None:

@@ -63,6 +63,9 @@ class GatewayProfile(_Strict):
     metrics: str | None = Field(None, pattern=_PATH)
     breaker: BreakerMetric | None = None
     version: list[str] = Field(min_length=1, max_length=20)
+    tls: bool = Field(False, description="it serves TLS from TLS_DIR (reloading on SIGHUP) "
+                      "and verifies https:// upstreams against TLS_CA (issue 22); without it "
+                      "a scenario with TLS is refused on this gateway")
 
 
 def gateways_dir() -> Path:
@@ -175,8 +178,23 @@ def not_routed(profile: GatewayProfile, data: dict[str, Any]) -> str | None:
     return None
 
 
+def no_tls(profile: GatewayProfile, data: dict[str, Any]) -> str | None:
+    """Why this gateway cannot run this scenario's TLS (None: it can, or there is none)."""
+    if profile.tls:
+        return None
+    load, services = data.get("load"), data.get("services")
+    wants = isinstance(load, dict) and load.get("tls") is True
+    if isinstance(services, dict):
+        wants = wants or any(isinstance(s, dict) and s.get("tls") is True
+                             for s in services.values())
+    if not wants:
+        return None
+    return (f"{profile.name} does not serve TLS from the run's folder nor trust the run's CA "
+            f"(no tls: true in its gateway.yaml): this scenario's TLS cannot run on it yet")
+
+
 def _rewrite(data: dict[str, Any], profile: GatewayProfile, name: str, file: Path) -> None:
-    reason = not_routed(profile, data)
+    reason = not_routed(profile, data) or no_tls(profile, data)
     if reason is not None:
         raise ScenarioError(reason)
     target, services, service = _load_target(data)

@@ -104,6 +104,9 @@ class Service(Model):
     llm: ProviderSpec | None = Field(None, description="the fault-scriptable LLM provider's "
                                      "script (build: docker/llm-provider; passed as env "
                                      "CHAOS_LLM_SCRIPT)")
+    tls: bool = Field(False, description="serve TLS with a certificate of the run's own CA "
+                      "(its folder mounted read-only, TLS_DIR in the environment; reloaded on "
+                      "SIGHUP); references to it (${service.x}, ${proxy.x}) become https://")
 
     @field_validator("memory")
     @classmethod
@@ -407,11 +410,36 @@ class LlmFault(Timed):
         return f"llm rules on {self.service}: {rules}{self.when()}"
 
 
+class TlsFault(Timed):
+    """A service (one with tls: true) serves another certificate, or TLS up to an older
+    version, for the phase (or from `at`, for `for`): its files are swapped and it is told
+    to reload (SIGHUP), and swapped back at the end. No connection is dropped: the change
+    takes the handshakes that follow it."""
+
+    service: str
+    tls: Literal["valid", "rotated", "expired", "wrong_host", "untrusted"] = Field(
+        description="the certificate served: rotated (a new key and certificate from the "
+        "run's CA, as a rotation brings), expired (its dates past), wrong_host (issued for "
+        "wrong-host.invalid), untrusted (signed by a CA no client trusts), or valid (the "
+        "first one); chaos.tls.ca.CERT_KINDS")
+    max_version: Literal["TLSv1", "TLSv1_1", "TLSv1_2", "TLSv1_3"] | None = Field(
+        None, description="the newest TLS version served (TLSv1 or TLSv1_1: only that one, "
+        "which clients refuse by default)")
+
+    def describe(self) -> str:
+        version = f" up to {self.max_version}" if self.max_version else ""
+        kind = {"valid": "a valid", "rotated": "a rotated", "expired": "an expired",
+                "wrong_host": "a wrong-host", "untrusted": "an untrusted"}[self.tls]
+        return f"{self.service} serves {kind} certificate{version}{self.when()}"
+
+
 def _fault_kind(value: Any) -> str | None:
     """Pick the fault family by its keys so errors speak of one family, not both."""
-    if isinstance(value, ToxicFault | ContainerFault | NetFault | LlmFault):
+    if isinstance(value, ToxicFault | ContainerFault | NetFault | LlmFault | TlsFault):
         return type(value).__name__
     if isinstance(value, dict):
+        if "tls" in value or "max_version" in value:
+            return "TlsFault"
         if "llm" in value:
             return "LlmFault"
         if "net" in value:
@@ -425,11 +453,12 @@ def _fault_kind(value: Any) -> str | None:
 
 Fault = Annotated[
     Annotated[ToxicFault, Tag("ToxicFault")] | Annotated[ContainerFault, Tag("ContainerFault")]
-    | Annotated[NetFault, Tag("NetFault")] | Annotated[LlmFault, Tag("LlmFault")],
+    | Annotated[NetFault, Tag("NetFault")] | Annotated[LlmFault, Tag("LlmFault")]
+    | Annotated[TlsFault, Tag("TlsFault")],
     Discriminator(
         _fault_kind, custom_error_type="fault_kind",
         custom_error_message="a fault is either {proxy, toxic}, {container, action}, "
-        "{service, net} or {service, llm}",
+        "{service, net}, {service, llm} or {service, tls}",
     ),
 ]
 
@@ -530,6 +559,9 @@ class Load(Model):
     master_bind: str = Field("127.0.0.1:5557", pattern=r"^[0-9a-fA-F.:\[\]]+:[0-9]{1,5}$")
     retry_header: str = Field("X-Gateway-Retries", pattern=HEADER_NAME)
     request_id: RequestId = Field(default_factory=RequestId)
+    tls: bool = Field(False, description="speak https to the target, verifying it against "
+                      "the run's CA by its service name (the target serves TLS); each "
+                      "request that opens a connection records its handshake time")
     requests: list[Request] = Field(min_length=1)
 
     @field_validator("master_bind")
@@ -634,6 +666,9 @@ class Assertion(Model):
         None, description="streams that sent an event, then nothing for load.timeout")
     inband_error: ComparisonField | None = Field(
         None, description="HTTP 200 streams or bodies carrying an error event or object")
+    tls_handshake_failed: ComparisonField | None = Field(
+        None, description="TLS handshakes the client saw refused (an alert, or a certificate "
+        "that did not verify)")
     connect_timeout: ComparisonField | None = None
     read_timeout: ComparisonField | None = None
     other: ComparisonField | None = Field(

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from chaos.observe.events import EventBus
     from chaos.proxy.client import ToxiproxyClient
     from chaos.scenario.model import Scenario
+    from chaos.tls.run import RunTls
 
 
 class Stack(Protocol):
@@ -61,6 +62,9 @@ class Stack(Protocol):
 
     def load_target(self) -> str:
         """Where the load generator sends the load."""
+
+    def load_tls(self) -> dict[str, str] | None:
+        """load.tls: the CA and the name to verify the target by (None: plain HTTP)."""
 
     def fault_context(self) -> FaultContext:
         """What faults act on (the proxies' API, the container runtime if any)."""
@@ -100,6 +104,7 @@ class BaseStack:
         self.captured: Captured | None = None
         self.ledger: Ledger | None = None  # what was created, written before creating it
         self.proxies: ToxiproxyClient | None = None
+        self.tls: RunTls | None = None  # a scenario with TLS: its CA and folders (Docker)
         self.t0 = time.time()  # the session moves the watchdog's clock to its own
         self.watchdog = Watchdog(lambda: self.t0)
         self.resources = contextlib.ExitStack()
@@ -135,6 +140,9 @@ class BaseStack:
 
     def load_target(self) -> str:
         return self.service_url(self.scenario.load.target)
+
+    def load_tls(self) -> dict[str, str] | None:
+        return self.tls.load(self.scenario.load.target) if self.tls is not None else None
 
     def fault_context(self) -> FaultContext:
         raise EnvironmentProblem("this environment applies no faults")

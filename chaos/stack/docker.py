@@ -53,8 +53,10 @@ from chaos.scenario.gateways import find
 from chaos.scenario.llm_provider import SCRIPT_ENV, script_env
 from chaos.scenario.loader import REFERENCE
 from chaos.scenario.model import NetFault, Scenario
+from chaos.scenario.tls_checks import uses_tls
 from chaos.stack.base import BaseStack
 from chaos.stack.gateway_version import read_version
+from chaos.tls.run import RunTls
 from chaos.witness.plan import refuse_tap
 
 PROXY_SERVICE = "toxiproxy"
@@ -217,17 +219,31 @@ class DockerStack(BaseStack):
     def _substitute(self, value: str) -> str:
         def repl(match: re.Match[str]) -> str:
             kind, name = match.groups()
-            if kind == "proxy":
-                return f"http://{self.proxy_host}:{self.listen_ports[name]}"
-            return f"http://{name}:{self.scenario.services[name].port}"
+            if kind == "proxy":  # the proxy passes bytes: TLS, if its upstream serves it
+                upstream = self.scenario.proxies[name].upstream.split(":")[0]
+                return f"{self._scheme(upstream)}://{self.proxy_host}:{self.listen_ports[name]}"
+            return f"{self._scheme(name)}://{name}:{self.scenario.services[name].port}"
 
         return REFERENCE.sub(repl, value)
+
+    def _scheme(self, name: str) -> str:
+        return self.tls.scheme(name) if self.tls is not None else "http"
+
+    def _start_tls(self, services: list[str]) -> None:
+        """A scenario with TLS: the run's CA and each service's folder, gone with the run;
+        the harness's own requests trust the CA meanwhile."""
+        if not uses_tls(self.scenario):
+            return
+        self.tls = RunTls(self.scenario, self.run_dir, services, self.proxy_host)
+        self.resources.callback(self.tls.close)
+        self.tls.trust()
 
     def _start_services(self) -> None:
         """In dependency order: a service starts once everything in its depends_on is healthy."""
         assert self.env is not None
         ready: set[str] = set()
         order = self.scenario.start_order()
+        self._start_tls(order)
         for name in order:
             service = self.scenario.services[name]
             for dep in service.depends_on:
@@ -236,9 +252,13 @@ class DockerStack(BaseStack):
             if service.llm is not None:  # the LLM provider's script (docker/llm-provider)
                 rid = self.scenario.load.request_id
                 env[SCRIPT_ENV] = script_env(name, service.llm, rid.header, rid.body_field)
+            if self.tls is not None:
+                env.update(self.tls.env(name))
             self.env.start(name, self.images[name], service.port, env, memory=service.memory,
                            cpus=service.cpus,
-                           writable=image_writable(self.env.client, self.images[name]))
+                           writable=image_writable(self.env.client, self.images[name]),
+                           volumes=self.tls.mount(name) if self.tls is not None else None,
+                           scheme=self._scheme(name))
             self.moved({name})
         for name in order:
             self._wait_ready(name, ready)
@@ -291,7 +311,7 @@ class DockerStack(BaseStack):
 
     def fault_context(self) -> FaultContext:
         assert self.env is not None and self.proxies is not None
-        return FaultContext(self.proxies, self.env, self.service_url)
+        return FaultContext(self.proxies, self.env, self.service_url, self.tls)
 
     # -- teardown (each step registered on the ExitStack as its resource appeared) --------
     def _stop_capture(self) -> None:

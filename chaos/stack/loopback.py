@@ -28,6 +28,7 @@ from chaos.runtime.paths import project_root
 from chaos.scenario.llm_provider import SCRIPT_ENV, script_env
 from chaos.scenario.loader import REFERENCE
 from chaos.scenario.model import LlmFault, Scenario, ToxicFault
+from chaos.scenario.tls_checks import uses_tls
 from chaos.stack.base import BaseStack
 from chaos.stack.processes import LOOPBACK, AppProcess, free_port, launch
 
@@ -53,6 +54,9 @@ def refusals(scenario: Scenario) -> list[tuple[str, str]]:
                           "apps (a build folder with app.py)"))
     if scenario.capture_spec() is not None:
         found.append(("capture", "packet capture needs Docker"))
+    if uses_tls(scenario):
+        found.append(("load.tls" if scenario.load.tls else "services", "TLS needs Docker (the "
+                      "run's certificates are mounted into the services' containers)"))
     return found
 
 

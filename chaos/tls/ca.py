@@ -7,7 +7,9 @@ generator is given `ca.pem` explicitly. `RunCA.remove()` deletes the folder, key
 all; the engine registers it on the run's ExitStack so it goes with the run on success,
 failure, Ctrl-C and SIGTERM.
 
-Besides a good certificate, a service can be given the bad ones TLS faults swap in:
+Besides a good certificate, a service can be given another good one (`rotated`: a fresh
+key and certificate from the same CA, as a rotation brings) and the bad ones TLS faults
+swap in:
 
 - `expired`: valid dates in the past (notAfter a day ago);
 - `wrong_host`: issued for a name that is not the service's (`wrong-host.invalid`);
@@ -30,8 +32,8 @@ from typing import Literal
 
 import trustme
 
-CertKind = Literal["valid", "expired", "wrong_host", "untrusted"]
-CERT_KINDS: tuple[CertKind, ...] = ("valid", "expired", "wrong_host", "untrusted")
+CertKind = Literal["valid", "rotated", "expired", "wrong_host", "untrusted"]
+CERT_KINDS: tuple[CertKind, ...] = ("valid", "rotated", "expired", "wrong_host", "untrusted")
 WRONG_HOST = "wrong-host.invalid"  # RFC 6761: .invalid never resolves to anything
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _ORG = "gateway-chaos run CA"

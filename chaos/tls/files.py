@@ -52,7 +52,7 @@ class ServiceTls:
     def serve(self, kind: CertKind, max_version: TlsVersion | None) -> None:
         """Put `kind`'s certificate and `max_version` in place (the service must reload)."""
         issued = self._issued.get(kind)
-        if issued is None:
+        if issued is None or kind == "rotated":  # a rotation brings a new key every time
             issued = self._issued[kind] = self.ca.issue(self.service, self.hosts, kind)
         _replace(self.folder / "cert.pem", issued.chain.read_bytes())
         _replace(self.folder / "key.pem", issued.key.read_bytes())

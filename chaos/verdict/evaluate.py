@@ -39,6 +39,8 @@ EXPLAIN = {
     o.TRUNCATED_SUCCESS: "streams that ended cleanly but without their terminator, or with "
                          "a finish_reason no provider sent",
     o.STREAM_STALLED: "streams that stopped sending mid-way until the client gave up",
+    o.TLS_HANDSHAKE_FAILED: "clients' TLS handshakes failed (an alert, or a certificate "
+                            "that did not verify)",
     o.OK_AFTER_RETRY: "requests that succeeded after the gateway retried",
     o.TRUNCATED: "responses or streams were cut short (at the transport, or ended without "
                  "their terminator)",

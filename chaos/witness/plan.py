@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from chaos.errors import ScenarioError
 from chaos.scenario.model import Scenario
 from chaos.scenario.references import witness_proxies
+from chaos.scenario.tls_checks import tls_proxies
 
 
 @dataclass
@@ -45,6 +46,10 @@ def plan(scenario: Scenario, no_tap: str | None, provider: str) -> Plan:
         return Plan("none", note="witness.use is off: retries and breakers are read from "
                     "probes only")
     proxies = witness_proxies(scenario)
+    ciphered = sorted(set(proxies) & set(tls_proxies(scenario)))
+    if ciphered and no_tap is None:
+        no_tap = (f"proxy {', '.join(ciphered)} carries TLS (its upstream serves it): a tap "
+                  "would read ciphertext")
     if witness.use in ("auto", "tap") and no_tap is None and proxies:
         return Plan("tap", proxies=proxies)
     if witness.use == "tap":

@@ -147,3 +147,25 @@ def test_without_the_run_ca_the_gateway_refuses_the_upstream(apps, ca: RunCA,
                      "http://127.0.0.1:{port}/healthz", False)
     answer = requests.get(f"http://127.0.0.1:{gateway.port}/api/items/1", timeout=5)
     assert answer.status_code == 502 and answer.content, answer.text
+
+
+def test_the_loopback_stack_refuses_tls(tmp_path: Path) -> None:
+    from chaos.scenario.loader import load_scenario
+    from chaos.stack.loopback import refusals
+
+    path = tmp_path / "tls.yaml"
+    path.write_text(TLS_SCENARIO, encoding="utf-8")
+    found = dict(refusals(load_scenario(path)))
+    assert "TLS needs Docker" in found["services"], found
+
+
+TLS_SCENARIO = """\
+name: tls-loopback
+description: A backend with TLS cannot run on the loopback stack.
+services:
+  backend: {build: docker/backend, port: 8080, tls: true}
+load:
+  target: backend
+  requests: [{name: h, method: GET, path: /healthz}]
+phases: [{name: only, duration: 1s}]
+"""

@@ -6,6 +6,7 @@ reset during the handshake is not a refusal."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import struct
@@ -18,7 +19,8 @@ import pytest
 import requests
 
 from chaos.load import tls
-from chaos.load.classify import _causes
+from chaos.load.classify import _causes, classify_exception, in_handshake
+from chaos.outcomes import CLOSED, RESET, TLS_HANDSHAKE_FAILED
 from chaos.tls.ca import Issued, RunCA
 
 
@@ -97,6 +99,8 @@ def test_a_refused_handshake_says_why(ca: RunCA, kind: str, tune: Callable | Non
     assert said is not None and said.startswith(reason), said
     handshake = tls.take()
     assert handshake is not None and handshake.failed
+    outcome, detail = in_handshake(*classify_exception(caught.value), caught.value, handshake)
+    assert (outcome, detail) == (TLS_HANDSHAKE_FAILED, said)
 
 
 def test_a_reset_during_the_handshake_is_no_refusal_but_is_marked_as_in_it(ca: RunCA) -> None:
@@ -108,6 +112,31 @@ def test_a_reset_during_the_handshake_is_no_refusal_but_is_marked_as_in_it(ca: R
     assert tls.refusal(chain) is None
     handshake = tls.take()
     assert handshake is not None and handshake.failed
+    outcome, detail = in_handshake(*classify_exception(caught.value), caught.value, handshake)
+    assert outcome == RESET and detail.endswith("during the TLS handshake"), detail
+    # the same reset on a connection that was already past its handshake says nothing more
+    assert in_handshake(RESET, "ConnectionResetError", caught.value, None) == (
+        RESET, "ConnectionResetError")
+
+
+def test_a_close_during_the_handshake_is_closed_not_a_refusal(ca: RunCA) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with listener:
+            conn, _ = listener.accept()
+            conn.settimeout(0.3)
+            with contextlib.suppress(TimeoutError):
+                while conn.recv(4096):  # the whole ClientHello: unread bytes would send an RST
+                    pass
+            conn.close()  # a FIN in the middle of the handshake (limit_data does this)
+
+    threading.Thread(target=serve, daemon=True).start()
+    with requests.Session() as session, pytest.raises(requests.exceptions.SSLError) as caught:
+        _get(session, ca, int(listener.getsockname()[1]))
+    handshake = tls.take()
+    outcome, detail = in_handshake(*classify_exception(caught.value), caught.value, handshake)
+    assert (outcome, detail) == (CLOSED, "closed during the TLS handshake (no alert)")
 
 
 def test_uninstall_puts_urllib3_back() -> None:

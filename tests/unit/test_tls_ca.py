@@ -131,3 +131,23 @@ def test_a_service_folder_serves_good_files_and_swaps_them_atomically(ca: RunCA)
     folder.serve("valid", None)
     assert (folder.folder / "cert.pem").read_bytes() == good  # the same good one comes back
     assert sorted(p.name for p in folder.folder.iterdir()) == names
+
+
+def test_the_scenario_language_names_every_kind_and_a_rotation_is_a_new_key(ca: RunCA) -> None:
+    from typing import get_args
+
+    from chaos.scenario.model import TlsFault
+    from chaos.tls.files import ServiceTls
+
+    assert get_args(TlsFault.model_fields["tls"].annotation) == CERT_KINDS
+    folder = ServiceTls(ca, "gateway", (HOST,))
+    keys = set()
+    for _ in range(2):
+        folder.serve("rotated", None)
+        keys.add((folder.folder / "key.pem").read_bytes())
+        rotated = Issued("gateway", "rotated", folder.folder / "cert.pem",
+                         folder.folder / "key.pem", (HOST,))
+        assert _handshake(ca, rotated) == b"hello"  # a good certificate, trusted as before
+    folder.serve("valid", None)
+    keys.add((folder.folder / "key.pem").read_bytes())
+    assert len(keys) == 3
