@@ -94,7 +94,52 @@ def parse_head(raw: bytes, response: bool) -> Head:
     return head
 
 
-def _head_end(buf: bytes | bytearray, start: int) -> int:
+def content_length(head: Head) -> int:
+    """The head's Content-Length, -1 when it has none; ``ParseError`` when not a number."""
+    value = head.headers.get(b"content-length")
+    if value is None:
+        return -1
+    if not value.isdigit():
+        raise ParseError(f"bad Content-Length {value[:40]!r}")
+    return int(value)
+
+
+def is_chunked(head: Head) -> bool | None:
+    """True: chunked; False: another transfer coding; None: no Transfer-Encoding."""
+    value = head.headers.get(b"transfer-encoding")
+    if value is None:
+        return None
+    return value.lower().rstrip(b" \t").endswith(b"chunked")
+
+
+def body_framing(head: Head, method: bytes | None) -> tuple[int, int]:
+    """How the body after ``head`` is framed, as RFC 9112 section 6.3 has it: (NO_BODY |
+    LENGTH | CHUNKED | UNTIL_EOF | INTERIM | TUNNEL, length). ``method``: for a response,
+    the method of the request it answers; None for a request. ``ParseError`` for what
+    cannot be framed (a bad Content-Length, a request's transfer coding not chunked)."""
+    if method is None:
+        length = content_length(head)
+        chunked = is_chunked(head)
+        if chunked is False:
+            raise ParseError("request with a transfer coding other than chunked")
+        if chunked:
+            return CHUNKED, 0
+        return (LENGTH, length) if length > 0 else (NO_BODY, 0)
+    status = head.status
+    if status == 101 or (method == b"CONNECT" and 200 <= status < 300):
+        return TUNNEL, 0
+    if status < 200:
+        return INTERIM, 0
+    if method == b"HEAD" or status in (204, 304):
+        return NO_BODY, 0
+    chunked = is_chunked(head)
+    if chunked is not None:
+        return (CHUNKED if chunked else UNTIL_EOF), 0
+    length = content_length(head)
+    return (LENGTH, length) if length >= 0 else (UNTIL_EOF, 0)
+
+
+def head_end(buf: bytes | bytearray, start: int) -> int:
     """Index just past the blank line ending the head in ``buf``, or -1."""
     crlf = buf.find(b"\r\n\r\n", start)
     lf = buf.find(b"\n\n", start)
@@ -203,14 +248,14 @@ class Reader:
             if self.state == DEAD:
                 return len(data)
         if not buf:  # the common case: the whole head in this one read
-            stop = _head_end(data, pos)
+            stop = head_end(data, pos)
             if stop >= 0:
                 raw = data[pos:stop]
                 self._check_prefix(raw)
                 self._framing(parse_head(raw, self.response), now)
                 return stop
         buf += data[pos:] if pos else data
-        stop = _head_end(buf, max(0, self.scanned - 3))
+        stop = head_end(buf, max(0, self.scanned - 3))
         if stop < 0:
             self._check_prefix(buf)
             self.scanned = len(buf)

@@ -46,12 +46,12 @@ from chaos.proxy.embedded.http1 import (
     NO_BODY,
     TUNNEL,
     UNTIL_CLOSE,
-    UNTIL_EOF,
     Framing,
     Head,
     Reader,
+    body_framing,
+    head_end,
 )
-from chaos.proxy.embedded.http1 import _head_end as head_end
 from chaos.proxy.embedded.http_spec import HTTP_TYPES
 from chaos.proxy.embedded.sse_toxics import END, RESET, STALL, SseFault
 from chaos.proxy.embedded.toxic_spec import Toxic
@@ -204,44 +204,31 @@ class Gate:
     def _req_head(self, head: Head, now: float) -> Framing:
         self.sending = self._decide(head)
         self.fired.add("head")
-        length = head.headers.get(b"content-length")
-        if head.headers.get(b"transfer-encoding", b"").lower().endswith(b"chunked"):
-            return CHUNKED, 0, False
-        if length is not None and length.isdigit():
-            return LENGTH, int(length), False
-        return NO_BODY, 0, False
+        mode, length = body_framing(head, None)
+        return mode, length, False
 
     def _req_done(self, now: float) -> None:
         self.fired.add("req_done")
 
     def _resp_head(self, head: Head, now: float) -> Framing:
         self.fired.add("head")
-        status = head.status
         ex = self.pending[0] if self.pending else None
-        self.interim = status < 200 and status != 101
+        mode, length = body_framing(head, ex.head.method if ex is not None else b"")
+        self.interim = mode == INTERIM
         if self.interim:
             return INTERIM, 0, False
         self.answering = ex
-        method = ex.head.method if ex is not None else b""
-        if status == 101 or (method == b"CONNECT" and status < 300):
+        if mode == TUNNEL:
             self.dead = True
-            return TUNNEL, 0, False
-        if method == b"HEAD" or status in (204, 304):
-            return NO_BODY, 0, False
-        if ex is not None and ex.sse_toxic is not None and head.headers.get(
+        elif ex is not None and ex.sse_toxic is not None and mode != NO_BODY and head.headers.get(
                 b"content-type", b"").lower().startswith(b"text/event-stream"):
             ex.sse = SseFault(ex.sse_toxic)
-        if head.headers.get(b"transfer-encoding", b"").lower().endswith(b"chunked"):
-            if ex is not None and ex.sse is not None:
-                ex.rechunk = True
-            return CHUNKED, 0, False
-        length = head.headers.get(b"content-length")
-        if length is not None and length.isdigit():
-            if ex is not None and ex.sse is not None:  # re-framed: see reframed()
+            if mode == LENGTH:  # re-framed: see reframed()
                 ex.reframe = True
                 ex.rechunk = head.version == ex.head.version == b"HTTP/1.1"
-            return LENGTH, int(length), False
-        return UNTIL_EOF, 0, False
+            else:
+                ex.rechunk = mode == CHUNKED
+        return mode, length, False
 
     def _resp_done(self, now: float) -> None:
         self.fired.add("resp_done")

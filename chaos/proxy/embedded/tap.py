@@ -18,37 +18,18 @@ from collections import deque
 
 from chaos.proxy.embedded.attempts import Attempt, AttemptRing
 from chaos.proxy.embedded.http1 import (
-    CHUNKED,
     INTERIM,
     LENGTH,
     NO_BODY,
     TUNNEL,
     UNTIL_CLOSE,
-    UNTIL_EOF,
     Framing,
     Head,
-    ParseError,
     Reader,
+    body_framing,
 )
 
 MAX_CAPTURE = 64 * 1024  # request bodies read for the request id field: JSON up to this size
-
-
-def _length(head: Head) -> int:
-    value = head.headers.get(b"content-length")
-    if value is None:
-        return -1
-    if not value.isdigit():
-        raise ParseError(f"bad Content-Length {value[:40]!r}")
-    return int(value)
-
-
-def _chunked(head: Head) -> bool | None:
-    """True: chunked; False: another transfer coding; None: no Transfer-Encoding."""
-    value = head.headers.get(b"transfer-encoding")
-    if value is None:
-        return None
-    return value.lower().rstrip(b" \t").endswith(b"chunked")
 
 
 def field_value(body: bytes, path: list[str]) -> str | None:
@@ -131,19 +112,12 @@ class ConnTap:
         rid = head.headers.get(self.ring.settings.key)
         if rid is not None:
             attempt.rid = rid.decode("latin-1")
-        chunked = _chunked(head)
-        length = _length(head)
+        mode, length = body_framing(head, None)
         want = attempt.rid is None and bool(self.ring.settings.path)
-        if chunked:
-            self.capture = bytearray() if want else None
-            return CHUNKED, 0, want
-        if chunked is False:
-            raise ParseError("request with a transfer coding other than chunked")
-        if length > 0:
+        if mode == LENGTH:
             want = want and length <= MAX_CAPTURE
-            self.capture = bytearray() if want else None
-            return LENGTH, length, want
-        return NO_BODY, 0, False
+        self.capture = bytearray() if want and mode != NO_BODY else None
+        return mode, length, self.capture is not None
 
     def _req_body(self, data: bytes) -> None:
         capture = self.capture
@@ -174,29 +148,21 @@ class ConnTap:
         attempt = self.pending[0]
         status = head.status
         attempt.status = status
-        if status < 200:
-            if status == 101:  # switched protocols: no more HTTP to read here
-                self._complete(now)
-                self._stop()
-                return TUNNEL, 0, False
+        mode, length = body_framing(head, (attempt.method or "").encode("latin-1"))
+        if mode == INTERIM:
             return INTERIM, 0, False
-        retry_after = head.headers.get(b"retry-after")
-        attempt.retry_after = None if retry_after is None else retry_after.decode("latin-1")
-        if attempt.method == "HEAD" or status in (204, 304):
-            return NO_BODY, 0, False
-        if attempt.method == "CONNECT" and status < 300:
+        if status >= 200:
+            retry_after = head.headers.get(b"retry-after")
+            attempt.retry_after = None if retry_after is None else retry_after.decode("latin-1")
+        if mode == TUNNEL:  # switched protocols or CONNECT: no more HTTP to read here
             self._complete(now)
             self._stop()
             return TUNNEL, 0, False
+        if mode == NO_BODY:
+            return NO_BODY, 0, False
         sse = head.headers.get(b"content-type", b"").lower().startswith(b"text/event-stream")
         attempt.sse = sse
-        chunked = _chunked(head)
-        if chunked is not None:
-            return (CHUNKED if chunked else UNTIL_EOF), 0, sse
-        length = _length(head)
-        if length >= 0:
-            return LENGTH, length, sse
-        return UNTIL_EOF, 0, sse
+        return mode, length, sse
 
     def _resp_body(self, data: bytes) -> None:
         """SSE: one event per blank line that ends a block of lines."""
