@@ -53,7 +53,7 @@ def format_path(path: Path) -> str:
             part = part[:80] + "..."
         if isinstance(part, int):
             out += f"[{part}]"
-        elif _PLAIN_KEY.match(str(part)):
+        elif _PLAIN_KEY.fullmatch(str(part)):  # match(): "$" would let a last "\n" through
             out += ("." if out else "") + str(part)
         else:  # empty, spaces, dots, newlines: quoted so the path stays one readable token
             out += "[" + _quoted(str(part)) + "]"

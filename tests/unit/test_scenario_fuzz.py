@@ -555,3 +555,12 @@ def test_at_least_500_cases_were_generated() -> None:
 
 def test_nan_is_never_a_valid_number() -> None:
     assert math.isnan(float("nan"))  # the strategies above feed NaN into every numeric field
+
+
+@pytest.mark.parametrize("key", ["0\n", "a\n.b", "name\r", "x\u2028"])
+def test_a_key_ending_in_a_line_break_is_quoted_on_one_line(key: str) -> None:
+    # found by the fuzz above: `$` in the plain-key pattern let "0\n" through unquoted
+    from chaos.scenario.yaml_marks import format_path, override_key
+
+    for shown in (format_path((key,)), override_key(key)):
+        assert "\n" not in shown and "\r" not in shown and "\u2028" not in shown, shown
