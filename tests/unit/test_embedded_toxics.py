@@ -5,14 +5,12 @@ from __future__ import annotations
 import socket
 import socketserver
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
-from chaos.proxy.embedded import ServerThread
-from tests.fixtures.loopback import serving, toxiproxy_proxy
+from tests.fixtures.embedded import proxy_fixtures
 
 LOOPBACK = "127.0.0.1"
 
@@ -38,27 +36,7 @@ class _Upstream(socketserver.BaseRequestHandler):
                 sock.sendall(data)
 
 
-class _Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[str]:
-    with serving(_Server((LOOPBACK, 0), _Upstream)) as address:
-        yield address
-
-
-@pytest.fixture(scope="module")
-def api() -> Iterator[str]:
-    with ServerThread(LOOPBACK, 0) as server:
-        yield server.url
-
-
-@pytest.fixture()
-def proxy(api: str, upstream: str, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    name = request.node.name.replace("[", "_").replace("]", "")
-    yield from toxiproxy_proxy(api, name, upstream)
+upstream, api, proxy = proxy_fixtures(_Upstream)
 
 
 def _toxic(proxy: dict[str, Any], **body: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chaos.proxy.embedded import ServerThread
+from tests.fixtures.embedded import LoopbackTCPServer, proxy_fixtures
 from tests.fixtures.loopback import LOOPBACK, free_port, serving, toxiproxy_proxy
 from tests.unit.test_embedded_tap import Exchange, _build, _expected, exchanges
 
@@ -83,27 +84,7 @@ class _Upstream(socketserver.BaseRequestHandler):
 REPLAY: dict[str, bytes] = {}
 
 
-class _Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[str]:
-    with serving(_Server((LOOPBACK, 0), _Upstream)) as address:
-        yield address
-
-
-@pytest.fixture(scope="module")
-def api() -> Iterator[str]:
-    with ServerThread(LOOPBACK, 0, tap=True) as server:
-        yield server.url
-
-
-@pytest.fixture()
-def proxy(api: str, upstream: str, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    name = request.node.name.replace("[", "_").replace("]", "")
-    yield from toxiproxy_proxy(api, name, upstream)
+upstream, api, proxy = proxy_fixtures(_Upstream, tap=True)
 
 
 def _attempts(proxy: dict[str, Any], count: int = 1, ended: bool = True,
@@ -295,7 +276,7 @@ class _Replay(socketserver.BaseRequestHandler):
 
 @pytest.fixture(scope="module")
 def replay(api: str) -> Iterator[dict[str, Any]]:
-    with serving(_Server((LOOPBACK, 0), _Replay)) as address:
+    with serving(LoopbackTCPServer((LOOPBACK, 0), _Replay)) as address:
         yield from toxiproxy_proxy(api, "replay", address)
 
 

@@ -9,22 +9,20 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
-from chaos.proxy.embedded import ServerThread
 from chaos.proxy.embedded import proxy as proxy_module
-from tests.fixtures.loopback import LOOPBACK, free_port, serving, toxiproxy_proxy
+from tests.fixtures.embedded import proxy_fixtures
+from tests.fixtures.loopback import LOOPBACK, free_port, toxiproxy_proxy
 from tests.unit.test_embedded_witness import (
     RID,
     _attempts,
     _connect,
     _get,
     _recv_exactly,
-    _Server,
     _Upstream,
 )
 
@@ -44,21 +42,7 @@ class _Halves(_Upstream):
         return super()._answer(sock, path)
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[str]:
-    with serving(_Server((LOOPBACK, 0), _Halves)) as address:
-        yield address
-
-
-@pytest.fixture(scope="module")
-def api() -> Iterator[str]:
-    with ServerThread(LOOPBACK, 0, tap=True) as server:
-        yield server.url
-
-
-@pytest.fixture()
-def proxy(api: str, upstream: str, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    yield from toxiproxy_proxy(api, request.node.name, upstream)
+upstream, api, proxy = proxy_fixtures(_Halves, tap=True)
 
 
 def _toxic(proxy: dict[str, Any], **toxic: Any) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import socket
 import socketserver
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,8 +16,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chaos.proxy.embedded import ServerThread
-from tests.fixtures.loopback import serving, toxiproxy_proxy
+from tests.fixtures.embedded import proxy_fixtures
 
 LOOPBACK = "127.0.0.1"
 EVENTS = 5
@@ -69,27 +67,7 @@ class _Echo(socketserver.StreamRequestHandler):
             self.wfile.flush()
 
 
-class _Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[str]:
-    with serving(_Server((LOOPBACK, 0), _Echo)) as address:
-        yield address
-
-
-@pytest.fixture(scope="module")
-def api() -> Iterator[str]:
-    with ServerThread(LOOPBACK, 0) as server:
-        yield server.url
-
-
-@pytest.fixture()
-def proxy(api: str, upstream: str, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    name = request.node.name.replace("[", "_").replace("]", "")[:60]
-    yield from toxiproxy_proxy(api, name, upstream)
+upstream, api, proxy = proxy_fixtures(_Echo)
 
 
 def _toxic(proxy: dict[str, Any], kind: str, **attributes: Any) -> requests.Response:

@@ -16,16 +16,13 @@ import json
 import socket
 import socketserver
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chaos.proxy.embedded import ServerThread
-from tests.fixtures.loopback import serving, toxiproxy_proxy
+from tests.fixtures.embedded import proxy_fixtures
 
 LOOPBACK = "127.0.0.1"
 REPLAY: dict[str, tuple[list[bytes], bool]] = {}  # path -> (writes, close after them)
@@ -57,26 +54,7 @@ class _Replay(socketserver.StreamRequestHandler):
                 return
 
 
-class _Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[str]:
-    with serving(_Server((LOOPBACK, 0), _Replay)) as address:
-        yield address
-
-
-@pytest.fixture(scope="module")
-def api() -> Iterator[str]:
-    with ServerThread(LOOPBACK, 0) as server:
-        yield server.url
-
-
-@pytest.fixture()
-def proxy(api: str, upstream: str, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    yield from toxiproxy_proxy(api, request.node.name[:60], upstream)
+upstream, api, proxy = proxy_fixtures(_Replay)
 
 
 # --- the client side: a raw socket reader -------------------------------------------------------
