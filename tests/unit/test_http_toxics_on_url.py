@@ -5,13 +5,13 @@ naming the key and the reason."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -20,7 +20,7 @@ from chaos.errors import ScenarioError
 from chaos.proxy.provider import ProviderChoice, refuse_http_toxics
 from chaos.scenario.loader import load_scenario
 from chaos.scenario.model import Scenario
-from tests.fixtures.loopback import LOOPBACK, free_port, http_server
+from tests.fixtures.loopback import LOOPBACK, free_port, http_server, text_handler
 from tests.fixtures.scenarios import write_scenario
 
 _SCRIPT = Path(sys.executable).with_name("chaos")
@@ -52,21 +52,16 @@ def standalone() -> Iterator[str]:
         server.wait(timeout=10)
 
 
-def _real_toxiproxy(version: str) -> type[http.server.BaseHTTPRequestHandler]:
-    class Handler(http.server.BaseHTTPRequestHandler):
+def _real_toxiproxy(version: str) -> Any:
+    """A server whose /version is a real Toxiproxy's (every GET gets that body)."""
+    base = text_handler(json.dumps({"version": version}).encode(), 200, "application/json")
+
+    class Handler(base):  # type: ignore[valid-type,misc]
         asked: list[str] = []
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             Handler.asked.append(self.path)
-            body = json.dumps({"version": version}).encode()
-            self.send_response(200 if self.path == "/version" else 404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
+            super().do_GET()
 
     return Handler
 
