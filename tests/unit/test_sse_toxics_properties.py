@@ -22,6 +22,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chaos.proxy.embedded.sse_toxics import EventEnds
 from tests.fixtures.embedded import proxy_fixtures
 
 LOOPBACK = "127.0.0.1"
@@ -250,3 +251,15 @@ def test_property_first_n_events_identical_then_the_fault_in_a_parsable_body(
         sock.close()
         REPLAY.pop(path, None)
         requests.delete(f"{proxy['api']}/toxics/sse", timeout=5)
+
+
+@given(events=_events, cuts=st.lists(st.integers(0, 1 << 16), max_size=8))
+def test_property_event_ends_do_not_depend_on_the_split(events: list[Any], cuts: list[int]) -> None:
+    """EventEnds (the toxics' and the tap's one rule) finds each event's end, however the
+    body comes in pieces."""
+    body, ends = _stream(events)
+    split, found, offset = EventEnds(), [], 0
+    for piece in _split(body, cuts):
+        found += [offset + end for end in split.ends(piece)]
+        offset += len(piece)
+    assert found == ends

@@ -28,6 +28,7 @@ from chaos.proxy.embedded.http1 import (
     Reader,
     body_framing,
 )
+from chaos.proxy.embedded.sse_toxics import EventEnds
 
 MAX_CAPTURE = 64 * 1024  # request bodies read for the request id field: JSON up to this size
 
@@ -56,6 +57,7 @@ class ConnTap:
         self.capture: bytearray | None = None
         self.cause: tuple[str, float] | None = None
         self.finished = False
+        self.sse_events = EventEnds()  # the current response's, when it is an event stream
         self.up = Reader(False, self._req_start, self._req_head, self._req_done, self._req_body,
                          self.broken)
         self.down = Reader(True, self._resp_start, self._resp_head, self._resp_done,
@@ -165,25 +167,11 @@ class ConnTap:
         return mode, length, sse
 
     def _resp_body(self, data: bytes) -> None:
-        """SSE: one event per blank line that ends a block of lines."""
-        attempt = self.pending[0]
-        text = self._sse_tail + data if self._sse_tail else data
-        lines = text.split(b"\n")
-        self._sse_tail = lines.pop()
-        block = self._sse_block
-        for line in lines:
-            if line and line != b"\r":
-                block = True
-            elif block:
-                attempt.events += 1
-                block = False
-        self._sse_block = block
-
-    _sse_tail = b""
-    _sse_block = False
+        """SSE: the events the body's bytes end."""
+        self.pending[0].events += sum(1 for _ in self.sse_events.ends(data))
 
     def _resp_done(self, now: float) -> None:
-        self._sse_tail, self._sse_block = b"", False
+        self.sse_events = EventEnds()
         self._complete(now)
 
     def _complete(self, now: float) -> None:
