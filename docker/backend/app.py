@@ -18,7 +18,9 @@ JSON bodies of at most 64 KiB read when the header is absent (e.g. user or
 metadata.chaos_id), JOURNAL_SIZE (200000 records kept; 0 = off).
 
 TLS_DIR (unset: plain HTTP): serve TLS with the certificate in that folder, re-read on
-SIGHUP (tls_serving.py, shared with the other reference services).
+SIGHUP; TLS_RELOAD=drop resets every open connection on that reload; KEEPALIVE_MAX_REQUESTS
+(0: no cap) closes a connection after that many requests, as nginx's keepalive_requests
+(tls_serving.py and connections.py, shared with the other reference services).
 """
 
 from __future__ import annotations

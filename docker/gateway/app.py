@@ -58,8 +58,12 @@ switches below off too:
   prompt), a token bucket refilled continuously; over it: 429 rate_limit_exceeded with
   Retry-After and x-ratelimit-limit/-remaining/-reset-tokens.
 - TLS_DIR (unset: plain HTTP): serve clients TLS with the certificate in that folder,
-  re-read on SIGHUP (tls_serving.py). TLS_CA (unset: the system's store): the CA bundle
-  https:// upstreams must verify against; a failed upstream handshake is a 502.
+  re-read on SIGHUP (tls_serving.py); TLS_RELOAD=drop: that reload resets every open
+  client connection (the mutant of a gateway that rotates by restarting). TLS_CA (unset:
+  the system's store): the CA bundle https:// upstreams must verify against; a failed
+  upstream handshake is a 502 naming it. KEEPALIVE_MAX_REQUESTS (0: no cap): a client
+  connection is closed after that many requests (connections.py), as nginx's
+  keepalive_requests.
 
 Run directly (``python docker/gateway/app.py``) or in its container.
 """

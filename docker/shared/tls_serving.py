@@ -9,8 +9,11 @@ connection is dropped (OpenSSL copies a context's certificate and version bounds
 new connection). A reload that fails (a half-written pair) keeps what was served and logs
 why; the next SIGHUP tries again.
 
+TLS_RELOAD (hot): `drop` makes a reload reset every open client connection, as a service
+that rotates its certificate by restarting would (the mutant of gateway-cert-rotation).
+
 This module is copied into each reference image beside app.py (chaos.runtime.images) and
-found on PYTHONPATH by the loopback stack, so it imports only the standard library.
+found on PYTHONPATH by the loopback stack.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ import signal
 import ssl
 from pathlib import Path
 from typing import Any
+
+# isort: split
+# Sibling module: copied flat beside app.py, as this one is.
+from connections import Tracker, max_requests, middleware
 
 LOG = logging.getLogger("tls")
 # What a service serves unless a fault says otherwise: TLS 1.2 and newer, OpenSSL's default
@@ -74,28 +81,36 @@ def load(context: ssl.SSLContext, where: Path) -> str:
     return f"serving {where / 'cert.pem'} up to {newest or 'the newest TLS'}"
 
 
-def reload_on_sighup(context: ssl.SSLContext | None) -> None:
-    """From inside the running event loop: SIGHUP re-reads $TLS_DIR into `context`."""
+def reload_on_sighup(context: ssl.SSLContext | None, tracker: Tracker | None = None) -> None:
+    """From inside the running event loop: SIGHUP re-reads $TLS_DIR into `context`; with
+    TLS_RELOAD=drop (a gateway that rotates by restarting: the rotation mutant) it also
+    resets every open client connection."""
     where = folder()
     if context is None or where is None:
         return
+    drop = os.environ.get("TLS_RELOAD", "hot") == "drop"
 
     def reload() -> None:
         try:
             LOG.info("TLS reloaded: %s", load(context, where))
         except (OSError, ValueError, ssl.SSLError) as exc:
             LOG.warning("TLS reload failed, still serving the previous certificate: %s", exc)
+        if drop and tracker is not None:
+            LOG.info("TLS_RELOAD=drop: reset %d open connections", tracker.reset_all())
 
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
 
 
 def serve(app: Any) -> ssl.SSLContext | None:
-    """For an aiohttp app about to run: the context to pass as run_app's ssl_context (None
-    without $TLS_DIR), with SIGHUP re-reading it once the app's loop runs."""
+    """For an aiohttp app about to run: its connections' middleware (KEEPALIVE_MAX_REQUESTS,
+    connections.py), and the context to pass as run_app's ssl_context (None without
+    $TLS_DIR), with SIGHUP re-reading it once the app's loop runs."""
+    tracker = Tracker()
+    app.middlewares.append(middleware(tracker, max_requests()))
     context = server_context()
 
     async def on_startup(_app: Any) -> None:
-        reload_on_sighup(context)
+        reload_on_sighup(context, tracker)
 
     if context is not None:
         app.on_startup.append(on_startup)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from chaos.load import connections
 from chaos.stack.processes import AppProcess, launch
 from chaos.tls.ca import RunCA
 from chaos.tls.files import ServiceTls
@@ -56,9 +57,10 @@ def _start(apps: list[AppProcess], name: str, log: Path, env: dict[str, str],
     pytest.fail(f"{name} did not start: {app.log()}")
 
 
-def _backend(apps: list[AppProcess], ca: RunCA, log: Path,
+def _backend(apps: list[AppProcess], ca: RunCA, log: Path, folder_name: str = "backend",
              **env: str) -> tuple[AppProcess, ServiceTls]:
-    folder = ServiceTls(ca, "backend", HOSTS)
+    folder = ServiceTls(ca, folder_name, HOSTS)
+    log.mkdir(parents=True, exist_ok=True)
     app = _start(apps, "backend", log, {"TLS_DIR": str(folder.folder), **env},
                  "https://localhost:{port}/healthz", str(ca.bundle))
     return app, folder
@@ -147,6 +149,44 @@ def test_without_the_run_ca_the_gateway_refuses_the_upstream(apps, ca: RunCA,
                      "http://127.0.0.1:{port}/healthz", False)
     answer = requests.get(f"http://127.0.0.1:{gateway.port}/api/items/1", timeout=5)
     assert answer.status_code == 502 and answer.content, answer.text
+
+
+def _ports(session: requests.Session, app: AppProcess, ca: RunCA, count: int) -> list[int]:
+    """The local port of each of `count` requests on one session (its connection), as the
+    load generator's own hook (chaos.load.connections) notes it."""
+    ports = []
+    connections.install()
+    try:
+        for _ in range(count):
+            assert _get(app, ca, session).status_code == 200
+            seen = connections.take()
+            assert seen is not None
+            ports.append(seen[1])
+    finally:
+        connections.uninstall()
+    return ports
+
+
+def test_keepalive_max_requests_turns_connections_over(apps, ca: RunCA, tmp_path: Path) -> None:
+    backend, _ = _backend(apps, ca, tmp_path, KEEPALIVE_MAX_REQUESTS="3")
+    with requests.Session() as session:
+        ports = _ports(session, backend, ca, 7)
+    assert ports[0] == ports[1] == ports[2] != ports[3]  # the third answer closed it
+    assert ports[3] == ports[4] == ports[5] != ports[6]
+
+
+def test_tls_reload_drop_resets_open_connections_and_hot_keeps_them(
+        apps, ca: RunCA, tmp_path: Path) -> None:
+    hot, hot_folder = _backend(apps, ca, tmp_path / "hot", "hot")
+    dropping, drop_folder = _backend(apps, ca, tmp_path / "drop", "drop", TLS_RELOAD="drop")
+    with requests.Session() as kept_hot, requests.Session() as kept_drop:
+        first_hot = _ports(kept_hot, hot, ca, 1)
+        first_drop = _ports(kept_drop, dropping, ca, 1)
+        _reload(hot, hot_folder, "rotated", None)
+        _reload(dropping, drop_folder, "rotated", None)
+        assert _ports(kept_hot, hot, ca, 1) == first_hot  # the same connection lives on
+        assert _ports(kept_drop, dropping, ca, 1) != first_drop  # it was reset: a new one
+    assert "reset 1 open connections" in dropping.log()
 
 
 def test_the_loopback_stack_refuses_tls(tmp_path: Path) -> None:
