@@ -68,7 +68,7 @@ class RecordWriter:
             f'"name":{dumps(r["name"])},"status":{r["status"]},"latency_ms":{r["latency_ms"]},'
             f'"bytes":{r["bytes"]},"outcome":"{r["outcome"]}","detail":{dumps(r["detail"])}'
             f'{_conn_field(r.get("conn"))}{_sched_field(r.get("sched"))}{_id_fields(r)}'
-            f'{_llm_fields(r.get("llm"), dumps)}}}'
+            f'{_tls_field(r.get("tls_ms"))}{_llm_fields(r.get("llm"), dumps)}}}'
             for r in self.pending
         ]
         self.pending.clear()
@@ -109,6 +109,11 @@ def _conn_field(conn: Any) -> str:
 
 def _sched_field(sched: Any) -> str:
     return "" if sched is None else f',"sched":{sched}'
+
+
+def _tls_field(tls_ms: Any) -> str:
+    """load.tls: the handshake the request opened its connection with (none on reuse)."""
+    return "" if tls_ms is None else f',"tls_ms":{float(tls_ms)}'
 
 
 def _id_fields(r: dict[str, Any]) -> str:

@@ -8,6 +8,12 @@ Its time and whether it raised land in a slot per greenlet, like chaos.load.conn
 the locustfile takes them with ``take()`` for the request that opened the connection (a
 request on a reused connection made no handshake: nothing is in the slot).
 
+A reset after the handshake: Python's ssl reports a peer's TCP RST as the end of the
+stream (an EOF, suppressed or raised as SSLEOFError), which would read as a close. So
+install() also makes the SSL sockets of the process check, when a read ends, whether
+the kernel saw a reset (TCP_INFO: the connection is CLOSE after an RST, CLOSE_WAIT after
+a FIN), and raise ConnectionResetError then: a reset under TLS is a reset.
+
 ``refusal(error)`` reads why a handshake failed: a certificate that did not verify (the
 verifier's own words: "certificate has expired", "Hostname mismatch, ...", "unable to get
 local issuer certificate") or an alert or protocol error ("tlsv1 alert protocol version",
@@ -17,7 +23,9 @@ classifier keeps those as reset/closed and says "during the TLS handshake".
 
 from __future__ import annotations
 
+import errno
 import re
+import socket
 import ssl
 import time
 from collections.abc import Iterable
@@ -29,6 +37,7 @@ from greenlet import getcurrent
 
 _ORIGINAL: dict[str, Any] = {}
 _OPENSSL_TEXT = re.compile(r"\]\s*(?P<text>.+?)\s*\(_ssl\.c:\d+\)")
+TCP_CLOSE = 7  # include/net/tcp_states.h: the state after a RST (a FIN leaves CLOSE_WAIT, 8)
 
 
 @dataclass(frozen=True)
@@ -58,12 +67,43 @@ def _timed_handshake(*args: Any, **kwargs: Any) -> Any:
     return wrapped
 
 
+def was_reset(sock: socket.socket) -> bool:
+    """The kernel saw the peer reset this TCP connection (Linux TCP_INFO's state)."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)
+    except OSError:
+        return False
+    return bool(info) and info[0] == TCP_CLOSE
+
+
+def _reset_aware(base: type[ssl.SSLSocket]) -> type[ssl.SSLSocket]:
+    """`base` (ssl's SSLSocket, or gevent's under Locust) whose reads say a reset is one."""
+
+    class ResetAwareSSLSocket(base):  # type: ignore[valid-type,misc]
+        def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+            try:
+                got = int(super().recv_into(buffer, nbytes, flags))
+            except ssl.SSLEOFError:
+                if was_reset(self):
+                    raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer "
+                                               "(seen under TLS)") from None
+                raise
+            if got == 0 and was_reset(self):
+                raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer "
+                                           "(seen under TLS)")
+            return got
+
+    return ResetAwareSSLSocket
+
+
 def install() -> None:
-    """Put the hook in place (idempotent)."""
+    """Put the hooks in place (idempotent)."""
     if _ORIGINAL:
         return
     _ORIGINAL["wrap"] = urllib3.connection._ssl_wrap_socket_and_match_hostname
+    _ORIGINAL["socket_class"] = ssl.SSLContext.sslsocket_class
     urllib3.connection._ssl_wrap_socket_and_match_hostname = _timed_handshake
+    ssl.SSLContext.sslsocket_class = _reset_aware(_ORIGINAL["socket_class"])
 
 
 def uninstall() -> None:
@@ -71,6 +111,7 @@ def uninstall() -> None:
     if not _ORIGINAL:
         return
     urllib3.connection._ssl_wrap_socket_and_match_hostname = _ORIGINAL.pop("wrap")
+    ssl.SSLContext.sslsocket_class = _ORIGINAL.pop("socket_class")
     _SLOT.clear()
 
 

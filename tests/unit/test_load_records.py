@@ -24,12 +24,13 @@ def _record(t: float, latency_ms: float, **extra: object) -> dict[str, object]:
 def test_a_request_belongs_to_the_phase_in_which_it_ended(tmp_path: Path) -> None:
     writer = _writer(tmp_path)
     writer.pending += [_record(99.0, 10.0), _record(109.5, 600.0, sched=109.4),
-                       _record(111.0, 1.0, conn=[None, 5000, "127.0.0.1", 80])]
+                       _record(111.0, 1.0, conn=[None, 5000, "127.0.0.1", 80], tls_ms=3.25)]
     writer.flush()
     rows = [json.loads(line) for line in (tmp_path / "records.ndjson").read_text().splitlines()]
     assert [r["phase"] for r in rows] == ["warmup", "fault", "fault"]
-    assert rows[1]["sched"] == 109.4 and "conn" not in rows[1]
+    assert rows[1]["sched"] == 109.4 and "conn" not in rows[1] and "tls_ms" not in rows[1]
     assert rows[2]["conn"] == [None, 5000, "127.0.0.1", 80]
+    assert rows[2]["tls_ms"] == 3.25  # load.tls: the handshake that opened its connection
     assert writer.pending == []
 
 

@@ -147,3 +147,39 @@ def test_uninstall_puts_urllib3_back() -> None:
     assert urllib3.connection._ssl_wrap_socket_and_match_hostname is not original
     tls.uninstall()
     assert urllib3.connection._ssl_wrap_socket_and_match_hostname is original
+
+
+def _answer_then(ca: RunCA, issued: Issued, rst: bool) -> int:
+    """A TLS server that reads one request, then resets (RST) or closes (FIN) unanswered."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(issued.chain, issued.key)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with listener:
+            conn, _ = listener.accept()
+            stream = context.wrap_socket(conn, server_side=True)
+            stream.recv(4096)
+            if rst:
+                stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                stream.close()
+            else:
+                with contextlib.suppress(OSError):  # the client may be gone before its reply
+                    stream.unwrap()  # close_notify
+                stream.close()  # then a FIN
+
+    threading.Thread(target=serve, daemon=True).start()
+    return int(listener.getsockname()[1])
+
+
+@pytest.mark.parametrize(("rst", "expected"), [(True, RESET), (False, CLOSED)])
+def test_after_the_handshake_a_reset_is_a_reset_and_a_close_a_close(
+        ca: RunCA, rst: bool, expected: str) -> None:
+    # Python's ssl alone reports the RST as an end of stream (RemoteDisconnected: "closed")
+    port = _answer_then(ca, ca.issue("gateway", ("localhost",)), rst)
+    with requests.Session() as session, pytest.raises(requests.ConnectionError) as caught:
+        _get(session, ca, port)
+    handshake = tls.take()
+    assert handshake is not None and not handshake.failed
+    outcome, _detail = in_handshake(*classify_exception(caught.value), caught.value, handshake)
+    assert outcome == expected
