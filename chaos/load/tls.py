@@ -80,9 +80,10 @@ def _reset_aware(base: type[ssl.SSLSocket]) -> type[ssl.SSLSocket]:
     """`base` (ssl's SSLSocket, or gevent's under Locust) whose reads say a reset is one."""
 
     class ResetAwareSSLSocket(base):  # type: ignore[valid-type,misc]
-        def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        def recv_into(self, buffer: Any, *args: Any, **kwargs: Any) -> int:
+            # the caller's arguments as given: gevent reads nbytes=0 as 0 bytes, ssl as all
             try:
-                got = int(super().recv_into(buffer, nbytes, flags))
+                got = int(super().recv_into(buffer, *args, **kwargs))
             except ssl.SSLEOFError:
                 if was_reset(self):
                     raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer "

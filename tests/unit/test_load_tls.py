@@ -10,6 +10,8 @@ import contextlib
 import socket
 import ssl
 import struct
+import subprocess
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -183,3 +185,21 @@ def test_after_the_handshake_a_reset_is_a_reset_and_a_close_a_close(
     assert handshake is not None and not handshake.failed
     outcome, _detail = in_handshake(*classify_exception(caught.value), caught.value, handshake)
     assert outcome == expected
+
+
+def test_under_gevent_reads_are_whole(ca: RunCA) -> None:
+    """Locust runs on gevent, whose SSLSocket reads nbytes=0 as nothing: the hook must pass
+    the caller's arguments on as given (it once read every answer as an empty close)."""
+    script = f"""
+import gevent.monkey
+gevent.monkey.patch_all()
+import requests
+from chaos.load import tls
+tls.install()
+print(requests.get("https://localhost:{{}}/", verify={str(ca.bundle)!r}, timeout=5).text)
+"""
+    port = _server(ca.issue("gateway", ("localhost",)))
+    proc = subprocess.run([sys.executable, "-c", script.format(port)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "ok"
