@@ -5,8 +5,8 @@ toxic applied to one ``text/event-stream`` response: it counts the events of the
 body (``EventEnds``) as the exchange gate (``http_toxics.py``) hands it the body's
 data bytes, unframed, and once ``after`` events have passed it says what to do:
 stop forwarding (stall), end the connection (cut), insert a malformed event and go
-on (corrupt), or insert an OpenAI-style in-band error event and end the body (error). Bytes before that point pass as
-they came.
+on (corrupt), or insert an OpenAI-style in-band error event and end the body
+(error). Bytes before that point pass as they came.
 """
 
 from __future__ import annotations
