@@ -76,6 +76,7 @@ LLM_LIBRARY = {p.stem for p in SCENARIOS.glob("llm-*.yaml")
                if "docker/llm-provider" in p.read_text(encoding="utf-8")}
 LLM_IN_CI = {"llm-rate-limit-fallback", "llm-first-token-stall", "llm-midstream-cut"}
 FULL_LIBRARY = os.environ.get("CHAOS_FULL_LIBRARY", "") == "1"
+LOAD_TLS = {"gateway-cert-rotation"}  # scenarios whose load speaks https (load.tls)
 # (scenario, "pass" | "mutant") -> the Docker test that makes that very run, with more checks.
 RUN_ELSEWHERE = {
     ("backend-crash", "pass"): "test_scenarios.py",  # + report files, cleanup, a bystander
@@ -109,7 +110,16 @@ def run_chaos(scenario: str, overrides: tuple[str, ...], report_dir: Path
                           timeout=RUN_TIMEOUT_S)
     runs = [p for p in report_dir.iterdir() if p.is_dir() and not p.is_symlink()]
     result = json.loads((runs[0] / "result.json").read_text()) if len(runs) == 1 else {}
+    if len(runs) == 1:  # a TLS run's CA, keys and certificates go with the run (issue 22)
+        assert not (runs[0] / "tls").exists(), f"{scenario} left its TLS folder behind"
     return proc, result
+
+
+def handshake_times(report_dir: Path) -> int:
+    """How many requests of the run recorded a TLS handshake (tls_ms)."""
+    (run,) = [p for p in report_dir.iterdir() if p.is_dir() and not p.is_symlink()]
+    with (run / "requests.ndjson").open(encoding="utf-8") as records:
+        return sum('"tls_ms":' in line for line in records)
 
 
 def failed_kinds(result: dict) -> set[str]:
@@ -155,6 +165,8 @@ def test_scenario_passes_against_the_reference_gateway(tmp_path, mutant):
     detail = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{mutant.scenario}: {failed_kinds(result)}\n{detail}"
     assert result["verdict"] == "pass"
+    if mutant.scenario in LOAD_TLS:  # the load went over TLS, its handshakes timed
+        assert handshake_times(tmp_path) > 0
 
 
 @pytest.mark.parametrize("mutant", cases("mutant"))
