@@ -150,15 +150,18 @@ def plan(files: list[Path], columns: list[tuple[str, Profile]], sets: list[str])
 
 
 def _not_applicable(file: Path, profile: Profile) -> str | None:
-    """An `api: llm` gateway on a scenario whose load it does not route: the cell is n/a,
-    in words, not a run that fails on 404s (chaos.scenario.gateways.not_routed)."""
-    if profile.spec.api != "llm":
-        return None  # an HTTP gateway carries any load: its scenario file is not read here
-    from chaos.scenario.gateways import not_routed
+    """An `api: llm` gateway on a scenario whose load it does not route, or a profile
+    without `tls: true` on a scenario with TLS: the cell is n/a, in words, not a run that
+    fails on 404s or is refused (chaos.scenario.gateways.not_routed, no_tls)."""
+    if profile.spec.api != "llm" and profile.spec.tls:
+        return None  # it carries any load and any TLS: its scenario file is not read here
+    from chaos.scenario.gateways import no_tls, not_routed
     from chaos.scenario.yaml_marks import load_marked
 
     try:
         data = load_marked(file.read_text(encoding="utf-8"), str(file)).data
     except (OSError, ScenarioError):
         return None  # the cell's own validation reports a file it cannot read
-    return not_routed(profile.spec, data) if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    return not_routed(profile.spec, data) or no_tls(profile.spec, data)

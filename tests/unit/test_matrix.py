@@ -289,3 +289,19 @@ def test_an_llm_gateway_on_plain_http_load_is_n_a_in_words_and_never_run(
     assert 'data-verdict="n/a"' in page
     assert main(["run", "scenarios/a-passes.yaml", "--gateway", "alpha:stock"]) == 2
     assert "alpha is an LLM gateway" in capsys.readouterr().err
+
+
+def test_a_tls_scenario_on_a_profile_without_tls_is_n_a_and_never_run(project: Path) -> None:
+    """Issue 22: a gateway.yaml without `tls: true` cannot serve the run's certificate, so a
+    scenario with TLS is an n/a cell that says so; a profile with it runs the cell."""
+    beta = project / "docker" / "gateways" / "beta" / "gateway.yaml"
+    beta.write_text(PROFILE.format(name="beta") + "tls: true\n")
+    tls = _scenario("d-tls", "pass").replace("  target: gateway\n", "  target: gateway\n  tls: true\n")
+    (project / "scenarios" / "d-tls.yaml").write_text(tls)
+    assert main(["matrix", "--gateway", "alpha:stock", "--gateway", "beta:stock", "--id", "t"]) == 0
+    ran = {(Path(c[0]).stem, c[c.index("--gateway") + 1]) for c in _calls(project)}
+    assert ("d-tls", "alpha:stock") not in ran and ("d-tls", "beta:stock") in ran
+    assert ("a-passes", "alpha:stock") in ran  # plain scenarios run on both
+    cell = _matrix(project).cell("d-tls", "alpha:stock")
+    assert cell is not None and cell.verdict == "n/a"
+    assert "alpha does not serve TLS" in (cell.error or "")
