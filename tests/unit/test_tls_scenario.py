@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from chaos.errors import ScenarioError
+from chaos.scenario import gateways
 from chaos.scenario.loader import load_scenario
 from chaos.scenario.model import TlsFault
 from chaos.scenario.tls_checks import serving, tls_proxies, uses_tls
@@ -91,8 +92,24 @@ def test_what_cannot_run_is_refused_with_its_key_and_line(tmp_path: Path, old: s
     assert caught.value.line == _line_of(text, new.split(",")[0])
 
 
-def test_a_gateway_profile_without_tls_refuses_the_scenario(tmp_path: Path) -> None:
-    with pytest.raises(ScenarioError, match="nginx does not serve TLS") as caught:
-        load_scenario(_write(tmp_path, BASE), gateway="nginx:stock")
+PROFILE = """name: plain
+port: 8000
+health: /healthz
+upstream_env: UPSTREAM_URL
+profiles: {stock: s}
+version: [plain, -v]
+"""
+
+
+def test_a_gateway_profile_without_tls_refuses_the_scenario(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "gateways" / "plain"
+    folder.mkdir(parents=True)
+    (folder / "gateway.yaml").write_text(PROFILE)
+    (folder / "Dockerfile").write_text("FROM scratch\n")
+    monkeypatch.setattr(gateways, "gateways_dir", lambda: tmp_path / "gateways")
+    with pytest.raises(ScenarioError, match="plain does not serve TLS") as caught:
+        load_scenario(_write(tmp_path, BASE), gateway="plain:stock")
     assert caught.value.exit_code == 2
-    assert uses_tls(load_scenario(_write(tmp_path, BASE), gateway="reference:default"))
+    (folder / "gateway.yaml").write_text(PROFILE + "tls: true\n")
+    assert uses_tls(load_scenario(_write(tmp_path, BASE), gateway="plain:stock"))
