@@ -47,6 +47,7 @@ from chaos.verdict.recovery import recovery_line, run_recovery
 from chaos.verdict.result import Result
 from chaos.verdict.stats import read_records
 from chaos.verdict.summary import phase_stats_from
+from chaos.verdict.tls_figures import store_tls, tls_figures
 from chaos.witness.analysis import findings_for, relabel, store
 
 
@@ -224,6 +225,8 @@ def _judge(scenario: Scenario, session: RunSessionLike, result: Result, bus: Eve
                         witness_kind=str(result.witness.get("kind", "")), llm=llm)
     store(result, findings)
     store_llm(result, llm)
+    store_tls(result, tls_figures(session.records_path, session.t0, end,  # handshakes (issue 22)
+                                  [w.name for w in session.windows]))
     result.timeline = evidence.aggregate.timeline(end)
     result.phase_stats = phase_stats_from(evidence.aggregate, session.windows)
     generator = check_generator(scenario.load, session.records_path, session.t0,

@@ -26,7 +26,7 @@ from chaos.chart_frame import nice as _nice
 from chaos.chart_frame import svg as _svg
 from chaos.chart_frame import time_axis as _time_axis
 from chaos.chart_frame import value_axis as _value_axis
-from chaos.report import upstream_chart
+from chaos.report import tls_chart, upstream_chart
 from chaos.report.derive import state_name
 from chaos.verdict.result import Result
 
@@ -79,13 +79,16 @@ def _tip(col: dict[str, Any], bucket: int) -> str:
 
 
 def _hover(cols: list[dict[str, Any]], f: Frame, height: float = PLOT_H,
-           upstream: dict[int, dict[str, Any]] | None = None) -> list[str]:
+           upstream: dict[int, dict[str, Any]] | None = None,
+           tls: dict[int, dict[str, Any]] | None = None) -> list[str]:
     """One hover target per column; with `upstream` (the two-sided chart) it spans both
-    bands and its tooltip gives the upstream's attempts of the same seconds."""
+    bands and its tooltip gives the upstream's attempts of the same seconds; with `tls`,
+    the column's TLS handshake failures by reason (chaos.report.tls_chart)."""
     width = (WIDTH - LEFT - RIGHT) * f.bucket / f.span
     return [f'<rect class="hover" x="{f.x(c["t"]):.1f}" y="{f.top:.0f}" width="{max(width, 1):.2f}" '
             f'height="{height:.0f}"><title>{escape(_tip(c, f.bucket))}'
             f'{escape(upstream_chart.tip(upstream.get(int(c["t"]))) if upstream is not None else "")}'
+            f'{escape(tls_chart.tip(tls.get(int(c["t"]))) if tls else "")}'
             f"</title></rect>" for c in cols]
 
 
@@ -115,12 +118,15 @@ def outcome_chart(result: Result) -> str:
             parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
                          f'fill="{color}"/>')
     parts.append(_time_axis(f))
+    tls = tls_chart.columns(result, f)  # handshake failures: marked, reasons in the tooltips
     if low is None:
-        parts.extend(_hover(cols, f))
+        parts.extend(_hover(cols, f, tls=tls))
+        parts.extend(tls_chart.marks(result, f))
         return _svg("timeline-rps", "requests per second by outcome class", f, parts)
     parts.extend(upstream_chart.band(result, f, up_cols, peak))
     by_t = {int(c["t"]): c for c in up_cols}
-    parts.extend(_hover(cols or [{"t": c["t"]} for c in up_cols], f, low - f.top, by_t))
+    parts.extend(_hover(cols or [{"t": c["t"]} for c in up_cols], f, low - f.top, by_t, tls))
+    parts.extend(tls_chart.marks(result, f))
     return _svg("timeline-rps", "two-sided timeline: client requests per second by outcome class "
                 "above the time axis, upstream attempts per second by how they ended below it",
                 f, parts, low + 6)

@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from chaos import outcomes as o
 from chaos.capture import charts as evidence_charts
-from chaos.report import charts, derive, llm, llm_chart, upstream
+from chaos.report import charts, derive, llm, llm_chart, tls, tls_chart, upstream
 from chaos.report.harness_banner import harness_banner
 from chaos.report.text import clean
 from chaos.verdict import recovery
@@ -79,6 +79,8 @@ def _context(result: Result) -> dict[str, Any]:
         "token_latency_chart": Markup(llm_chart.token_latency_chart(result)),
         "llm_legend": Markup(llm_chart.legend()),
         "llm_section": llm.section(result),
+        "tls_section": tls.section(result),  # TLS handshakes per phase, failures by reason
+        "tls_legend": Markup(tls_chart.legend(result)),
         "harness_banner": harness_banner(result),
         "legend": Markup(charts.legend()),
         "latency_legend": Markup(charts.latency_legend()),

@@ -54,6 +54,8 @@ OVERRIDES: dict[str, dict[str, Any]] = {
                        "tokens_per_s": {**parts.NUMBER, "minimum": 0},
                        **{k: {**parts.NUMBER, "type": ["number", "null"]}
                           for k in ("ttft_p50_ms", "ttft_p95_ms", "itl_p99_ms")}}}},
+    "Result.tls": parts.TLS,
+    "Result.tls_timeline": parts.TLS_TIMELINE,
     "Result.duration_s": parts.SECONDS,
     "Result.recovery_s": _SECONDS_OR_NULL,
     "PhaseWindow.start": parts.SECONDS,

@@ -118,3 +118,28 @@ ATTEMPT_TIMELINE: dict[str, Any] = _rows(_obj(
     complete_2xx=COUNT, error_status=COUNT, abandoned=COUNT, failed=COUNT))
 DRILLDOWN: dict[str, Any] = _rows(_obj(
     ["request", "attempts"], request={"type": "object"}, attempts=_rows({"type": "object"})))
+
+# TLS handshakes as the clients saw them (chaos.verdict.tls_figures)
+_MS_OR_NULL = nullable({"type": "number", "minimum": 0, "maximum": MAX_NUMBER})
+TLS_FAILURES: dict[str, Any] = _rows(_obj(["outcome", "reason", "count"], closed=True,
+                                          outcome=STRING, reason=STRING, count=COUNT))
+TLS_TALLY = _obj(["handshakes", "completed", "failed", "failures"], handshakes=COUNT,
+                 completed=COUNT, failed=COUNT, tls_p50_ms=_MS_OR_NULL, tls_p95_ms=_MS_OR_NULL,
+                 tls_p99_ms=_MS_OR_NULL, tls_max_ms=_MS_OR_NULL, failures=TLS_FAILURES)
+TLS: dict[str, Any] = {
+    **_obj([], whole=TLS_TALLY, by_phase={"type": "object", "additionalProperties": TLS_TALLY},
+           outside_phases=COUNT),
+    "description": "TLS handshakes the clients ran (chaos.verdict.tls_figures), the whole "
+                   "run and each phase: handshakes (completed + failed), p50/p95/p99/max of "
+                   "the completed ones' time (ms), failures by outcome and reason (a "
+                   "tls_handshake_failed record's detail, or a reset/close during the "
+                   "handshake); outside_phases: handshakes in warm-up or cool-down. Empty "
+                   "when no request used TLS.",
+}
+TLS_TIMELINE: dict[str, Any] = _rows({
+    **_obj(["t", "handshakes", "failed", "failures"],
+           t={"type": "integer", "minimum": 0, "maximum": MAX_SECONDS}, handshakes=COUNT,
+           failed=COUNT, failures=TLS_FAILURES),
+    "description": "One second with a TLS handshake (the requests started in it): "
+                   "handshakes, failures and the failures by reason.",
+})

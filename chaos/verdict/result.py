@@ -205,6 +205,11 @@ class Result:
     llm: dict[str, Any] = field(default_factory=dict)
     # One row per second with LLM traffic: tokens_per_s, ttft_p50_ms, ttft_p95_ms, itl_p99_ms.
     llm_timeline: list[dict[str, Any]] = field(default_factory=list)
+    # TLS runs (chaos.verdict.tls_figures): handshakes, their time's p50/p95/p99/max and the
+    # failures by reason, {whole, by_phase, outside_phases}; {} when no request used TLS.
+    tls: dict[str, Any] = field(default_factory=dict)
+    # One row per second with a handshake: handshakes, failed, failures (by reason).
+    tls_timeline: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
