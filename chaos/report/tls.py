@@ -45,4 +45,5 @@ def section(result: Result) -> dict[str, Any] | None:
         "rows": rows,
         "outside": outside if isinstance(outside, int) else 0,
         "failed": any(r["failed"] for r in rows),
+        "none_judged": not any(r["handshakes"] for r in rows),  # all reused from the warm-up
     }

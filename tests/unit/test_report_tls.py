@@ -278,3 +278,15 @@ def test_a_run_stores_the_tls_figures_in_result_json_and_the_report(tmp_path: Pa
     assert saved["tls_timeline"][2]["failures"][0]["reason"] == EXPIRED
     html = (Path(result.report_dir) / "report.html").read_text()
     assert 'id="tls-phases"' in html and f"{EXPIRED}: 1" in html
+
+
+def test_a_tls_run_whose_phases_ran_no_handshake_says_so(tmp_path: Path) -> None:
+    """Every connection opened in the warm-up and kept: the phases met no handshake."""
+    rows = [rec(-1.0, "warmup", tls_ms=3.0) for _ in range(10)]
+    rows += [rec(i * 0.1, "baseline") for i in range(50)]
+    result = tls_result(tmp_path, rows)
+    assert result.tls["outside_phases"] == 10 and result.tls["whole"]["handshakes"] == 0
+    html = render_html(result)
+    assert 'id="tls-phases"' in html and 'id="tls-none-judged"' in html
+    assert "10 handshakes ran outside the judged phases" in html
+    assert 'id="tls-none-judged"' not in render_html(tls_result(tmp_path))
