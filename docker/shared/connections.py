@@ -18,12 +18,9 @@ import os
 import socket
 import struct
 import weakref
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class Tracker:
@@ -55,17 +52,19 @@ def max_requests() -> int:
     return max(int(os.environ.get("KEEPALIVE_MAX_REQUESTS", "0") or 0), 0)
 
 
-def middleware(tracker: Tracker, cap: int) -> Callable[[web.Request, Handler],
-                                                        Awaitable[web.StreamResponse]]:
-    """Count each connection's requests (closing it after `cap`, 0: never) and track it."""
+def install(app: web.Application, tracker: Tracker, cap: int) -> None:
+    """Count each connection's answers as they are prepared (a streamed relay is prepared
+    before its handler returns, so a middleware would be too late to add a header) and
+    close the connection after the `cap`-th (0: never): Connection: close on that answer."""
 
-    @web.middleware
-    async def limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
         transport = request.transport
-        count = tracker.count(transport) if transport is not None else 0
-        response = await handler(request)
-        if cap and count >= cap and not response.prepared:
-            response.force_close()  # Connection: close, and the connection ends after it
-        return response
+        if transport is None:
+            return
+        if tracker.count(transport) >= cap > 0:
+            response.force_close()  # the connection ends after this answer...
+            # ...and the answer says so: aiohttp set its Connection header before this hook
+            # runs, so without this the client would reuse a connection about to close
+            response.headers["Connection"] = "close"
 
-    return limit
+    app.on_response_prepare.append(on_prepare)

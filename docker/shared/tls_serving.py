@@ -29,7 +29,7 @@ from typing import Any
 
 # isort: split
 # Sibling module: copied flat beside app.py, as this one is.
-from connections import Tracker, max_requests, middleware
+from connections import Tracker, install, max_requests
 
 LOG = logging.getLogger("tls")
 # What a service serves unless a fault says otherwise: TLS 1.2 and newer, OpenSSL's default
@@ -102,11 +102,11 @@ def reload_on_sighup(context: ssl.SSLContext | None, tracker: Tracker | None = N
 
 
 def serve(app: Any) -> ssl.SSLContext | None:
-    """For an aiohttp app about to run: its connections' middleware (KEEPALIVE_MAX_REQUESTS,
+    """For an aiohttp app about to run: its connections' keep-alive cap (KEEPALIVE_MAX_REQUESTS,
     connections.py), and the context to pass as run_app's ssl_context (None without
     $TLS_DIR), with SIGHUP re-reading it once the app's loop runs."""
     tracker = Tracker()
-    app.middlewares.append(middleware(tracker, max_requests()))
+    install(app, tracker, max_requests())
     context = server_context()
 
     async def on_startup(_app: Any) -> None:

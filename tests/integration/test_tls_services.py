@@ -173,6 +173,34 @@ def test_keepalive_max_requests_turns_connections_over(apps, ca: RunCA, tmp_path
         ports = _ports(session, backend, ca, 7)
     assert ports[0] == ports[1] == ports[2] != ports[3]  # the third answer closed it
     assert ports[3] == ports[4] == ports[5] != ports[6]
+    with requests.Session() as session:  # and said so: a client never reuses it by a race
+        said = [_get(backend, ca, session).headers.get("Connection") for _ in range(3)]
+    assert said[2] == "close" and said[:2] != ["close", "close"], said
+
+
+def test_the_gateway_turns_its_client_connections_over_too(apps, ca: RunCA,
+                                                          tmp_path: Path) -> None:
+    # the gateway relays its upstream's answer as a stream: prepared before its handler
+    # returns, so the cap must act when an answer is prepared (it once never did here)
+    backend, _ = _backend(apps, ca, tmp_path)
+    edge = ServiceTls(ca, "gateway", HOSTS)
+    gateway = _start(apps, "gateway", tmp_path,
+                     {"TLS_DIR": str(edge.folder), "TLS_CA": str(ca.bundle),
+                      "UPSTREAM_URL": f"https://localhost:{backend.port}",
+                      "KEEPALIVE_MAX_REQUESTS": "2"},
+                     "https://localhost:{port}/healthz", str(ca.bundle))
+    connections.install()
+    try:
+        ports = []
+        with requests.Session() as session:
+            for _ in range(5):
+                assert _get(gateway, ca, session, path="/api/items/1").status_code == 200
+                seen = connections.take()
+                assert seen is not None
+                ports.append(seen[1])
+    finally:
+        connections.uninstall()
+    assert ports[0] == ports[1] != ports[2] == ports[3] != ports[4], ports
 
 
 def test_tls_reload_drop_resets_open_connections_and_hot_keeps_them(
