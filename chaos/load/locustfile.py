@@ -201,6 +201,7 @@ REQUESTS = _weighted_requests()
 # load.tls: {"ca": the run's CA bundle, "server_hostname": the name the target's certificate
 # is for (the load goes to its container address, which no certificate names)}
 TLS: dict[str, str] | None = CONFIG.get("tls")
+PER_CONNECTION = int(CONFIG.get("requests_per_connection") or 0)
 
 
 def _pools() -> PoolManager | None:
@@ -236,6 +237,11 @@ def send(client: Any) -> None:
     }
     if TLS:
         kwargs["verify"] = TLS["ca"]  # the run's CA alone
+    if PER_CONNECTION:  # load.requests_per_connection: the client churns its connections
+        sent = getattr(client, "_chaos_sent", 0) + 1
+        client._chaos_sent = sent
+        if sent % PER_CONNECTION == 0:
+            headers["Connection"] = "close"
     if body is not None:
         kwargs["json"] = body
     if QUITTING:

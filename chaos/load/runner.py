@@ -52,6 +52,7 @@ class LocustProcess:
             "dropped": str(self.run_dir / arrivals.DROPPED_FILE),
             "status_dir": str(self.run_dir / arrivals.STATUS_DIR),
             "tls": self.tls,
+            "requests_per_connection": self.load.requests_per_connection,
         }
 
     def _users(self) -> list[str]:

@@ -562,6 +562,11 @@ class Load(Model):
     tls: bool = Field(False, description="speak https to the target, verifying it against "
                       "the run's CA by its service name (the target serves TLS); each "
                       "request that opens a connection records its handshake time")
+    requests_per_connection: int | None = Field(
+        None, ge=1, le=1_000_000, description="each client ends its keep-alive connection "
+        "after this many requests (Connection: close on the last), as real clients churn, "
+        "so new connections (and TLS handshakes) go on all through the run whatever the "
+        "gateway's own keep-alive limits (default: a connection lives until it breaks)")
     requests: list[Request] = Field(min_length=1)
 
     @field_validator("master_bind")
