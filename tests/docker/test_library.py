@@ -76,7 +76,8 @@ LLM_LIBRARY = {p.stem for p in SCENARIOS.glob("llm-*.yaml")
                if "docker/llm-provider" in p.read_text(encoding="utf-8")}
 LLM_IN_CI = {"llm-rate-limit-fallback", "llm-first-token-stall", "llm-midstream-cut"}
 FULL_LIBRARY = os.environ.get("CHAOS_FULL_LIBRARY", "") == "1"
-LOAD_TLS = {"gateway-cert-rotation"}  # scenarios whose load speaks https (load.tls)
+# scenarios whose load speaks https (load.tls): the phases that must see new handshakes
+LOAD_TLS = {"gateway-cert-rotation": ("rotate", "after")}
 # (scenario, "pass" | "mutant") -> the Docker test that makes that very run, with more checks.
 RUN_ELSEWHERE = {
     ("backend-crash", "pass"): "test_scenarios.py",  # + report files, cleanup, a bystander
@@ -115,11 +116,12 @@ def run_chaos(scenario: str, overrides: tuple[str, ...], report_dir: Path
     return proc, result
 
 
-def handshake_times(report_dir: Path) -> int:
-    """How many requests of the run recorded a TLS handshake (tls_ms)."""
+def handshake_times(report_dir: Path, phase: str) -> int:
+    """How many requests of the run's `phase` recorded a TLS handshake (tls_ms)."""
     (run,) = [p for p in report_dir.iterdir() if p.is_dir() and not p.is_symlink()]
     with (run / "requests.ndjson").open(encoding="utf-8") as records:
-        return sum('"tls_ms":' in line for line in records)
+        rows = (json.loads(line) for line in records)
+        return sum(1 for r in rows if r["phase"] == phase and "tls_ms" in r)
 
 
 def failed_kinds(result: dict) -> set[str]:
@@ -165,8 +167,8 @@ def test_scenario_passes_against_the_reference_gateway(tmp_path, mutant):
     detail = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{mutant.scenario}: {failed_kinds(result)}\n{detail}"
     assert result["verdict"] == "pass"
-    if mutant.scenario in LOAD_TLS:  # the load went over TLS, its handshakes timed
-        assert handshake_times(tmp_path) > 0
+    for phase in LOAD_TLS.get(mutant.scenario, ()):  # the load's TLS met the fault: new
+        assert handshake_times(tmp_path, phase) > 10, phase  # handshakes all through it
 
 
 @pytest.mark.parametrize("mutant", cases("mutant"))
