@@ -23,7 +23,7 @@ def scorecard(matrix: Matrix, width: int = 70) -> str:
                 cells.append("not run")
                 continue
             if cell.verdict == "n/a":
-                cells.append("n/a")  # an LLM gateway on plain HTTP load: said under the table
+                cells.append("n/a")  # why: said under the table (_not_applicable_legend)
                 continue
             why = short_failure(cell, width)
             cells.append(f"**{WORDS[cell.verdict]}**" + (f": {_escape(why)}" if why else ""))
@@ -34,9 +34,22 @@ def scorecard(matrix: Matrix, width: int = 70) -> str:
     versions = [f"- `{g}`: {columns[g].version or 'version not recorded'}"
                 for g in matrix.gateways if g in columns]
     date = matrix.updated_at[:10]
-    if any(c.verdict == "n/a" for c in matrix.cells):
-        versions.insert(0, "- n/a: an LLM gateway (`api: llm` in its gateway.yaml) routes only "
-                        "the LLM APIs, and that scenario's load sends other requests")
+    versions[:0] = _not_applicable_legend(matrix)
     return "\n".join([*rows, *score, "", f"Matrix `{matrix.id}`, {date}, harness "
                       f"`{matrix.harness}`. Versions that ran:", *versions, "",
                       matrix.score_definition, ""])
+
+
+# What each kind of n/a cell means, by the words its reason (cell.error) starts with
+# (chaos.scenario.gateways.not_routed, no_tls).
+_NOT_APPLICABLE = (
+    ("is an LLM gateway", "- n/a: an LLM gateway (`api: llm` in its gateway.yaml) routes only "
+                          "the LLM APIs, and that scenario's load sends other requests"),
+    ("does not serve TLS", "- n/a (TLS scenarios): the profile has no `tls: true` in its "
+                           "gateway.yaml: it cannot serve the run's certificate or trust its CA"),
+)
+
+
+def _not_applicable_legend(matrix: Matrix) -> list[str]:
+    reasons = [c.error or "" for c in matrix.cells if c.verdict == "n/a"]
+    return [line for words, line in _NOT_APPLICABLE if any(words in r for r in reasons)]

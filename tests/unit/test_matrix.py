@@ -291,7 +291,8 @@ def test_an_llm_gateway_on_plain_http_load_is_n_a_in_words_and_never_run(
     assert "alpha is an LLM gateway" in capsys.readouterr().err
 
 
-def test_a_tls_scenario_on_a_profile_without_tls_is_n_a_and_never_run(project: Path) -> None:
+def test_a_tls_scenario_on_a_profile_without_tls_is_n_a_and_never_run(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Issue 22: a gateway.yaml without `tls: true` cannot serve the run's certificate, so a
     scenario with TLS is an n/a cell that says so; a profile with it runs the cell."""
     beta = project / "docker" / "gateways" / "beta" / "gateway.yaml"
@@ -305,3 +306,8 @@ def test_a_tls_scenario_on_a_profile_without_tls_is_n_a_and_never_run(project: P
     cell = _matrix(project).cell("d-tls", "alpha:stock")
     assert cell is not None and cell.verdict == "n/a"
     assert "alpha does not serve TLS" in (cell.error or "")
+    assert main(["matrix", "--markdown", "t"]) == 0
+    table = capsys.readouterr().out
+    assert "| `d-tls` | n/a | **PASS** |" in table
+    assert "- n/a (TLS scenarios): the profile has no `tls: true`" in table
+    assert "an LLM gateway" not in table  # only the legend lines of the n/a kinds present
