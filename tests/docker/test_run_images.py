@@ -32,6 +32,8 @@ def own_folder(tmp_path: Path) -> tuple[Path, list[str]]:
     """A scenario in a project of its own whose backend is built from that project's folder."""
     shutil.copytree(ROOT / "docker" / "backend", tmp_path / "MyBackend",
                     ignore=shutil.ignore_patterns("__pycache__"))
+    for module in (ROOT / "docker" / "shared").glob("*.py"):  # a copy of the reference
+        shutil.copy(module, tmp_path / "MyBackend")  # backend needs its shared modules too
     scenario = tmp_path / "backend-reset.yaml"
     shutil.copy(ROOT / "scenarios" / "backend-reset.yaml", scenario)
     args = [str(scenario), *SHORT, "--set", f"services.backend.build={tmp_path / 'MyBackend'}",
