@@ -22,6 +22,7 @@ from chaos.observe.events import (
     TeardownStarted,
 )
 from chaos.report.listener import ReportWriter
+from tests.fixtures.recorded_session import RecordedSession, ok_record
 from tests.fixtures.report_cases import hand_built
 
 
@@ -112,35 +113,14 @@ def test_a_failing_report_writer_fails_the_run_instead_of_being_printed(tmp_path
         bus.emit(RunFinished(report_dir=str(blocked / "run"), result=result))
 
 
-class _Recorded:
+class _Recorded(RecordedSession):
     """A session that 'ran' one 2 s phase of ok requests (no Locust, no Docker)."""
 
     def __init__(self, run_dir: Path) -> None:
-        import time
-
-        from chaos.verdict.result import PhaseWindow
-
-        self.run_dir = run_dir
-        self.records_path = run_dir / "requests.ndjson"
-        self.t0 = time.time() - 10
-        self.windows = [PhaseWindow("steady", 0.0, 2.0)]
-        self.provider, self.images, self.logs = "none", {}, {}
-        self.fault_records: list[object] = []
-        self.breaker_samples: list[tuple[float, float]] = []
-        self.upstream_samples: list[tuple[float, float]] = []
-        self.capture_names: dict[str, str] = {}
-        self.captured = None
+        super().__init__(run_dir, 2.0)
 
     def run(self) -> None:
-        with open(self.records_path, "w") as out:
-            for i in range(20):
-                t = self.t0 + i * 0.1
-                out.write(json.dumps({"t": t, "phase": "steady", "name": "get", "status": 200,
-                                      "latency_ms": 5.0, "bytes": 2, "outcome": "ok",
-                                      "detail": ""}) + "\n")
-
-    def teardown(self) -> None:
-        pass
+        self.write(ok_record(self.t0 + i * 0.1) for i in range(20))
 
 
 def test_the_engine_writes_the_reports_before_the_console_names_their_folder(

@@ -8,7 +8,6 @@ The engine runs for real through its transport seam; the session only writes the
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,8 @@ from chaos.load.arrivals import DROPPED_FILE
 from chaos.observe.events import EventBus
 from chaos.observe.lines import describe
 from chaos.scenario.loader import load_scenario
-from chaos.verdict.result import FaultRecord, PhaseWindow, Result
+from chaos.verdict.result import Result
+from tests.fixtures.recorded_session import RecordedSession, ok_record
 
 SCENARIO = """\
 name: rated
@@ -30,35 +30,19 @@ assertions: [{phase: steady, min_requests: 0, STATUS}]
 """
 
 
-class RecordsOnly:
+class RecordsOnly(RecordedSession):
     """A session that 'ran' 4 s of load: `started` requests and `dropped` arrivals."""
 
     def __init__(self, run_dir: Path, started: int, dropped: int) -> None:
-        self.run_dir = run_dir
-        self.records_path = run_dir / "requests.ndjson"
-        self.t0 = time.time() - 10
-        self.windows = [PhaseWindow("steady", 0.0, 4.0)]
+        super().__init__(run_dir, 4.0)
         self.started, self.dropped = started, dropped
-        self.provider, self.images, self.logs = "none", {}, {}
-        self.fault_records: list[FaultRecord] = []
-        self.breaker_samples: list[tuple[float, float]] = []
-        self.upstream_samples: list[tuple[float, float]] = []
-        self.capture_names: dict[str, str] = {}
-        self.captured = None
 
     def run(self) -> None:
         step = 4.0 / (self.started + self.dropped)
         times = [self.t0 + i * step for i in range(self.started + self.dropped)]
-        with open(self.records_path, "w") as out:
-            for t in times[: self.started]:
-                out.write(json.dumps({"t": t, "phase": "steady", "name": "get", "status": 200,
-                                      "latency_ms": 5.0, "bytes": 2, "outcome": "ok",
-                                      "detail": "", "sched": t}) + "\n")
+        self.write(ok_record(t, sched=t) for t in times[: self.started])
         with open(self.run_dir / DROPPED_FILE, "w") as out:
             out.writelines(json.dumps({"t": t}) + "\n" for t in times[self.started:])
-
-    def teardown(self) -> None:
-        pass
 
 
 def run(tmp_path: Path, started: int, dropped: int, arrival: str = "",

@@ -6,7 +6,6 @@ on the timeline with their reasons; nothing of it for a run without TLS."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,8 @@ from chaos.report.writer import load_result, result_json
 from chaos.scenario.loader import load_scenario
 from chaos.verdict import tls_figures as tf
 from chaos.verdict.histogram import percentile
-from chaos.verdict.result import FaultRecord, PhaseWindow, Result
+from chaos.verdict.result import PhaseWindow, Result
+from tests.fixtures.recorded_session import RecordedSession
 from tests.fixtures.report_cases import hand_built
 
 T0 = 1_764_640_000.0
@@ -238,28 +238,16 @@ assertions: [{phase: steady, min_requests: 0}]
 """
 
 
-class TlsRecords:
+class TlsRecords(RecordedSession):
     """A session that 'ran' 4 s of load over TLS: what the locustfile would have written."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.run_dir = run_dir
-        self.records_path = run_dir / "requests.ndjson"
-        self.t0 = time.time() - 10
-        self.windows = [PhaseWindow("steady", 0.0, 4.0)]
-        self.provider, self.images, self.logs = "none", {}, {}
-        self.fault_records: list[FaultRecord] = []
-        self.breaker_samples: list[tuple[float, float]] = []
-        self.upstream_samples: list[tuple[float, float]] = []
-        self.capture_names: dict[str, str] = {}
-        self.captured = None
+        super().__init__(run_dir, 4.0)
 
     def run(self) -> None:
         rows = [{**rec(i * 0.1, "steady", tls_ms=2.0 + i), "t": self.t0 + i * 0.1} for i in range(20)]
         rows.append({**rec(2.5, "steady", "tls_handshake_failed", EXPIRED), "t": self.t0 + 2.5})
-        self.records_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-    def teardown(self) -> None:
-        pass
+        self.write(rows)
 
 
 def test_a_run_stores_the_tls_figures_in_result_json_and_the_report(tmp_path: Path) -> None:
