@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chaos.report.sections import phase_block, phase_rows
 from chaos.verdict.result import Result
 
 
@@ -50,14 +51,10 @@ def _attempts(item: dict[str, Any]) -> str:
 
 
 def section(result: Result) -> dict[str, Any] | None:
-    llm = getattr(result, "llm", None)
-    if not isinstance(llm, dict) or not llm:
+    llm = phase_block(result, "llm")
+    if llm is None:
         return None
-    found = llm.get("by_phase")
-    by_phase: dict[str, Any] = found if isinstance(found, dict) else {}
-    rows = [_row(name, m) for name, m in by_phase.items() if isinstance(m, dict)]
-    if isinstance(llm.get("whole"), dict):
-        rows.append(_row("(run)", llm["whole"]))
+    rows = phase_rows(llm, _row)
     drill = []
     for item in llm.get("drilldown") or []:
         request = item.get("request") if isinstance(item, dict) else None

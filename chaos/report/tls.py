@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chaos.report.sections import phase_block, phase_rows
 from chaos.report.tls_chart import label
 from chaos.verdict.result import Result
 
@@ -32,14 +33,10 @@ def _row(name: str, tally: dict[str, Any]) -> dict[str, Any]:
 
 
 def section(result: Result) -> dict[str, Any] | None:
-    tls = getattr(result, "tls", None)
-    if not isinstance(tls, dict) or not tls:
+    tls = phase_block(result, "tls")
+    if tls is None:
         return None
-    found = tls.get("by_phase")
-    by_phase: dict[str, Any] = found if isinstance(found, dict) else {}
-    rows = [_row(name, t) for name, t in by_phase.items() if isinstance(t, dict)]
-    if isinstance(tls.get("whole"), dict):
-        rows.append(_row("(run)", tls["whole"]))
+    rows = phase_rows(tls, _row)
     outside = tls.get("outside_phases")
     return {
         "rows": rows,
