@@ -16,6 +16,7 @@ from chaos.scenario.llm_provider import rules_json, script_env
 from chaos.scenario.loader import load_scenario
 from chaos.scenario.model import LlmFault
 from tests.fixtures.llm_provider import provider_modules
+from tests.fixtures.scenarios import line_of, write_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,13 +62,7 @@ assertions:
 
 
 def _write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "llm.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def _line_of(text: str, fragment: str) -> int:
-    return next(i for i, line in enumerate(text.splitlines(), 1) if fragment in line)
+    return write_scenario(tmp_path, "llm.yaml", text)
 
 
 def test_the_llm_block_and_fault_load_typed(tmp_path: Path) -> None:
@@ -104,7 +99,7 @@ def test_a_bad_when_or_do_key_or_value_names_file_line_and_key(
     with pytest.raises(ScenarioError) as caught:
         load_scenario(path)
     assert caught.value.key == key
-    assert caught.value.line == _line_of(text, new)
+    assert caught.value.line == line_of(text, new)
     assert caught.value.file == str(path) and caught.value.exit_code == 2
 
 
@@ -120,7 +115,7 @@ def test_an_llm_fault_needs_a_service_with_llm(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match=r"known: provider-a") as caught:
         load_scenario(_write(tmp_path, text))
     assert caught.value.key == "phases[1].faults[0].service"
-    assert caught.value.line == _line_of(text, "{service: gateway, llm:")
+    assert caught.value.line == line_of(text, "{service: gateway, llm:")
 
 
 def test_chaos_validate_exits_2_naming_the_key(tmp_path: Path) -> None:
@@ -128,7 +123,7 @@ def test_chaos_validate_exits_2_naming_the_key(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "chaos.cli", "validate", str(path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
-    line = _line_of(BASE, "stream: true")
+    line = line_of(BASE, "stream: true")
     assert f"{path}:{line}: services.provider-a.llm.rules[0].when.stream:" in proc.stderr
 
 

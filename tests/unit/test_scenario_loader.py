@@ -11,6 +11,7 @@ import yaml
 from chaos.errors import ScenarioError
 from chaos.scenario.loader import load_scenario
 from chaos.scenario.model import ContainerFault, Scenario, ToxicFault
+from tests.fixtures.scenarios import line_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -68,13 +69,6 @@ def _write(tmp_path: Path, text: str, name: str = "scenario.yaml") -> Path:
 def _mutate(old: str, new: str) -> str:
     assert BASE.count(old) == 1, f"{old!r} must occur once in BASE"
     return BASE.replace(old, new)
-
-
-def _line_of(text: str, needle: str) -> int:
-    """1-based number of the only line containing needle."""
-    hits = [i for i, line in enumerate(text.splitlines(), 1) if needle in line]
-    assert len(hits) == 1, f"{needle!r} on lines {hits}"
-    return hits[0]
 
 
 def _error(path: Path, overrides: list[str] | None = None) -> ScenarioError:
@@ -255,7 +249,7 @@ def test_error_names_file_line_and_key(tmp_path: Path, case: str) -> None:
         expected_line = [i for i, line in enumerate(text.splitlines(), 1)
                          if line_text in line][-1]
     else:
-        expected_line = _line_of(text, line_text)
+        expected_line = line_of(text, line_text)
     assert error.file == str(path)
     assert error.key == key
     assert fragment in error.message
@@ -270,7 +264,7 @@ def test_breaker_assertion_needs_a_probe_when_the_witness_is_off(tmp_path: Path)
     error = _error(_write(tmp_path, text))
     assert error.key == "assertions[1].breaker"
     assert "probes.breaker" in error.message and "witness.use is off" in error.message
-    assert error.line == _line_of(text, "breaker: {opens_within")
+    assert error.line == line_of(text, "breaker: {opens_within")
 
 
 def test_breaker_assertion_without_a_probe_is_judged_by_the_witness(tmp_path: Path) -> None:
@@ -283,7 +277,7 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
     text = _mutate("  users: 5\n", "  users: 5: 6\n")
     path = _write(tmp_path, text)
     error = _error(path)
-    assert error.line == _line_of(text, "users: 5: 6")
+    assert error.line == line_of(text, "users: 5: 6")
     assert error.render().startswith(f"{path}:{error.line}: not valid YAML: ")
     assert "mapping values are not allowed" in error.message
 
@@ -291,7 +285,7 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
 def test_tab_indentation_is_invalid_yaml(tmp_path: Path) -> None:
     text = _mutate("  users: 5\n", "\tusers: 5\n")
     error = _error(_write(tmp_path, text))
-    assert error.line == _line_of(text, "\tusers")
+    assert error.line == line_of(text, "\tusers")
     assert "not valid YAML" in error.message
 
 
@@ -338,14 +332,14 @@ def test_typo_in_a_key_fails_loudly(tmp_path: Path) -> None:
     error = _error(path)
     assert error.file == str(path)
     assert error.key.startswith("phases[1]")
-    assert _line_of(text, "- name: fault") <= (error.line or 0) <= _line_of(text, "durration")
+    assert line_of(text, "- name: fault") <= (error.line or 0) <= line_of(text, "durration")
 
 
 def test_typo_in_a_key_names_the_typo_and_its_line(tmp_path: Path) -> None:
     text = _mutate("    duration: 10s", "    durration: 10s")
     error = _error(_write(tmp_path, text))
     assert "durration" in error.render()
-    assert error.line == _line_of(text, "durration")
+    assert error.line == line_of(text, "durration")
 
 
 # --------------------------------------------------------------------------- YAML tags
@@ -382,7 +376,7 @@ def test_python_tags_refused_where_the_shape_is_wrong(tmp_path: Path) -> None:
                    f'description: !!python/object/apply:os.system ["touch {marker}"]')
     error = _error(_write(tmp_path, text))
     assert error.key == "description"
-    assert error.line == _line_of(text, "description:")
+    assert error.line == line_of(text, "description:")
     assert not marker.exists()
 
 
@@ -397,5 +391,5 @@ def test_python_tags_refused_where_the_shape_is_wrong(tmp_path: Path) -> None:
 def test_python_tags_are_refused(tmp_path: Path, old: str, new: str) -> None:
     text = _mutate(old, new)
     error = _error(_write(tmp_path, text))
-    assert error.line == _line_of(text, "!!python")
+    assert error.line == line_of(text, "!!python")
     assert re.search(r"tag|python", error.message)

@@ -16,6 +16,7 @@ from chaos.scenario.loader import load_scenario
 from chaos.scenario.model import TlsFault
 from chaos.scenario.tls_checks import serving, tls_proxies, uses_tls
 from chaos.witness.plan import plan
+from tests.fixtures.scenarios import line_of, write_scenario
 
 BASE = """\
 name: tls-demo
@@ -44,13 +45,7 @@ assertions:
 
 
 def _write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "tls.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def _line_of(text: str, fragment: str) -> int:
-    return next(i for i, line in enumerate(text.splitlines(), 1) if fragment in line)
+    return write_scenario(tmp_path, "tls.yaml", text)
 
 
 def test_a_tls_scenario_loads_with_its_fault(tmp_path: Path) -> None:
@@ -89,7 +84,7 @@ def test_what_cannot_run_is_refused_with_its_key_and_line(tmp_path: Path, old: s
     with pytest.raises(ScenarioError, match=says) as caught:
         load_scenario(_write(tmp_path, text))
     assert caught.value.key == key and caught.value.exit_code == 2
-    assert caught.value.line == _line_of(text, new.split(",")[0])
+    assert caught.value.line == line_of(text, new.split(",")[0])
 
 
 PROFILE = """name: plain
