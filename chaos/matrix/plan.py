@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chaos.errors import ScenarioError
 
@@ -144,24 +145,33 @@ def plan(files: list[Path], columns: list[tuple[str, Profile]], sets: list[str])
     """Cells in a deterministic order: row by row (scenarios as given or sorted), each row
     across the columns in the order given."""
     folders = {p.folder: folder_hash(p.folder, p.build) for _, p in columns}  # each once
+    read = cache(_scenario_data)  # a file read once, whatever the columns ask
     return [Cell(f.stem, f, spec, profile.folder, inputs_hash(f, folders[profile.folder], sets),
-                 _not_applicable(f, profile))
+                 _not_applicable(f, profile, read))
             for f in files for spec, profile in columns]
 
 
-def _not_applicable(file: Path, profile: Profile) -> str | None:
+def _scenario_data(file: Path) -> dict[str, Any] | None:
+    """The scenario file's YAML as data (None: unreadable; its own validation says why)."""
+    from chaos.scenario.yaml_marks import load_marked
+
+    try:
+        data = load_marked(file.read_text(encoding="utf-8"), str(file)).data
+    except (OSError, ScenarioError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _not_applicable(file: Path, profile: Profile,
+                    read: Callable[[Path], dict[str, Any] | None]) -> str | None:
     """An `api: llm` gateway on a scenario whose load it does not route, or a profile
     without `tls: true` on a scenario with TLS: the cell is n/a, in words, not a run that
     fails on 404s or is refused (chaos.scenario.gateways.not_routed, no_tls)."""
     if profile.spec.api != "llm" and profile.spec.tls:
         return None  # it carries any load and any TLS: its scenario file is not read here
     from chaos.scenario.gateways import no_tls, not_routed
-    from chaos.scenario.yaml_marks import load_marked
 
-    try:
-        data = load_marked(file.read_text(encoding="utf-8"), str(file)).data
-    except (OSError, ScenarioError):
-        return None  # the cell's own validation reports a file it cannot read
-    if not isinstance(data, dict):
+    data = read(file)
+    if data is None:
         return None
     return not_routed(profile.spec, data) or no_tls(profile.spec, data)
